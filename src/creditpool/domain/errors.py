@@ -1,0 +1,132 @@
+"""The one error tree of creditpool.
+
+Every error a caller can act on is a `CreditpoolError` with a stable snake_case `code`. The
+interfaces map the classes to HTTP statuses in one place; services raise nothing else for
+business failures.
+
+    CreditpoolError
+    ├── InvalidInput             validation_error: malformed arguments, caught before any change
+    │   ├── InvalidAmount        invalid_amount: not a number, over 6 places, <= 0, too large
+    │   ├── InvalidPolicy        invalid_policy: a bundle <= 0, or a cap not a multiple of it
+    │   └── IdempotencyMismatch  idempotency_mismatch: a key reused with other arguments
+    ├── Unauthenticated          unauthenticated: no caller, or a bad token or password
+    ├── Forbidden                forbidden: the caller's role does not allow the action
+    ├── NotFound                 not_found: no such thing in this org (or in an org not yours)
+    │   └── InviteInvalid        invite_invalid: an unknown, rotated or used invitation
+    └── Conflict                 the request is well formed but the state refuses it
+        ├── InsufficientCredits  insufficient_credits: a pool, wallet or hold cannot cover it
+        ├── NotReturnable        not_returnable: the org forbids credits going back to the pool
+        ├── OrgPaused            org_paused: usage and holds are refused while paused
+        ├── AlreadyMember        already_member: the user is an active member already
+        ├── AlreadyExists        already_exists: a unique name or e-mail is taken
+        ├── OwnerRequired        owner_required: the action would leave the org without owner
+        └── MemberRemoved        member_removed: the member was removed from the org
+"""
+
+from __future__ import annotations
+
+
+class CreditpoolError(Exception):
+    """Base of every error a caller can act on; `code` never changes once published."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(CreditpoolError):
+    """Raised when arguments are malformed; nothing has changed."""
+
+    code = "validation_error"
+
+
+class InvalidAmount(InvalidInput):
+    """Raised when an amount is not a usable number of credits."""
+
+    code = "invalid_amount"
+
+
+class InvalidPolicy(InvalidInput):
+    """Raised when automatic-allocation settings contradict each other."""
+
+    code = "invalid_policy"
+
+
+class IdempotencyMismatch(InvalidInput):
+    """Raised when an idempotency key is replayed with different arguments."""
+
+    code = "idempotency_mismatch"
+
+
+class Unauthenticated(CreditpoolError):
+    """Raised when the caller cannot be identified."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(CreditpoolError):
+    """Raised when the caller is known but its role does not allow the action."""
+
+    code = "forbidden"
+
+
+class NotFound(CreditpoolError):
+    """Raised when a thing does not exist in the org the caller asked about."""
+
+    code = "not_found"
+
+
+class InviteInvalid(NotFound):
+    """Raised when an invite code or invitation token is unknown, rotated, used or expired."""
+
+    code = "invite_invalid"
+
+
+class Conflict(CreditpoolError):
+    """Raised when the request is well formed but the current state refuses it."""
+
+    code = "conflict"
+
+
+class InsufficientCredits(Conflict):
+    """Raised when a pool, wallet or hold cannot cover an amount; nothing has moved."""
+
+    code = "insufficient_credits"
+
+
+class NotReturnable(Conflict):
+    """Raised when credits would go back to the pool of an org that forbids it."""
+
+    code = "not_returnable"
+
+
+class OrgPaused(Conflict):
+    """Raised when usage or a hold meets a paused org."""
+
+    code = "org_paused"
+
+
+class AlreadyMember(Conflict):
+    """Raised when an active member joins again."""
+
+    code = "already_member"
+
+
+class AlreadyExists(Conflict):
+    """Raised when a unique e-mail or name is taken."""
+
+    code = "already_exists"
+
+
+class OwnerRequired(Conflict):
+    """Raised when an action would remove or demote the org's only owner."""
+
+    code = "owner_required"
+
+
+class MemberRemoved(Conflict):
+    """Raised when usage or a hold names a removed member."""
+
+    code = "member_removed"

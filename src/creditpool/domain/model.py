@@ -1,0 +1,71 @@
+"""The words of the model as enumerations, stored by value."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a member may do in its org."""
+
+    OWNER = "owner"
+    MANAGER = "manager"
+    MEMBER = "member"
+
+
+class Seat(StrEnum):
+    """How a member's seat is paid: by the pool (licensed, unlicensed) or by itself (external)."""
+
+    LICENSED = "licensed"
+    UNLICENSED = "unlicensed"
+    EXTERNAL = "external"
+
+
+class MemberStatus(StrEnum):
+    """Whether a membership is live; removed members keep their rows and history."""
+
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+class AccountKind(StrEnum):
+    """The accounts of an org's ledger. Pool and wallets never go below zero."""
+
+    POOL = "pool"
+    WALLET = "wallet"
+    PURCHASES = "purchases"
+    USAGE = "usage"
+    METERED = "metered"
+
+
+# Accounts that close the books: their balances may be negative.
+SYSTEM_ACCOUNTS = (AccountKind.PURCHASES, AccountKind.USAGE, AccountKind.METERED)
+
+
+class TransferKind(StrEnum):
+    """Why credits moved."""
+
+    PURCHASE = "purchase"  # purchases -> pool
+    ALLOCATION = "allocation"  # pool -> wallet, by an admin
+    AUTO_ALLOCATION = "auto_allocation"  # pool -> wallet, a bundle on demand
+    REVOCATION = "revocation"  # wallet -> pool: revoke, removal, reset
+    USAGE = "usage"  # wallet -> usage
+    METERING = "metering"  # pool -> metered, seat time
+
+
+class HoldStatus(StrEnum):
+    """The life of a hold: pending until captured, voided or expired."""
+
+    PENDING = "pending"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+class InvitationStatus(StrEnum):
+    """The life of an e-mailed invitation."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+    EXPIRED = "expired"

@@ -1,0 +1,118 @@
+"""Organisation settings and the automatic-allocation rule.
+
+Automatic allocation, exactly: when usage (or a hold) of `amount` meets a member with `w` <
+`amount` available and the policy is enabled, the member receives `k` bundles, the least `k`
+with `w + k * bundle >= amount`, provided `auto_allocated + k * bundle <= max_per_member`. (The
+pool must also hold `k * bundle`; the ledger checks that when it debits the pool.) Otherwise
+nothing moves. Manual allotment never counts toward the cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.errors import InsufficientCredits, InvalidPolicy
+from creditpool.domain.metering import SeatRates
+
+DEFAULT_BUNDLE = 5_000_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AutoAllocation:
+    """Top members up from the pool in bundles, up to a cap per member (micro-credits)."""
+
+    enabled: bool = False
+    bundle: int = DEFAULT_BUNDLE
+    max_per_member: int = 0
+
+    def validated(self) -> AutoAllocation:
+        """Return self, or raise InvalidPolicy when bundle and cap disagree."""
+        if self.bundle <= 0:
+            raise InvalidPolicy("the bundle must be greater than zero")
+        if self.max_per_member < 0 or self.max_per_member % self.bundle:
+            raise InvalidPolicy(
+                f"the maximum per member must be a multiple of the bundle "
+                f"({format_credits(self.bundle)}); got {format_credits(self.max_per_member)}"
+            )
+        return self
+
+    def top_up(self, *, available: int, amount: int, auto_allocated: int) -> int:
+        """Return the micro-credits to allot before charging `amount`; raise when capped."""
+        if available >= amount:
+            return 0
+        if not self.enabled:
+            raise InsufficientCredits(
+                f"the member has {format_credits(available)} available, "
+                f"{format_credits(amount)} needed"
+            )
+        bundles = -(-(amount - available) // self.bundle)
+        top_up = bundles * self.bundle
+        if auto_allocated + top_up > self.max_per_member:
+            raise InsufficientCredits(
+                f"{bundles} more bundle(s) would pass the automatic cap of "
+                f"{format_credits(self.max_per_member)} per member "
+                f"({format_credits(auto_allocated)} already allotted automatically)"
+            )
+        return top_up
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    """What an org's owner decides: returns to the pool, automatic allocation, seat rates."""
+
+    returnable: bool = True
+    auto_allocation: AutoAllocation = field(default_factory=AutoAllocation)
+    seat_rates: SeatRates = field(default_factory=SeatRates)
+
+    def validated(self) -> OrgSettings:
+        """Return self, or raise InvalidPolicy / InvalidAmount for a contradiction."""
+        self.auto_allocation.validated()
+        for rate in (
+            self.seat_rates.licensed,
+            self.seat_rates.unlicensed,
+            self.seat_rates.external,
+        ):
+            if rate < 0:
+                raise InvalidPolicy("a seat rate cannot be negative")
+        return self
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """A partial change of settings: each None keeps the current value."""
+
+    returnable: bool | None = None
+    auto_enabled: bool | None = None
+    auto_bundle: int | None = None
+    auto_max_per_member: int | None = None
+    rate_licensed: int | None = None
+    rate_unlicensed: int | None = None
+    rate_external: int | None = None
+
+    def applied_to(self, settings: OrgSettings) -> OrgSettings:
+        """Return the settings with this change applied and validated."""
+        auto = settings.auto_allocation
+        rates = settings.seat_rates
+        changed = OrgSettings(
+            returnable=_keep(self.returnable, settings.returnable),
+            auto_allocation=replace(
+                auto,
+                enabled=_keep(self.auto_enabled, auto.enabled),
+                bundle=_keep(self.auto_bundle, auto.bundle),
+                max_per_member=_keep(self.auto_max_per_member, auto.max_per_member),
+            ),
+            seat_rates=SeatRates(
+                licensed=_keep(self.rate_licensed, rates.licensed),
+                unlicensed=_keep(self.rate_unlicensed, rates.unlicensed),
+                external=_keep(self.rate_external, rates.external),
+            ),
+        )
+        return changed.validated()
+
+
+def _keep(new: T | None, current: T) -> T:
+    return current if new is None else new

@@ -1,0 +1,218 @@
+"""Credits moving between the pool and the wallets: purchases, allocations, revocations.
+
+Each call is one batch: all of its transfers commit together or none do. A batch touches the
+pool once and the wallets in one statement, so allotting to 10,000 members is one short
+transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from creditpool.domain.amounts import MAX_MICROS, format_credits
+from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
+from creditpool.domain.model import AccountKind, TransferKind
+from creditpool.services import ledger, metering
+from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.lookups import load_org
+from creditpool.services.targets import Target
+from creditpool.services.transactions import run_write
+from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
+from creditpool.services.wallets import release_expired_holds
+from creditpool.storage.schema import Account, Member
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_REFERENCE_LENGTH = 200
+
+
+def check_amount(amount: int) -> None:
+    """Raise InvalidAmount unless 0 < amount <= the largest amount a request may carry."""
+    if not 0 < amount <= MAX_MICROS:
+        raise InvalidAmount("an amount must be greater than zero and at most 1,000,000,000")
+
+
+def check_reference(reference: str | None) -> None:
+    """Raise InvalidInput for a reference over 200 characters."""
+    if reference is not None and len(reference) > MAX_REFERENCE_LENGTH:
+        raise InvalidInput(f"a reference is at most {MAX_REFERENCE_LENGTH} characters")
+
+
+def record_purchase(
+    uow: UnitOfWork,
+    org_id: str,
+    amount: int,
+    *,
+    reference: str | None = None,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> TransferView:
+    """Record credits bought by the org: purchases -> pool."""
+    check_amount(amount)
+    check_reference(reference)
+
+    def apply() -> TransferView:
+        org = load_org(uow, org_id, lock=True)
+        posting = ledger.Posting(uow.session, org.id, actor, uow.now)
+        metering.settle(uow, org, actor=actor, posting=posting)
+        posting.adjust(AccountKind.PURCHASES, -amount)
+        posting.adjust(AccountKind.POOL, amount)
+        row = posting.record(
+            TransferKind.PURCHASE,
+            AccountKind.PURCHASES,
+            AccountKind.POOL,
+            amount,
+            reference=reference,
+        )
+        posting.flush()
+        return transfer_view(row)
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="record_purchase",
+        arguments={"amount": amount, "reference": reference},
+        result_type=TransferView,
+    )
+
+
+def allocate_credits(
+    uow: UnitOfWork,
+    org_id: str,
+    target: Target,
+    amount: int,
+    *,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> BatchResult:
+    """Give `amount` from the pool to each targeted member; all of them or none."""
+    check_amount(amount)
+
+    def apply() -> BatchResult:
+        org = load_org(uow, org_id, lock=True)
+        members = target.resolve(uow, org_id)
+        total = amount * len(members)
+        posting = ledger.Posting(uow.session, org.id, actor, uow.now)
+        metering.settle(uow, org, actor=actor, posting=posting)
+        if total and (total > MAX_MICROS * 1000 or not posting.withdraw(AccountKind.POOL, total)):
+            available = metering.pool_balance(uow, org_id)
+            raise InsufficientCredits(
+                f"the pool has {format_credits(available)} available; "
+                f"{len(members)} x {format_credits(amount)} = {format_credits(total)} needed"
+            )
+        ids = [member.id for member in members]
+        posting.deposit_each([wallet_account(member_id) for member_id in ids], amount)
+        for member_id in ids:
+            posting.record(
+                TransferKind.ALLOCATION,
+                AccountKind.POOL,
+                wallet_account(member_id),
+                amount,
+                member_id=member_id,
+            )
+        posting.flush()
+        for part in chunks(ids):
+            uow.session.execute(
+                update(Member)
+                .where(Member.org_id == org_id, Member.id.in_(part))
+                .values(allocated_total=Member.allocated_total + amount)
+            )
+        return BatchResult(posting.batch_id, total, member_views(uow, org, members))
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="allocate_credits",
+        arguments={"target": target.describe(), "amount": amount},
+        result_type=BatchResult,
+    )
+
+
+def revoke_credits(
+    uow: UnitOfWork,
+    org_id: str,
+    target: Target,
+    amount: int | None = None,
+    *,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> BatchResult:
+    """Take `amount` (or all it can spend) from each targeted member back to the pool."""
+    if amount is not None:
+        check_amount(amount)
+
+    def apply() -> BatchResult:
+        org = load_org(uow, org_id, lock=True)
+        if not org.returnable:
+            raise NotReturnable("this org does not let credits go back to the pool")
+        members = target.resolve(uow, org_id)
+        ids = [member.id for member in members]
+        release_expired_holds(uow, org_id, ids)
+        spendable = _lock_wallets(uow, org_id, ids)
+        if amount is not None:
+            short = [member_id for member_id in ids if spendable[member_id] < amount]
+            if short:
+                raise InsufficientCredits(
+                    f"member {short[0]} has {format_credits(spendable[short[0]])} available, "
+                    f"less than {format_credits(amount)}"
+                )
+            taken = dict.fromkeys(ids, amount)
+        else:
+            taken = {member_id: spendable[member_id] for member_id in ids if spendable[member_id]}
+        posting = ledger.Posting(uow.session, org.id, actor, uow.now)
+        metering.settle(uow, org, actor=actor, posting=posting)
+        wallets = [wallet_account(member_id) for member_id in taken]
+        if amount is not None:
+            if not posting.withdraw_each(wallets, amount):  # pragma: no cover - rows are locked
+                raise InsufficientCredits("a wallet changed during the revocation")
+        else:
+            for part in chunks(wallets):
+                # Locked above: what is spendable is exactly balance - held; leave the held part.
+                uow.session.execute(
+                    update(Account)
+                    .where(Account.org_id == org_id, Account.id.in_(part))
+                    .values(balance=Account.held)
+                )
+        total = sum(taken.values())
+        if total:
+            posting.adjust(AccountKind.POOL, total)
+        for member_id, value in taken.items():
+            posting.record(
+                TransferKind.REVOCATION,
+                wallet_account(member_id),
+                AccountKind.POOL,
+                value,
+                member_id=member_id,
+            )
+        posting.flush()
+        return BatchResult(posting.batch_id, total, member_views(uow, org, members))
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="revoke_credits",
+        arguments={"target": target.describe(), "amount": amount},
+        result_type=BatchResult,
+    )
+
+
+def _lock_wallets(uow: UnitOfWork, org_id: str, member_ids: list[str]) -> dict[str, int]:
+    """Lock the members' wallets in id order; return what each can spend."""
+    spendable: dict[str, int] = {}
+    for part in chunks(sorted(member_ids)):
+        rows = uow.session.execute(
+            select(Account.member_id, Account.balance - Account.held)
+            .where(Account.org_id == org_id, Account.id.in_([wallet_account(m) for m in part]))
+            .order_by(Account.id)
+            .with_for_update()
+        ).tuples()
+        spendable.update((member_id or "", int(value)) for member_id, value in rows)
+    return spendable

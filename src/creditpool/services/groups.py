@@ -1,0 +1,148 @@
+"""Groups: classes inside an org, handles for batch actions and reports.
+
+A group never changes what anyone burns, and a member may be in any number of groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, insert, select
+
+from creditpool.domain.errors import AlreadyExists, InvalidInput
+from creditpool.domain.model import MemberStatus
+from creditpool.services.lookups import load_active_members, load_group, load_org
+from creditpool.services.transactions import run_write
+from creditpool.services.views import GroupView
+from creditpool.storage.ids import new_id
+from creditpool.storage.schema import Group, GroupMember, Member
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_NAME_LENGTH = 200
+
+
+def _check_name(uow: UnitOfWork, org_id: str, name: str, *, except_id: str | None = None) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a group name is 1 to {MAX_NAME_LENGTH} characters")
+    taken = uow.session.scalars(
+        select(Group.id).where(Group.org_id == org_id, Group.name == name)
+    ).first()
+    if taken is not None and taken != except_id:
+        raise AlreadyExists(f"the org has a group named {name!r} already")
+    return name
+
+
+def _view(uow: UnitOfWork, group: Group) -> GroupView:
+    return group_views(uow, group.org_id, [group])[0]
+
+
+def group_views(uow: UnitOfWork, org_id: str, groups: Sequence[Group]) -> list[GroupView]:
+    """Return groups with the count of their active members."""
+    counts = dict(
+        uow.session.execute(
+            select(GroupMember.group_id, func.count())
+            .join(
+                Member,
+                (Member.org_id == GroupMember.org_id) & (Member.id == GroupMember.member_id),
+            )
+            .where(
+                GroupMember.org_id == org_id,
+                GroupMember.group_id.in_([group.id for group in groups]),
+                Member.status == MemberStatus.ACTIVE,
+            )
+            .group_by(GroupMember.group_id)
+        )
+        .tuples()
+        .all()
+    )
+    return [GroupView(group.id, group.name, counts.get(group.id, 0)) for group in groups]
+
+
+def create_group(
+    uow: UnitOfWork, org_id: str, name: str, *, actor: str, idempotency_key: str | None = None
+) -> GroupView:
+    """Create an empty group; names are unique within the org."""
+
+    def apply() -> GroupView:
+        load_org(uow, org_id)
+        group = Group(
+            org_id=org_id,
+            id=new_id("grp"),
+            name=_check_name(uow, org_id, name),
+            created_at=uow.now,
+        )
+        uow.session.add(group)
+        uow.session.flush()
+        return GroupView(group.id, group.name, 0)
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="create_group",
+        arguments={"name": name},
+        result_type=GroupView,
+    )
+
+
+def rename_group(uow: UnitOfWork, org_id: str, group_id: str, name: str) -> GroupView:
+    """Give a group another name."""
+    with uow:
+        group = load_group(uow, org_id, group_id)
+        group.name = _check_name(uow, org_id, name, except_id=group_id)
+        uow.session.flush()
+        view = _view(uow, group)
+        uow.commit()
+        return view
+
+
+def set_group_members(
+    uow: UnitOfWork, org_id: str, group_id: str, member_ids: Sequence[str]
+) -> GroupView:
+    """Make these active members the whole of the group."""
+    with uow:
+        group = uow.session.scalars(
+            select(Group).where(Group.org_id == org_id, Group.id == group_id).with_for_update()
+        ).one_or_none()
+        if group is None:
+            load_group(uow, org_id, group_id)  # raises NotFound
+        assert group is not None
+        members = load_active_members(uow, org_id, member_ids)
+        uow.session.execute(
+            delete(GroupMember).where(
+                GroupMember.org_id == org_id, GroupMember.group_id == group_id
+            )
+        )
+        if members:
+            uow.session.execute(
+                insert(GroupMember),
+                [{"org_id": org_id, "group_id": group_id, "member_id": m.id} for m in members],
+            )
+        view = _view(uow, group)
+        uow.commit()
+        return view
+
+
+def delete_group(uow: UnitOfWork, org_id: str, group_id: str) -> None:
+    """Delete a group; its members are untouched. Deleting it twice changes nothing."""
+    with uow:
+        uow.session.execute(
+            delete(GroupMember).where(
+                GroupMember.org_id == org_id, GroupMember.group_id == group_id
+            )
+        )
+        uow.session.execute(delete(Group).where(Group.org_id == org_id, Group.id == group_id))
+        uow.commit()
+
+
+def list_groups(uow: UnitOfWork, org_id: str) -> list[GroupView]:
+    """Return the org's groups by name."""
+    with uow:
+        load_org(uow, org_id)
+        groups = list(
+            uow.session.scalars(select(Group).where(Group.org_id == org_id).order_by(Group.name))
+        )
+        return group_views(uow, org_id, groups)

@@ -1,0 +1,183 @@
+"""The ledger: double-entry, append-only, in the spirit of TigerBeetle.
+
+Invariants, enforced here and by the schema, checked by `creditpool audit`:
+
+1. Every transfer moves a positive amount from one account to another of the same org; it is
+   inserted once and never updated or deleted. A correction is a new transfer.
+2. An account's balance is credits in minus credits out, so in every org the balances sum to
+   zero and each equals the sum of its transfers.
+3. A pool or wallet never goes below zero, and a wallet's open holds never exceed its balance.
+
+Debits from pools and wallets are single conditional statements (`balance - held >= :n`), never
+read-then-write, so two racing requests cannot both spend the same credit. Batch operations
+touch the pool once and all the wallets in one statement.
+
+Lock order, to keep PostgreSQL free of deadlocks: the org row (taken by anything that touches
+the pool, the rate or membership), then holds, then wallets, then the usage account, then
+member rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
+from creditpool.storage.ids import new_id
+from creditpool.storage.schema import Account, Transfer
+
+# Enough ids per statement for any engine's limit on bound parameters.
+CHUNK = 900
+
+
+def wallet_account(member_id: str) -> str:
+    """Return the account id of a member's wallet."""
+    return f"wallet:{member_id}"
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    """Yield slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def open_accounts(session: Session, org_id: str) -> None:
+    """Create an org's pool and system accounts, all at zero."""
+    kinds = (AccountKind.POOL, *SYSTEM_ACCOUNTS)
+    session.execute(
+        insert(Account), [{"org_id": org_id, "id": str(kind), "kind": str(kind)} for kind in kinds]
+    )
+
+
+def open_wallet(session: Session, org_id: str, member_id: str) -> None:
+    """Create a member's empty wallet."""
+    session.add(
+        Account(
+            org_id=org_id,
+            id=wallet_account(member_id),
+            kind=AccountKind.WALLET,
+            member_id=member_id,
+            balance=0,
+            held=0,
+        )
+    )
+
+
+def balances(session: Session, org_id: str, account_ids: Iterable[str]) -> dict[str, int]:
+    """Return the posted balances of some accounts."""
+    rows = session.execute(
+        select(Account.id, Account.balance).where(
+            Account.org_id == org_id, Account.id.in_(list(account_ids))
+        )
+    )
+    return {account_id: balance for account_id, balance in rows}
+
+
+@dataclass
+class Posting:
+    """The transfers one request makes: they share a batch id and commit together."""
+
+    session: Session
+    org_id: str
+    actor: str
+    now: datetime
+    batch_id: str = field(default_factory=lambda: new_id("bat"))
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _inserted: int = 0
+
+    def withdraw(self, account_id: str, amount: int) -> bool:
+        """Take `amount` from a pool or wallet if it can spend it; False, and no change, if not."""
+        result = self.session.execute(
+            update(Account)
+            .where(
+                Account.org_id == self.org_id,
+                Account.id == account_id,
+                Account.balance - Account.held >= amount,
+            )
+            .values(balance=Account.balance - amount)
+        )
+        return rowcount(result) == 1
+
+    def withdraw_each(self, account_ids: Sequence[str], amount: int) -> bool:
+        """Take `amount` from each wallet if every one can spend it; False if any cannot."""
+        taken = 0
+        for part in chunks(account_ids):
+            result = self.session.execute(
+                update(Account)
+                .where(
+                    Account.org_id == self.org_id,
+                    Account.id.in_(part),
+                    Account.balance - Account.held >= amount,
+                )
+                .values(balance=Account.balance - amount)
+            )
+            taken += rowcount(result)
+        # Fewer rows than wallets: one could not pay. The caller raises and all rolls back.
+        return taken == len(account_ids)
+
+    def adjust(self, account_id: str, delta: int) -> None:
+        """Add `delta` to an account that may go anywhere its constraints allow."""
+        result = self.session.execute(
+            update(Account)
+            .where(Account.org_id == self.org_id, Account.id == account_id)
+            .values(balance=Account.balance + delta)
+        )
+        if rowcount(result) != 1:
+            raise LookupError(f"no account {account_id} in org {self.org_id}")
+
+    def deposit_each(self, account_ids: Sequence[str], amount: int) -> None:
+        """Add `amount` to each of several accounts, in one statement per chunk."""
+        for part in chunks(account_ids):
+            self.session.execute(
+                update(Account)
+                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .values(balance=Account.balance + amount)
+            )
+
+    def record(
+        self,
+        kind: TransferKind,
+        debit: str,
+        credit: str,
+        amount: int,
+        *,
+        member_id: str | None = None,
+        hold_id: str | None = None,
+        reference: str | None = None,
+        metrics: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """Queue the transfer row for an account change already made; returns the row."""
+        row = {
+            "org_id": self.org_id,
+            "id": new_id("trf"),
+            "batch_id": self.batch_id,
+            "kind": str(kind),
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "member_id": member_id,
+            "hold_id": hold_id,
+            "reference": reference,
+            "metrics": metrics,
+            "actor": self.actor,
+            "created_at": self.now,
+        }
+        self.rows.append(row)
+        return row
+
+    def flush(self) -> None:
+        """Insert the transfers queued since the last flush; `rows` keeps them all."""
+        pending = self.rows[self._inserted :]
+        if pending:
+            self.session.execute(insert(Transfer), pending)
+            self._inserted = len(self.rows)
+
+
+def rowcount(result: Any) -> int:
+    """Return how many rows an UPDATE or DELETE matched."""
+    return int(result.rowcount)

@@ -1,0 +1,62 @@
+"""Loading an org's rows by id, always scoped by org; a row of another org is not found."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from creditpool.domain.errors import NotFound
+from creditpool.domain.model import MemberStatus
+from creditpool.storage.schema import Group, Member, Org
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def load_org(uow: UnitOfWork, org_id: str, *, lock: bool = False) -> Org:
+    """Return the org; with `lock`, hold its row until commit (the pool's lock)."""
+    query = select(Org).where(Org.id == org_id).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    org = uow.session.scalars(query).one_or_none()
+    if org is None:
+        raise NotFound(f"no org {org_id}")
+    return org
+
+
+def load_member(uow: UnitOfWork, org_id: str, member_id: str, *, lock: bool = False) -> Member:
+    """Return a member of the org, active or removed."""
+    query = select(Member).where(Member.org_id == org_id, Member.id == member_id)
+    if lock:
+        query = query.with_for_update()
+    member = uow.session.scalars(query).one_or_none()
+    if member is None:
+        raise NotFound(f"no member {member_id} in this org")
+    return member
+
+
+def load_group(uow: UnitOfWork, org_id: str, group_id: str) -> Group:
+    """Return a group of the org."""
+    group = uow.session.get(Group, (org_id, group_id))
+    if group is None:
+        raise NotFound(f"no group {group_id} in this org")
+    return group
+
+
+def load_active_members(uow: UnitOfWork, org_id: str, member_ids: Sequence[str]) -> list[Member]:
+    """Return these members in the order given, without repeats; NotFound if any is not active."""
+    wanted = list(dict.fromkeys(member_ids))
+    found: dict[str, Member] = {}
+    for start in range(0, len(wanted), 900):
+        part = wanted[start : start + 900]
+        rows = uow.session.scalars(
+            select(Member).where(
+                Member.org_id == org_id,
+                Member.id.in_(part),
+                Member.status == MemberStatus.ACTIVE,
+            )
+        )
+        found.update((member.id, member) for member in rows)
+    missing = [member_id for member_id in wanted if member_id not in found]
+    if missing:
+        raise NotFound(f"no active member {missing[0]} in this org")
+    return [found[member_id] for member_id in wanted]

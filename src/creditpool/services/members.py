@@ -1,0 +1,263 @@
+"""Members: joining, seats and roles, removal and return.
+
+Every change of membership or seat moves the burn rate at once, so each one locks the org row
+and settles metering first. Removing a member keeps its row and history; its open holds are
+voided and its wallet goes back to the pool when the org is returnable (else it stays on the
+removed member). A removed member who comes back finds the same id, history, groups and credits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+
+from creditpool.domain.errors import (
+    AlreadyMember,
+    InvalidInput,
+    MemberRemoved,
+    NotFound,
+    OwnerRequired,
+)
+from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
+from creditpool.services import ledger, metering
+from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.lookups import load_group, load_member, load_org
+from creditpool.services.transactions import run_write
+from creditpool.services.views import MemberView, member_view, member_views
+from creditpool.storage.ids import new_id
+from creditpool.storage.schema import Account, GroupMember, Hold, Member, Org, User
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def add_member(
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    user_id: str,
+    role: Role = Role.MEMBER,
+    seat: Seat = Seat.LICENSED,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> MemberView:
+    """Make a user a member, or bring a removed member back with its history intact."""
+    if role is Role.OWNER:
+        raise InvalidInput("an org has one owner; hand it over by changing a member's role")
+
+    def apply() -> MemberView:
+        org = load_org(uow, org_id, lock=True)
+        return member_view(uow, org, join(uow, org, user_id=user_id, role=role, seat=seat))
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="add_member",
+        arguments={"user": user_id, "role": role, "seat": seat},
+        result_type=MemberView,
+    )
+
+
+def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> Member:
+    """Add or reactivate a membership inside an open transaction; the org row must be locked."""
+    if uow.session.get(User, user_id) is None:
+        raise NotFound(f"no user {user_id}")
+    member = uow.session.scalars(
+        select(Member).where(Member.org_id == org.id, Member.user_id == user_id)
+    ).one_or_none()
+    if member is not None and member.status == MemberStatus.ACTIVE:
+        raise AlreadyMember("this user is already a member of the org")
+    metering.settle(uow, org, actor=user_id)
+    if member is None:
+        member = Member(
+            org_id=org.id,
+            id=new_id("mem"),
+            user_id=user_id,
+            role=role,
+            seat=seat,
+            status=MemberStatus.ACTIVE,
+            allocated_total=0,
+            auto_allocated_total=0,
+            used_total=0,
+            joined_at=uow.now,
+        )
+        uow.session.add(member)
+        uow.session.flush()
+        ledger.open_wallet(uow.session, org.id, member.id)
+    else:
+        member.status = MemberStatus.ACTIVE
+        member.role = role
+        member.seat = seat
+        member.removed_at = None
+    metering.change_seats(org, seat, +1)
+    uow.session.flush()
+    return member
+
+
+def change_member(
+    uow: UnitOfWork,
+    org_id: str,
+    member_id: str,
+    *,
+    role: Role | None = None,
+    seat: Seat | None = None,
+    actor: str,
+) -> MemberView:
+    """Change a member's seat (the burn moves at once) or role (owner hands the org over)."""
+    with uow:
+        org = load_org(uow, org_id, lock=True)
+        member = load_member(uow, org_id, member_id)
+        if member.status == MemberStatus.REMOVED:
+            raise MemberRemoved("a removed member has no seat or role to change")
+        if role is not None and role != member.role:
+            _change_role(uow, org, member, role)
+        if seat is not None and seat != member.seat:
+            metering.settle(uow, org, actor=actor)
+            metering.change_seats(org, Seat(member.seat), -1)
+            metering.change_seats(org, seat, +1)
+            member.seat = seat
+        uow.session.flush()
+        view = member_view(uow, org, member)
+        uow.commit()
+        return view
+
+
+def _change_role(uow: UnitOfWork, org: Org, member: Member, role: Role) -> None:
+    if member.role == Role.OWNER:
+        raise OwnerRequired("the owner cannot step down; make another member owner instead")
+    if role is Role.OWNER:
+        # There is always exactly one owner: handing over demotes the old one to manager.
+        uow.session.execute(
+            update(Member)
+            .where(Member.org_id == org.id, Member.role == Role.OWNER)
+            .values(role=Role.MANAGER)
+        )
+    member.role = role
+
+
+def remove_member(uow: UnitOfWork, org_id: str, member_id: str, *, actor: str) -> MemberView:
+    """Remove a member, keeping its history; removing a removed member changes nothing."""
+    with uow:
+        org = load_org(uow, org_id, lock=True)
+        member = load_member(uow, org_id, member_id)
+        if member.role == Role.OWNER:
+            raise OwnerRequired("the owner cannot be removed; hand the org over first")
+        if member.status == MemberStatus.ACTIVE:
+            posting = ledger.Posting(uow.session, org.id, actor, uow.now)
+            remove_members(uow, org, [member], posting, reference="member removed")
+        view = member_view(uow, org, member)
+        uow.commit()
+        return view
+
+
+def remove_members(
+    uow: UnitOfWork,
+    org: Org,
+    members: Sequence[Member],
+    posting: ledger.Posting,
+    *,
+    reference: str,
+) -> int:
+    """Remove active members in bulk; return the credits that went back to the pool.
+
+    The org row must be locked. Open holds are closed, the burn is settled before the seat count
+    drops, and wallets are emptied into the pool only when the org is returnable.
+    """
+    ids = [member.id for member in members]
+    session = uow.session
+    metering.settle(uow, org, actor=posting.actor, posting=posting)
+    for part in chunks(ids):
+        for status, live in ((HoldStatus.EXPIRED, False), (HoldStatus.VOIDED, True)):
+            session.execute(
+                update(Hold)
+                .where(
+                    Hold.org_id == org.id,
+                    Hold.member_id.in_(part),
+                    Hold.status == HoldStatus.PENDING,
+                    (Hold.expires_at > uow.now) if live else (Hold.expires_at <= uow.now),
+                )
+                .values(status=status, closed_at=uow.now)
+            )
+    wallets = [wallet_account(member_id) for member_id in ids]
+    returned = 0
+    for part in chunks(wallets):
+        session.execute(
+            update(Account).where(Account.org_id == org.id, Account.id.in_(part)).values(held=0)
+        )
+        if not org.returnable:
+            continue
+        rows = session.execute(
+            select(Account.id, Account.member_id, Account.balance)
+            .where(Account.org_id == org.id, Account.id.in_(part), Account.balance > 0)
+            .order_by(Account.id)
+            .with_for_update()
+        ).tuples()
+        for account_id, member_id, balance in rows:
+            posting.record(
+                TransferKind.REVOCATION,
+                account_id,
+                AccountKind.POOL,
+                balance,
+                member_id=member_id,
+                reference=reference,
+            )
+            returned += balance
+        session.execute(
+            update(Account).where(Account.org_id == org.id, Account.id.in_(part)).values(balance=0)
+        )
+    if returned:
+        posting.adjust(AccountKind.POOL, returned)
+    posting.flush()
+    for member in members:
+        metering.change_seats(org, Seat(member.seat), -1)
+        member.status = MemberStatus.REMOVED
+        member.removed_at = uow.now
+    session.flush()
+    return returned
+
+
+def get_member(uow: UnitOfWork, org_id: str, member_id: str) -> MemberView:
+    """Return a member of the org, active or removed."""
+    with uow:
+        org = load_org(uow, org_id)
+        return member_view(uow, org, load_member(uow, org_id, member_id))
+
+
+def list_members(
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    status: MemberStatus | None = MemberStatus.ACTIVE,
+    group_id: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[MemberView]:
+    """Return members by id: active by default, removed, or all (`status=None`)."""
+    with uow:
+        org = load_org(uow, org_id)
+        query = select(Member).where(Member.org_id == org_id).order_by(Member.id).limit(limit)
+        if status is not None:
+            query = query.where(Member.status == status)
+        if group_id is not None:
+            load_group(uow, org_id, group_id)
+            query = query.join(
+                GroupMember,
+                (GroupMember.org_id == Member.org_id) & (GroupMember.member_id == Member.id),
+            ).where(GroupMember.group_id == group_id)
+        if after is not None:
+            query = query.where(Member.id > after)
+        return member_views(uow, org, list(uow.session.scalars(query)))
+
+
+def member_of_user(uow: UnitOfWork, org_id: str, user_id: str) -> MemberView:
+    """Return the membership of a user in an org."""
+    with uow:
+        org = load_org(uow, org_id)
+        member = uow.session.scalars(
+            select(Member).where(Member.org_id == org_id, Member.user_id == user_id)
+        ).one_or_none()
+        if member is None:
+            raise NotFound("this user is not a member of the org")
+        return member_view(uow, org, member)

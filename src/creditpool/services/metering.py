@@ -1,0 +1,82 @@
+"""Seat metering: the pool's burn, posted lazily, and the balance at any future instant.
+
+The org row holds the seat counts, the seat rates and `metered_since`; the burn rate is derived
+from them (zero while paused). Nothing runs daily. `settle` posts the accrual since
+`metered_since` as one metering transfer (pool -> metered) and moves `metered_since` to now; every
+service calls it, with the org row locked, before it changes the pool's balance or the rate.
+Reading the balance at T computes the same accrual without writing. See domain/metering.py for
+the arithmetic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from creditpool.domain import metering
+from creditpool.domain.metering import SeatCounts, SeatRates
+from creditpool.domain.model import AccountKind, Seat, TransferKind
+from creditpool.services import ledger
+from creditpool.storage.schema import Account, Org
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def seat_rates(org: Org) -> SeatRates:
+    """Return the org's yearly rate per kind of seat."""
+    return SeatRates(org.rate_licensed, org.rate_unlicensed, org.rate_external)
+
+
+def seat_counts(org: Org) -> SeatCounts:
+    """Return the org's active seats by kind."""
+    return SeatCounts(org.licensed_seats, org.unlicensed_seats, org.external_seats)
+
+
+def burn_rate(org: Org) -> int:
+    """Return the org's burn in micro-credits a year, zero while paused."""
+    return metering.burn_rate(seat_rates(org), seat_counts(org), paused=org.paused)
+
+
+def pool_balance(uow: UnitOfWork, org_id: str) -> int:
+    """Return the pool's posted balance."""
+    return uow.session.scalars(
+        select(Account.balance).where(Account.org_id == org_id, Account.id == AccountKind.POOL)
+    ).one()
+
+
+def pool_available(uow: UnitOfWork, org: Org, at: datetime) -> int:
+    """Return what the pool can give at `at`: its posted balance less the unposted burn."""
+    posted = pool_balance(uow, org.id)
+    accrued = metering.accrual(rate=burn_rate(org), start=org.metered_since, end=at, balance=posted)
+    return posted - accrued
+
+
+def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | None = None) -> int:
+    """Post the burn since `metered_since` and move it to now; the org row must be locked."""
+    accrued = metering.accrual(
+        rate=burn_rate(org),
+        start=org.metered_since,
+        end=uow.now,
+        balance=pool_balance(uow, org.id),
+    )
+    if accrued > 0:
+        own = posting or ledger.Posting(uow.session, org.id, actor, uow.now)
+        # The accrual never exceeds the posted balance, so this debit cannot fail.
+        if not own.withdraw(AccountKind.POOL, accrued):  # pragma: no cover - guarded above
+            raise AssertionError("metering accrual exceeded the pool")
+        own.adjust(AccountKind.METERED, accrued)
+        own.record(TransferKind.METERING, AccountKind.POOL, AccountKind.METERED, accrued)
+        own.flush()
+    if org.metered_since < uow.now:
+        org.metered_since = uow.now
+    return accrued
+
+
+def change_seats(org: Org, seat: Seat, delta: int) -> None:
+    """Count `delta` more (or fewer) active seats of a kind; call `settle` first."""
+    if seat is Seat.LICENSED:
+        org.licensed_seats += delta
+    elif seat is Seat.UNLICENSED:
+        org.unlicensed_seats += delta
+    else:
+        org.external_seats += delta

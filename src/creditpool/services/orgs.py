@@ -1,0 +1,178 @@
+"""Organisations: creation, settings, pause and resume, the invite code."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from creditpool.domain.errors import InvalidInput, NotFound
+from creditpool.domain.model import MemberStatus, Role, Seat
+from creditpool.domain.policies import OrgSettings, SettingsChange
+from creditpool.services import ledger, metering
+from creditpool.services.lookups import load_org
+from creditpool.services.transactions import run_write
+from creditpool.services.views import OrgView, org_view, settings_of
+from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.schema import Member, Org, User
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_NAME_LENGTH = 200
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def create_org(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    owner_user_id: str,
+    settings: SettingsChange | None = None,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> OrgView:
+    """Open an org with its pool; the owner becomes its first member, on a licensed seat."""
+    name = _check_name(name)
+    chosen = (settings or SettingsChange()).applied_to(OrgSettings())
+
+    def apply() -> OrgView:
+        if uow.session.get(User, owner_user_id) is None:
+            raise NotFound(f"no user {owner_user_id}")
+        org = Org(
+            id=new_id("org"),
+            name=name,
+            paused=False,
+            invite_code=new_secret(),
+            metered_since=uow.now,
+            created_at=uow.now,
+            licensed_seats=1,
+            unlicensed_seats=0,
+            external_seats=0,
+        )
+        _write_settings(org, chosen)
+        uow.session.add(org)
+        uow.session.flush()
+        ledger.open_accounts(uow.session, org.id)
+        owner = Member(
+            org_id=org.id,
+            id=new_id("mem"),
+            user_id=owner_user_id,
+            role=Role.OWNER,
+            seat=Seat.LICENSED,
+            status=MemberStatus.ACTIVE,
+            allocated_total=0,
+            auto_allocated_total=0,
+            used_total=0,
+            joined_at=uow.now,
+        )
+        uow.session.add(owner)
+        uow.session.flush()
+        ledger.open_wallet(uow.session, org.id, owner.id)
+        uow.session.flush()
+        return org_view(uow, org)
+
+    return run_write(
+        uow,
+        apply,
+        org_id="",
+        actor=actor,
+        key=idempotency_key,
+        operation="create_org",
+        arguments={"name": name, "owner": owner_user_id, "settings": repr(chosen)},
+        result_type=OrgView,
+    )
+
+
+def _write_settings(org: Org, settings: OrgSettings) -> None:
+    org.returnable = settings.returnable
+    org.auto_enabled = settings.auto_allocation.enabled
+    org.auto_bundle = settings.auto_allocation.bundle
+    org.auto_max_per_member = settings.auto_allocation.max_per_member
+    org.rate_licensed = settings.seat_rates.licensed
+    org.rate_unlicensed = settings.seat_rates.unlicensed
+    org.rate_external = settings.seat_rates.external
+
+
+def update_settings(
+    uow: UnitOfWork, org_id: str, change: SettingsChange, *, actor: str
+) -> OrgSettings:
+    """Change any part of the settings; new seat rates apply from now on."""
+    with uow:
+        org = load_org(uow, org_id, lock=True)
+        settings = change.applied_to(settings_of(org))
+        # The burn so far was at the old rates: post it before they change.
+        metering.settle(uow, org, actor=actor)
+        _write_settings(org, settings)
+        uow.commit()
+        return settings
+
+
+def set_paused(
+    uow: UnitOfWork, org_id: str, *, paused: bool, actor: str, idempotency_key: str | None = None
+) -> OrgView:
+    """Pause (nothing burns, usage is refused) or resume an org; doing it twice changes nothing."""
+
+    def apply() -> OrgView:
+        org = load_org(uow, org_id, lock=True)
+        if org.paused != paused:
+            metering.settle(uow, org, actor=actor)
+            org.paused = paused
+            uow.session.flush()
+        return org_view(uow, org)
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="pause" if paused else "resume",
+        arguments={},
+        result_type=OrgView,
+    )
+
+
+def rotate_invite_code(
+    uow: UnitOfWork, org_id: str, *, actor: str, idempotency_key: str | None = None
+) -> str:
+    """Give the org a new invite code; the old one stops working at once."""
+
+    def apply() -> str:
+        org = load_org(uow, org_id, lock=True)
+        org.invite_code = new_secret()
+        return org.invite_code
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="rotate_invite_code",
+        arguments={},
+        result_type=str,
+    )
+
+
+def get_org(uow: UnitOfWork, org_id: str) -> OrgView:
+    """Return the org with its settings and balance now."""
+    with uow:
+        return org_view(uow, load_org(uow, org_id))
+
+
+def list_orgs(
+    uow: UnitOfWork, *, user_id: str | None = None, after: str | None = None, limit: int = 50
+) -> list[OrgView]:
+    """Return orgs by id: all of them, or those where `user_id` is an active member."""
+    with uow:
+        query = select(Org).order_by(Org.id).limit(limit)
+        if user_id is not None:
+            query = query.join(Member, Member.org_id == Org.id).where(
+                Member.user_id == user_id, Member.status == MemberStatus.ACTIVE
+            )
+        if after is not None:
+            query = query.where(Org.id > after)
+        return [org_view(uow, org) for org in uow.session.scalars(query)]

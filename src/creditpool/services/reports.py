@@ -1,0 +1,74 @@
+"""Reading the books: balances at an instant, the ledger, access checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from creditpool.domain import metering as arithmetic
+from creditpool.domain.errors import InvalidInput
+from creditpool.domain.model import MemberStatus, Seat
+from creditpool.services import metering
+from creditpool.services.lookups import load_member, load_org
+from creditpool.services.views import (
+    AccessView,
+    BalanceView,
+    TransferView,
+    balance_view,
+    transfer_view,
+)
+from creditpool.storage.schema import Transfer
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def get_balance(uow: UnitOfWork, org_id: str, *, at: datetime | None = None) -> BalanceView:
+    """Return the org's balance as it will stand at `at` (now by default, never the past)."""
+    with uow:
+        if at is not None and at < uow.now:
+            raise InvalidInput("a balance can be read now or in the future, not in the past")
+        org = load_org(uow, org_id)
+        return balance_view(uow, org, at or uow.now)
+
+
+def list_transfers(
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    member_id: str | None = None,
+    kind: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> list[TransferView]:
+    """Return the org's transfers, newest first, optionally for one member or of one kind."""
+    with uow:
+        load_org(uow, org_id)
+        query = (
+            select(Transfer)
+            .where(Transfer.org_id == org_id)
+            .order_by(Transfer.id.desc())
+            .limit(limit)
+        )
+        if member_id is not None:
+            query = query.where(Transfer.member_id == member_id)
+        if kind is not None:
+            query = query.where(Transfer.kind == kind)
+        if before is not None:
+            query = query.where(Transfer.id < before)
+        return [transfer_view(row) for row in uow.session.scalars(query)]
+
+
+def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
+    """Return whether the org's pool pays for this member's seat right now, and why not."""
+    with uow:
+        org = load_org(uow, org_id)
+        member = load_member(uow, org_id, member_id)
+        meters_licensed = org.rate_licensed > 0
+        access, reason = arithmetic.seat_access(
+            removed=member.status == MemberStatus.REMOVED,
+            seat=Seat(member.seat),
+            paused=org.paused,
+            meters_licensed=meters_licensed,
+            pool_available=metering.pool_available(uow, org, uow.now) if meters_licensed else 0,
+        )
+        return AccessView(access, reason)

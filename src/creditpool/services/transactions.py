@@ -1,0 +1,122 @@
+"""Running a service as one transaction, with idempotency keys and safe retries.
+
+Every write goes through `run_write`: it opens the unit of work, replays the first result when
+the caller's idempotency key was seen within 24 hours with the same arguments, refuses the key
+with other arguments, otherwise applies the change, stores the key with its result in the same
+transaction, and commits. A key raced by two requests at once lets one win; the other replays
+its result. PostgreSQL deadlocks and serialization failures are retried from the start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from creditpool.domain.errors import IdempotencyMismatch, InvalidInput
+from creditpool.storage.schema import IdempotencyRecord
+from creditpool.storage.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+_ATTEMPTS = 3
+# SQLSTATEs after which the same transaction may simply be run again.
+_RETRYABLE = {"40001", "40P01"}
+
+
+_adapters: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(result_type: Any) -> TypeAdapter[Any]:
+    adapter = _adapters.get(result_type)
+    if adapter is None:
+        adapter = _adapters[result_type] = TypeAdapter(result_type)
+    return adapter
+
+
+def fingerprint(operation: str, arguments: Mapping[str, Any]) -> str:
+    """Return a digest of an operation and its arguments, independent of key order."""
+    text = json.dumps({"op": operation, "args": arguments}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_key(key: str | None) -> None:
+    """Raise InvalidInput unless the key is absent or 1-255 printable ASCII characters."""
+    if key is None:
+        return
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidInput("an idempotency key is 1 to 255 printable characters")
+
+
+def run_write(
+    uow: UnitOfWork,
+    apply: Callable[[], T],
+    *,
+    org_id: str,
+    actor: str,
+    key: str | None,
+    operation: str,
+    arguments: Mapping[str, Any],
+    result_type: type[T],
+) -> T:
+    """Apply a change in one transaction, at most once per idempotency key."""
+    check_key(key)
+    digest = fingerprint(operation, arguments)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with uow:
+                if key is not None:
+                    replayed = _replay(uow, org_id, actor, key, digest, result_type)
+                    if replayed is not None:
+                        return replayed
+                result = apply()
+                if key is not None:
+                    uow.session.add(
+                        IdempotencyRecord(
+                            org_id=org_id,
+                            actor=actor,
+                            key=key,
+                            fingerprint=digest,
+                            result=_adapter(result_type).dump_python(result, mode="json"),
+                            created_at=uow.now,
+                        )
+                    )
+                uow.commit()
+                return result
+        except IntegrityError:
+            # A concurrent request stored the same key first: the next attempt replays it.
+            if key is None or attempt == _ATTEMPTS:
+                raise
+        except DBAPIError as error:
+            if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _replay(
+    uow: UnitOfWork, org_id: str, actor: str, key: str, digest: str, result_type: type[T]
+) -> T | None:
+    record = uow.session.get(IdempotencyRecord, (org_id, actor, key))
+    if record is None:
+        return None
+    if record.created_at <= uow.now - IDEMPOTENCY_WINDOW:
+        # Past the window the key is free again; the old record only records history no more.
+        uow.session.delete(record)
+        uow.session.flush()
+        return None
+    if record.fingerprint != digest:
+        raise IdempotencyMismatch(f"the idempotency key {key!r} was used with other arguments")
+    result: T = _adapter(result_type).validate_python(record.result)
+    return result
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    code = getattr(error.orig, "sqlstate", None)
+    return code if isinstance(code, str) else None

@@ -1,0 +1,131 @@
+"""Charging usage against a member's wallet, with its metrics.
+
+A charge first tries one conditional debit of the wallet. If the wallet is short, expired holds
+are released and, under automatic allocation, the wallet is topped up from the pool in bundles
+(domain/policies.py has the exact rule). If it still cannot pay, nothing moves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from creditpool.domain.errors import InsufficientCredits, InvalidInput, MemberRemoved, OrgPaused
+from creditpool.domain.model import AccountKind, MemberStatus, TransferKind
+from creditpool.services import ledger
+from creditpool.services.credits import check_amount, check_reference
+from creditpool.services.ledger import wallet_account
+from creditpool.services.lookups import load_member, load_org
+from creditpool.services.transactions import run_write
+from creditpool.services.views import UsageResult, member_view, transfer_view
+from creditpool.services.wallets import make_spendable
+from creditpool.storage.schema import Member, UsageTotal
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_METRICS = 20
+MAX_METRIC_VALUE = 2**53
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def check_metrics(metrics: Mapping[str, object] | None) -> dict[str, int] | None:
+    """Return metrics as names to non-negative integers, or raise InvalidInput."""
+    if metrics is None:
+        return None
+    if len(metrics) > MAX_METRICS:
+        raise InvalidInput(f"at most {MAX_METRICS} metrics per usage")
+    checked: dict[str, int] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
+            raise InvalidInput(f"metric names are 1 to 64 letters, digits, '_', '.', '-': {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"metric {name} must be a whole number")
+        if not 0 <= value <= MAX_METRIC_VALUE:
+            raise InvalidInput(f"metric {name} must be between 0 and 2^53")
+        checked[name] = value
+    return checked
+
+
+def charge_usage(
+    uow: UnitOfWork,
+    org_id: str,
+    member_id: str,
+    amount: int,
+    *,
+    metrics: Mapping[str, object] | None = None,
+    reference: str | None = None,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> UsageResult:
+    """Charge `amount` to a member's wallet for work done, topping it up when the org allows."""
+    check_amount(amount)
+    check_reference(reference)
+    checked = check_metrics(metrics)
+
+    def apply() -> UsageResult:
+        org = load_org(uow, org_id)
+        if org.paused:
+            raise OrgPaused("the org is paused: usage is refused until it resumes")
+        member = load_member(uow, org_id, member_id)
+        if member.status == MemberStatus.REMOVED:
+            raise MemberRemoved("this member was removed from the org")
+        posting = ledger.Posting(uow.session, org_id, actor, uow.now)
+        wallet = wallet_account(member_id)
+        topped_up = 0
+        if not posting.withdraw(wallet, amount):
+            topped_up = make_spendable(uow, org, member, amount, posting)
+            if not posting.withdraw(wallet, amount):  # pragma: no cover - made spendable above
+                raise InsufficientCredits("the wallet cannot pay")
+        posting.adjust(AccountKind.USAGE, amount)
+        row = posting.record(
+            TransferKind.USAGE,
+            wallet,
+            AccountKind.USAGE,
+            amount,
+            member_id=member_id,
+            reference=reference,
+            metrics=checked,
+        )
+        posting.flush()
+        add_usage(uow, org_id, member_id, amount, checked)
+        uow.session.refresh(member)
+        return UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="charge_usage",
+        arguments={"member": member_id, "amount": amount, "metrics": checked, "ref": reference},
+        result_type=UsageResult,
+    )
+
+
+def add_usage(
+    uow: UnitOfWork, org_id: str, member_id: str, amount: int, metrics: dict[str, int] | None
+) -> None:
+    """Add a charge to the member's running totals of credits used and of each metric."""
+    uow.session.execute(
+        update(Member)
+        .where(Member.org_id == org_id, Member.id == member_id)
+        .values(used_total=Member.used_total + amount)
+    )
+    if not metrics:
+        return
+    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    statement = insert(UsageTotal).values(
+        [
+            {"org_id": org_id, "member_id": member_id, "metric": name, "total": value}
+            for name, value in sorted(metrics.items())
+        ]
+    )
+    uow.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["org_id", "member_id", "metric"],
+            set_={"total": UsageTotal.total + statement.excluded.total},
+        )
+    )

@@ -1,0 +1,363 @@
+"""What services return: plain, frozen read models built from the rows.
+
+Amounts are integers of micro-credits; the interfaces format them. Lists of members are built
+with one query per kind of figure, not one per member.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from creditpool.domain import metering as arithmetic
+from creditpool.domain.model import (
+    AccountKind,
+    HoldStatus,
+    MemberStatus,
+    Role,
+    Seat,
+)
+from creditpool.domain.policies import AutoAllocation, OrgSettings
+from creditpool.services import metering
+from creditpool.services.ledger import CHUNK, balances
+from creditpool.storage.schema import (
+    Account,
+    GroupMember,
+    Hold,
+    Member,
+    Org,
+    Transfer,
+    UsageTotal,
+    User,
+)
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    """An org's credits at one instant, seat burn included."""
+
+    at: datetime
+    available: int  # pool credits that can be allotted
+    allocated: int  # credits sitting in member wallets
+    purchased: int
+    used: int
+    metered: int
+    burn_rate_per_year: int
+    burn_rate_per_day: int
+    depletes_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrgView:
+    """An org with its settings, balance and summed usage metrics."""
+
+    id: str
+    name: str
+    paused: bool
+    invite_code: str
+    settings: OrgSettings
+    balance: BalanceView
+    usage: dict[str, int]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A membership with its wallet figures and usage totals."""
+
+    id: str
+    org_id: str
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    seat: Seat
+    status: MemberStatus
+    credits_available: int  # balance less open holds: what it can spend now
+    credits_held: int
+    credits_balance: int  # in the wallet, held included
+    credits_allocated: int  # ever allotted, manually and automatically
+    credits_used: int
+    auto_allocated: int
+    usage: dict[str, int]
+    groups: list[str]
+    access: bool
+    access_reason: str
+    joined_at: datetime
+    removed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TransferView:
+    """One movement of credits."""
+
+    id: str
+    batch_id: str
+    kind: str
+    debit_account: str
+    credit_account: str
+    amount: int
+    member_id: str | None
+    hold_id: str | None
+    reference: str | None
+    metrics: dict[str, int] | None
+    actor: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """Credits reserved in a wallet."""
+
+    id: str
+    member_id: str
+    amount: int
+    status: HoldStatus
+    captured: int | None
+    expires_at: datetime
+    reference: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of an allocation or revocation: one batch, its total, the members after."""
+
+    batch_id: str
+    total: int
+    members: list[MemberView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    """The usage transfer and the member after it."""
+
+    transfer: TransferView
+    member: MemberView
+    auto_allocated: int = 0  # credits topped up automatically before the charge
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A class inside an org."""
+
+    id: str
+    name: str
+    member_count: int
+
+
+@dataclass(frozen=True)
+class AccessView:
+    """Whether the org's pool pays for a member's seat right now, and why not."""
+
+    access: bool
+    reason: str
+
+
+def settings_of(org: Org) -> OrgSettings:
+    """Return an org's settings as the domain value."""
+    return OrgSettings(
+        returnable=org.returnable,
+        auto_allocation=AutoAllocation(
+            enabled=org.auto_enabled,
+            bundle=org.auto_bundle,
+            max_per_member=org.auto_max_per_member,
+        ),
+        seat_rates=metering.seat_rates(org),
+    )
+
+
+def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
+    """Return the org's balance as it will stand at `at`, at the current rate."""
+    accounts = balances(
+        uow.session, org.id, [str(kind) for kind in AccountKind if kind != "wallet"]
+    )
+    pool = accounts[AccountKind.POOL]
+    rate = metering.burn_rate(org)
+    accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
+    # Balances sum to zero, so the wallets hold what the other accounts do not.
+    in_wallets = -sum(accounts.values())
+    return BalanceView(
+        at=at,
+        available=pool - accrued,
+        allocated=in_wallets,
+        purchased=-accounts[AccountKind.PURCHASES],
+        used=accounts[AccountKind.USAGE],
+        metered=accounts[AccountKind.METERED] + accrued,
+        burn_rate_per_year=rate,
+        burn_rate_per_day=arithmetic.daily_rate(rate),
+        depletes_at=arithmetic.depletion_instant(rate=rate, since=org.metered_since, balance=pool),
+    )
+
+
+def org_view(uow: UnitOfWork, org: Org) -> OrgView:
+    """Return the org as callers see it now."""
+    usage = dict(
+        uow.session.execute(
+            select(UsageTotal.metric, func.sum(UsageTotal.total))
+            .where(UsageTotal.org_id == org.id)
+            .group_by(UsageTotal.metric)
+        )
+        .tuples()
+        .all()
+    )
+    return OrgView(
+        id=org.id,
+        name=org.name,
+        paused=org.paused,
+        invite_code=org.invite_code,
+        settings=settings_of(org),
+        balance=balance_view(uow, org, uow.now),
+        usage={metric: int(total) for metric, total in usage.items()},
+        created_at=org.created_at,
+    )
+
+
+def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[MemberView]:
+    """Return the views of several members of one org, in the order given."""
+    if not members:
+        return []
+    ids = [member.id for member in members]
+    session = uow.session
+    users: dict[str, User] = {}
+    wallets: dict[str, Account] = {}
+    held: dict[str, int] = defaultdict(int)
+    usage: dict[str, dict[str, int]] = defaultdict(dict)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        user_ids = {m.user_id for m in members[start : start + CHUNK]}
+        users.update((u.id, u) for u in session.scalars(select(User).where(User.id.in_(user_ids))))
+        wallets.update(
+            (account.member_id or "", account)
+            for account in session.scalars(
+                select(Account).where(Account.org_id == org.id, Account.member_id.in_(part))
+            )
+        )
+        # Holds past their expiry count as released even before a write releases them.
+        for member_id, amount in session.execute(
+            select(Hold.member_id, func.sum(Hold.amount))
+            .where(
+                Hold.org_id == org.id,
+                Hold.member_id.in_(part),
+                Hold.status == HoldStatus.PENDING,
+                Hold.expires_at > uow.now,
+            )
+            .group_by(Hold.member_id)
+        ).tuples():
+            held[member_id] = int(amount)
+        for total in session.scalars(
+            select(UsageTotal).where(UsageTotal.org_id == org.id, UsageTotal.member_id.in_(part))
+        ):
+            usage[total.member_id][total.metric] = total.total
+        for member_id, group_id in session.execute(
+            select(GroupMember.member_id, GroupMember.group_id)
+            .where(GroupMember.org_id == org.id, GroupMember.member_id.in_(part))
+            .order_by(GroupMember.group_id)
+        ).tuples():
+            groups[member_id].append(group_id)
+    meters_licensed = org.rate_licensed > 0
+    pool_available = metering.pool_available(uow, org, uow.now) if meters_licensed else 0
+    views = []
+    for member in members:
+        wallet = wallets[member.id]
+        user = users[member.user_id]
+        access, reason = arithmetic.seat_access(
+            removed=member.status == MemberStatus.REMOVED,
+            seat=Seat(member.seat),
+            paused=org.paused,
+            meters_licensed=meters_licensed,
+            pool_available=pool_available,
+        )
+        views.append(
+            MemberView(
+                id=member.id,
+                org_id=org.id,
+                user_id=member.user_id,
+                email=user.email,
+                name=user.name,
+                role=Role(member.role),
+                seat=Seat(member.seat),
+                status=MemberStatus(member.status),
+                credits_available=wallet.balance - held[member.id],
+                credits_held=held[member.id],
+                credits_balance=wallet.balance,
+                credits_allocated=member.allocated_total,
+                credits_used=member.used_total,
+                auto_allocated=member.auto_allocated_total,
+                usage=usage[member.id],
+                groups=groups[member.id],
+                access=access,
+                access_reason=reason,
+                joined_at=member.joined_at,
+                removed_at=member.removed_at,
+            )
+        )
+    return views
+
+
+def member_view(uow: UnitOfWork, org: Org, member: Member) -> MemberView:
+    """Return the view of one member."""
+    return member_views(uow, org, [member])[0]
+
+
+def transfer_view(row: Transfer | dict[str, Any]) -> TransferView:
+    """Return the view of a stored or just-recorded transfer."""
+    data = (
+        row
+        if isinstance(row, dict)
+        else {column: getattr(row, column) for column in _TRANSFER_FIELDS}
+    )
+    return TransferView(
+        id=data["id"],
+        batch_id=data["batch_id"],
+        kind=data["kind"],
+        debit_account=data["debit_account_id"],
+        credit_account=data["credit_account_id"],
+        amount=data["amount"],
+        member_id=data["member_id"],
+        hold_id=data["hold_id"],
+        reference=data["reference"],
+        metrics=data["metrics"],
+        actor=data["actor"],
+        created_at=data["created_at"],
+    )
+
+
+_TRANSFER_FIELDS = (
+    "id",
+    "batch_id",
+    "kind",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "member_id",
+    "hold_id",
+    "reference",
+    "metrics",
+    "actor",
+    "created_at",
+)
+
+
+def hold_view(hold: Hold, now: datetime) -> HoldView:
+    """Return the view of a hold; a pending hold past its expiry shows as expired."""
+    status = HoldStatus(hold.status)
+    if status is HoldStatus.PENDING and hold.expires_at <= now:
+        status = HoldStatus.EXPIRED
+    return HoldView(
+        id=hold.id,
+        member_id=hold.member_id,
+        amount=hold.amount,
+        status=status,
+        captured=hold.captured,
+        expires_at=hold.expires_at,
+        reference=hold.reference,
+        created_at=hold.created_at,
+    )

@@ -1,0 +1,110 @@
+"""Making a wallet able to pay: releasing expired holds and automatic top-ups.
+
+Usage and holds take the fast path first: one conditional debit of the wallet, no lock on the
+org. Only when it fails do they take the slow path here, in lock order: the org row (when
+automatic allocation may move pool credits), the member's expired holds, then the wallet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.errors import InsufficientCredits, OrgPaused
+from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
+from creditpool.services import ledger, metering
+from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.lookups import load_member, load_org
+from creditpool.services.views import settings_of
+from creditpool.storage.schema import Account, Hold, Member, Org
+from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def release_expired_holds(
+    uow: UnitOfWork, org_id: str, member_ids: Sequence[str] | None = None
+) -> int:
+    """Mark pending holds past their expiry as expired and free their credits; return how many."""
+    query = (
+        select(Hold.id, Hold.member_id, Hold.amount)
+        .where(
+            Hold.org_id == org_id,
+            Hold.status == HoldStatus.PENDING,
+            Hold.expires_at <= uow.now,
+        )
+        .order_by(Hold.id)
+        .with_for_update()
+    )
+    freed: dict[str, int] = defaultdict(int)
+    hold_ids: list[str] = []
+    parts = [None] if member_ids is None else list(chunks(list(member_ids)))
+    for part in parts:
+        scoped = query if part is None else query.where(Hold.member_id.in_(part))
+        for hold_id, member_id, amount in uow.session.execute(scoped).tuples():
+            hold_ids.append(hold_id)
+            freed[member_id] += amount
+    for part in chunks(hold_ids):
+        uow.session.execute(
+            update(Hold)
+            .where(Hold.org_id == org_id, Hold.id.in_(part))
+            .values(status=HoldStatus.EXPIRED, closed_at=uow.now)
+        )
+    for member_id in sorted(freed):
+        uow.session.execute(
+            update(Account)
+            .where(Account.org_id == org_id, Account.id == wallet_account(member_id))
+            .values(held=Account.held - freed[member_id])
+        )
+    return len(hold_ids)
+
+
+def make_spendable(
+    uow: UnitOfWork, org: Org, member: Member, amount: int, posting: ledger.Posting
+) -> int:
+    """Ensure the wallet can spend `amount`, topping it up under automatic allocation.
+
+    Returns the credits allotted automatically (0 when none were needed). Raises
+    InsufficientCredits, with nothing moved, when the wallet still cannot pay.
+    """
+    if org.auto_enabled:
+        # Automatic allocation moves pool credits: take the pool's lock, then re-read the org.
+        org = load_org(uow, org.id, lock=True)
+        if org.paused:
+            raise OrgPaused("the org is paused")
+    release_expired_holds(uow, org.id, [member.id])
+    balance, held = uow.session.execute(
+        select(Account.balance, Account.held)
+        .where(Account.org_id == org.id, Account.id == wallet_account(member.id))
+        .with_for_update()
+    ).one()
+    available = balance - held
+    # Only under the org lock can auto_allocated_total change: read it fresh.
+    member = load_member(uow, org.id, member.id)
+    uow.session.refresh(member)
+    top_up = settings_of(org).auto_allocation.top_up(
+        available=available, amount=amount, auto_allocated=member.auto_allocated_total
+    )
+    if top_up == 0:
+        return 0
+    metering.settle(uow, org, actor=posting.actor, posting=posting)
+    if not posting.withdraw(AccountKind.POOL, top_up):
+        raise InsufficientCredits(
+            f"the pool has {format_credits(metering.pool_balance(uow, org.id))} available, "
+            f"a top-up of {format_credits(top_up)} needed"
+        )
+    wallet = wallet_account(member.id)
+    posting.adjust(wallet, top_up)
+    posting.record(
+        TransferKind.AUTO_ALLOCATION, AccountKind.POOL, wallet, top_up, member_id=member.id
+    )
+    uow.session.execute(
+        update(Member)
+        .where(Member.org_id == org.id, Member.id == member.id)
+        .values(
+            allocated_total=Member.allocated_total + top_up,
+            auto_allocated_total=Member.auto_allocated_total + top_up,
+        )
+    )
+    return top_up

@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy schema, Alembic migrations, engines and the unit of work."""

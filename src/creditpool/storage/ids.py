@@ -1,0 +1,40 @@
+"""Opaque, time-ordered identifiers.
+
+An id is a short prefix naming the kind of thing and a ULID-like body: 48 bits of milliseconds
+and 80 random bits in Crockford base32. Ids made by one process only grow, so ordering by id is
+ordering by creation ("newest first" needs no extra column).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_lock = threading.Lock()
+_last = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    """Return a new id such as `mem_01jd3v...`, greater than any id this process made before."""
+    global _last
+    with _lock:
+        candidate = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+        # Within one millisecond, keep counting up from the last id instead of going back.
+        _last = candidate if candidate > _last else _last + 1
+        value = _last
+    return f"{prefix}_{_encode(value, 26)}"
+
+
+def new_secret() -> str:
+    """Return a random url-safe secret of 160 bits, for invite codes and tokens."""
+    return secrets.token_urlsafe(20)

@@ -1,0 +1,305 @@
+"""The relational schema. Alembic migrations create it; this module describes it.
+
+Tenant-keyed: every table that belongs to an org carries `org_id`, leads its primary key and
+every unique key with it, and its foreign keys inside the org include `org_id`, so one tenant
+can never reach another's rows and the schema can be distributed by `org_id`. Users are global.
+
+The ledger's invariants hold in the database as well as in code: transfer amounts are positive,
+pools and wallets never go below zero, a wallet's held credits never exceed its balance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from creditpool.storage.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(40)
+ACCOUNT_ID = String(48)
+Micros = BigInteger
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention migrations rely on."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, str: String(200), int: BigInteger}
+
+
+class User(Base):
+    """A person with a login; may belong to several orgs. Global, not tenant-keyed."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str]
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_operator: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Org(Base):
+    """One customer and its settings, seat counts and metering clock."""
+
+    __tablename__ = "orgs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str]
+    paused: Mapped[bool] = mapped_column(default=False)
+    invite_code: Mapped[str] = mapped_column(String(64), unique=True)
+    returnable: Mapped[bool] = mapped_column(default=True)
+    auto_enabled: Mapped[bool] = mapped_column(default=False)
+    auto_bundle: Mapped[int] = mapped_column(Micros)
+    auto_max_per_member: Mapped[int] = mapped_column(Micros)
+    rate_licensed: Mapped[int] = mapped_column(Micros, default=0)
+    rate_unlicensed: Mapped[int] = mapped_column(Micros, default=0)
+    rate_external: Mapped[int] = mapped_column(Micros, default=0)
+    # Active seats by kind; the burn rate is derived from these, the rates and `paused`.
+    licensed_seats: Mapped[int] = mapped_column(Integer, default=0)
+    unlicensed_seats: Mapped[int] = mapped_column(Integer, default=0)
+    external_seats: Mapped[int] = mapped_column(Integer, default=0)
+    # The instant since which the pool's current burn rate applies, unposted.
+    metered_since: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("auto_bundle > 0", name="bundle_positive"),
+        CheckConstraint(
+            "auto_max_per_member >= 0 AND auto_max_per_member % auto_bundle = 0",
+            name="cap_multiple_of_bundle",
+        ),
+        CheckConstraint(
+            "rate_licensed >= 0 AND rate_unlicensed >= 0 AND rate_external >= 0",
+            name="rates_not_negative",
+        ),
+        CheckConstraint(
+            "licensed_seats >= 0 AND unlicensed_seats >= 0 AND external_seats >= 0",
+            name="seats_not_negative",
+        ),
+    )
+
+
+class Member(Base):
+    """A user's membership in one org. Removing it keeps the row and its history."""
+
+    __tablename__ = "members"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    seat: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    # Running totals, each backed by the transfers (the audit checks them).
+    allocated_total: Mapped[int] = mapped_column(Micros, default=0)
+    auto_allocated_total: Mapped[int] = mapped_column(Micros, default=0)
+    used_total: Mapped[int] = mapped_column(Micros, default=0)
+    joined_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "user_id"),
+        Index("ix_members_org_id_status_role", "org_id", "status", "role"),
+        CheckConstraint("role IN ('owner', 'manager', 'member')", name="role"),
+        CheckConstraint("seat IN ('licensed', 'unlicensed', 'external')", name="seat"),
+        CheckConstraint("status IN ('active', 'removed')", name="status"),
+        CheckConstraint(
+            "allocated_total >= 0 AND auto_allocated_total >= 0 AND used_total >= 0",
+            name="totals_not_negative",
+        ),
+    )
+
+
+class Account(Base):
+    """One account of an org's ledger: its pool, a member's wallet, or a system account.
+
+    `balance` is credits in minus credits out. `held` is what open holds reserve in a wallet;
+    a wallet can spend `balance - held`.
+    """
+
+    __tablename__ = "accounts"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ACCOUNT_ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    member_id: Mapped[str | None] = mapped_column(ID)
+    balance: Mapped[int] = mapped_column(Micros, default=0)
+    held: Mapped[int] = mapped_column(Micros, default=0)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
+        UniqueConstraint("org_id", "member_id"),
+        CheckConstraint("kind IN ('pool', 'wallet', 'purchases', 'usage', 'metered')", name="kind"),
+        CheckConstraint("kind NOT IN ('pool', 'wallet') OR balance >= 0", name="not_overdrawn"),
+        CheckConstraint("held >= 0 AND (held = 0 OR held <= balance)", name="held_covered"),
+        CheckConstraint(
+            "(kind = 'wallet' AND member_id IS NOT NULL)"
+            " OR (kind <> 'wallet' AND member_id IS NULL)",
+            name="wallet_has_member",
+        ),
+    )
+
+
+class Transfer(Base):
+    """One immutable movement of credits between two accounts of the same org."""
+
+    __tablename__ = "transfers"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(24))
+    debit_account_id: Mapped[str] = mapped_column(ACCOUNT_ID)
+    credit_account_id: Mapped[str] = mapped_column(ACCOUNT_ID)
+    amount: Mapped[int] = mapped_column(Micros)
+    member_id: Mapped[str | None] = mapped_column(ID)
+    hold_id: Mapped[str | None] = mapped_column(ID)
+    reference: Mapped[str | None]
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "debit_account_id"], ["accounts.org_id", "accounts.id"]),
+        ForeignKeyConstraint(["org_id", "credit_account_id"], ["accounts.org_id", "accounts.id"]),
+        ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
+        Index("ix_transfers_org_id_member_id_id", "org_id", "member_id", "id"),
+        Index("ix_transfers_org_id_batch_id", "org_id", "batch_id"),
+    )
+
+
+class Hold(Base):
+    """Credits reserved in a wallet for long work: captured, voided or expired later."""
+
+    __tablename__ = "holds"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    member_id: Mapped[str] = mapped_column(ID)
+    amount: Mapped[int] = mapped_column(Micros)
+    captured: Mapped[int | None] = mapped_column(Micros)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    reference: Mapped[str | None]
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            "captured IS NULL OR (captured > 0 AND captured <= amount)", name="capture"
+        ),
+        CheckConstraint("status IN ('pending', 'captured', 'voided', 'expired')", name="status"),
+        Index("ix_holds_org_id_member_id_status", "org_id", "member_id", "status"),
+    )
+
+
+class UsageTotal(Base):
+    """A member's running sum of one usage metric (renders, frames, …)."""
+
+    __tablename__ = "usage_totals"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    member_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+    )
+
+
+class Group(Base):
+    """A class inside an org: a handle for batch actions that never changes the burn."""
+
+    __tablename__ = "groups"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+
+class GroupMember(Base):
+    """A member's place in a group."""
+
+    __tablename__ = "group_members"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    group_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    member_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "group_id"], ["groups.org_id", "groups.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
+        Index("ix_group_members_org_id_member_id", "org_id", "member_id"),
+    )
+
+
+class Invitation(Base):
+    """An e-mailed invitation to join an org, accepted once through its secret token."""
+
+    __tablename__ = "invitations"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    seat: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'accepted', 'revoked', 'expired')", name="status"),
+        Index("ix_invitations_org_id_status", "org_id", "status"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first result of a write made under an idempotency key, per caller and org.
+
+    `org_id` is empty for writes that belong to no org yet (creating one).
+    """
+
+    __tablename__ = "idempotency_records"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime]

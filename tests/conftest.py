@@ -1,0 +1,85 @@
+"""Fixtures shared by every tier.
+
+Service tests run on both engines: the `engine` fixture is parametrized by SQLite and
+PostgreSQL, so each such test runs twice. Each test works inside a transaction that is rolled
+back at its end (services commit to savepoints), so tests never see each other's rows.
+
+PostgreSQL comes from CREDITPOOL_TEST_POSTGRES_URL, or else from a throwaway cluster started
+from the machine's binaries. If neither can be had, PostgreSQL tests fail under CI=true and
+skip elsewhere with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from creditpool.storage.database import create_database_engine
+from creditpool.storage.migrate import upgrade
+from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.clock import FakeClock
+from tests.support.postgres import PostgresUnavailable, throwaway_cluster
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """The URL of a migrated PostgreSQL test database."""
+    given = os.environ.get("CREDITPOOL_TEST_POSTGRES_URL")
+    if given:
+        upgrade(given)
+        yield given
+        return
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_cluster())
+        except PostgresUnavailable as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required in CI: {error}")
+            pytest.skip(f"PostgreSQL unavailable: {error}")
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of a migrated SQLite test database file."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "creditpool.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """An engine on each supported database in turn."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    engine = create_database_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock standing at 2026-01-01T00:00:00Z until a test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def uow(engine: Engine, clock: FakeClock) -> Iterator[UnitOfWork]:
+    """A unit of work whose commits are rolled back when the test ends."""
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    yield UnitOfWork(factory, clock)
+    outer.rollback()
+    connection.close()
