@@ -179,7 +179,7 @@ class Transfer(Base):
     member_id: Mapped[str | None] = mapped_column(ID)
     hold_id: Mapped[str | None] = mapped_column(ID)
     reference: Mapped[str | None]
-    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     actor: Mapped[str]
     created_at: Mapped[datetime]
 
