@@ -130,3 +130,14 @@ class MemberRemoved(Conflict):
     """Raised when usage or a hold names a removed member."""
 
     code = "member_removed"
+
+
+def error_for_code(code: str, detail: str) -> CreditpoolError:
+    """Return an error of the class whose code this is (the base class for an unknown code)."""
+    pending: list[type[CreditpoolError]] = [CreditpoolError]
+    while pending:
+        kind = pending.pop()
+        if kind.code == code:
+            return kind(detail)
+        pending.extend(kind.__subclasses__())
+    return CreditpoolError(detail)

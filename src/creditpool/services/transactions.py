@@ -3,8 +3,11 @@
 Every write goes through `run_write`: it opens the unit of work, replays the first result when
 the caller's idempotency key was seen within 24 hours with the same arguments, refuses the key
 with other arguments, otherwise applies the change, stores the key with its result in the same
-transaction, and commits. A key raced by two requests at once lets one win; the other replays
-its result. PostgreSQL deadlocks and serialization failures are retried from the start.
+transaction, and commits. When the state refuses the write (a Conflict or NotFound: too few
+credits, a removed member), nothing changes, and the key remembers the refusal so that a retry
+answers the same; malformed arguments are refused before any key is looked at. A key raced by
+two requests at once lets one win; the other replays its result. PostgreSQL deadlocks and
+serialization failures are retried from the start.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from creditpool.domain.errors import IdempotencyMismatch, InvalidInput
+from creditpool.domain.errors import (
+    Conflict,
+    CreditpoolError,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFound,
+    error_for_code,
+)
 from creditpool.storage.schema import IdempotencyRecord
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -90,6 +100,10 @@ def run_write(
                     )
                 uow.commit()
                 return result
+        except (Conflict, NotFound) as refusal:
+            if key is not None:
+                _remember_refusal(uow, org_id, actor, key, digest, refusal)
+            raise
         except IntegrityError:
             # A concurrent request stored the same key first: the next attempt replays it.
             if key is None or attempt == _ATTEMPTS:
@@ -98,6 +112,28 @@ def run_write(
             if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _remember_refusal(
+    uow: UnitOfWork, org_id: str, actor: str, key: str, digest: str, refusal: CreditpoolError
+) -> None:
+    """Store the refusal under the key, in a transaction of its own (the write rolled back)."""
+    try:
+        with uow:
+            uow.session.add(
+                IdempotencyRecord(
+                    org_id=org_id,
+                    actor=actor,
+                    key=key,
+                    fingerprint=digest,
+                    result={"detail": refusal.detail},
+                    refusal=refusal.code,
+                    created_at=uow.now,
+                )
+            )
+            uow.commit()
+    except IntegrityError:
+        pass  # a concurrent request stored its outcome under this key first; it stands
 
 
 def _replay(
@@ -113,6 +149,8 @@ def _replay(
         return None
     if record.fingerprint != digest:
         raise IdempotencyMismatch(f"the idempotency key {key!r} was used with other arguments")
+    if record.refusal is not None:
+        raise error_for_code(record.refusal, str(record.result.get("detail", "")))
     result: T = _adapter(result_type).validate_python(record.result)
     return result
 

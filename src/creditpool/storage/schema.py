@@ -292,7 +292,9 @@ class Invitation(Base):
 class IdempotencyRecord(Base):
     """The first result of a write made under an idempotency key, per caller and org.
 
-    `org_id` is empty for writes that belong to no org yet (creating one).
+    `org_id` is empty for writes that belong to no org yet (creating one). A write the state
+    refused (too few credits, say) is remembered too: `refusal` holds the error's code and
+    `result` its detail, so a retry with the key answers the same refusal.
     """
 
     __tablename__ = "idempotency_records"
@@ -302,4 +304,5 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     result: Mapped[Any] = mapped_column(JSON)
+    refusal: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("refusal", sa.String(length=40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("org_id", "actor", "key", name=op.f("pk_idempotency_records")),
     )
