@@ -22,9 +22,11 @@ app = typer.Typer(help="creditpool: pools of prepaid credits shared inside an or
 db_app = typer.Typer(help="The database.")
 users_app = typer.Typer(help="People with a login.")
 orgs_app = typer.Typer(help="Organisations.")
+keys_app = typer.Typer(help="Operator keys.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
 
 
 def _unit_of_work() -> UnitOfWork:
@@ -94,6 +96,74 @@ def orgs_list() -> None:
             f"{format_credits(balance.allocated)} allocated, {format_credits(balance.used)} used, "
             f"{format_credits(balance.metered)} metered" + (" (paused)" if org.paused else "")
         )
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    demo: Annotated[bool, typer.Option(help="Fill an empty database with the demo first.")] = False,
+) -> None:
+    """Serve the API and the pages; apply pending migrations first."""
+    import uvicorn
+
+    from creditpool.api.app import create_app
+    from creditpool.worker import Worker
+
+    config = Config.from_environment()
+    upgrade(config.database_url)
+    engine = create_database_engine(config.database_url)
+    if demo:
+        from creditpool.demo import fill_demo
+
+        for line in fill_demo(UnitOfWork.for_engine(engine)):
+            typer.echo(line)
+    worker = Worker(UnitOfWork.for_engine(engine), config)
+    application = create_app(config, engine, on_mail_queued=worker.wake)
+    worker.start()
+    typer.echo(f"creditpool serves http://{host}:{port} (API under /api/v1, docs at /api/v1/docs)")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+    finally:
+        worker.stop()
+
+
+@app.command("worker")
+def worker_command(
+    once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
+) -> None:
+    """Send due mail, expire holds and forget old keys (serve runs this in the background)."""
+    import time
+
+    from creditpool.worker import INTERVAL_SECONDS, run_once
+
+    config = Config.from_environment()
+    uow = _unit_of_work()
+    while True:
+        report = run_once(uow, config)
+        typer.echo(
+            f"mail sent {report.mail_sent}, failed {report.mail_failed}; "
+            f"holds expired {report.holds_expired}; keys forgotten {report.keys_forgotten}"
+        )
+        if once:
+            return
+        time.sleep(INTERVAL_SECONDS)
+
+
+@keys_app.command("create")
+def keys_create(
+    operator: Annotated[bool, typer.Option("--operator", help="A key with operator powers.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "operator key",
+) -> None:
+    """Create an operator key; it is printed once."""
+    from creditpool.services import auth
+
+    if not operator:
+        typer.echo("org API keys are made in the API or the pages; use --operator here", err=True)
+        raise typer.Exit(code=2)
+    issued = auth.create_operator_key(_unit_of_work(), name=name)
+    typer.echo(f"{issued.id}: {issued.secret}")
+    typer.echo("keep it safe: it is shown this once", err=True)
 
 
 @app.command("demo")

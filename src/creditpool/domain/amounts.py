@@ -21,18 +21,19 @@ _DECIMAL_TEXT = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _MAX_TEXT_LENGTH = 40
 
 
-def parse_credits(value: object, *, allow_zero: bool = False) -> int:
+def parse_credits(value: object, *, allow_zero: bool = False, allow_negative: bool = False) -> int:
     """Return the micro-credits of a decimal string or number, or raise InvalidAmount."""
     number = _to_decimal(value)
     if not number.is_finite():
         raise InvalidAmount("an amount must be a finite number")
-    if number < 0:
+    if number < 0 and not allow_negative:
         raise InvalidAmount("an amount cannot be negative")
-    if number == 0 and not allow_zero:
+    if number == 0 and not (allow_zero or allow_negative):
         raise InvalidAmount("an amount must be greater than zero")
-    if number > MAX_CREDITS:
+    if abs(number) > MAX_CREDITS:
         raise InvalidAmount(f"an amount cannot exceed {MAX_CREDITS:,} credits")
-    return _exact_micros(number)
+    micros = _exact_micros(abs(number))
+    return -micros if number < 0 else micros
 
 
 def _exact_micros(number: Decimal) -> int:

@@ -212,7 +212,7 @@ def _lock_wallets(uow: UnitOfWork, org_id: str, member_ids: list[str]) -> dict[s
             select(Account.member_id, Account.balance - Account.held)
             .where(Account.org_id == org_id, Account.id.in_([wallet_account(m) for m in part]))
             .order_by(Account.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).tuples()
         spendable.update((member_id or "", int(value)) for member_id, value in rows)
     return spendable

@@ -105,7 +105,9 @@ def set_group_members(
     """Make these active members the whole of the group."""
     with uow:
         group = uow.session.scalars(
-            select(Group).where(Group.org_id == org_id, Group.id == group_id).with_for_update()
+            select(Group)
+            .where(Group.org_id == org_id, Group.id == group_id)
+            .with_for_update(key_share=True)
         ).one_or_none()
         if group is None:
             load_group(uow, org_id, group_id)  # raises NotFound

@@ -112,7 +112,7 @@ def _load_open_hold(uow: UnitOfWork, org_id: str, hold_id: str) -> Hold:
     hold = uow.session.scalars(
         select(Hold)
         .where(Hold.org_id == org_id, Hold.id == hold_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one_or_none()
     if hold is None:

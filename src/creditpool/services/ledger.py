@@ -14,7 +14,9 @@ touch the pool once and all the wallets in one statement.
 
 Lock order, to keep PostgreSQL free of deadlocks: the org row (taken by anything that touches
 the pool, the rate or membership), then holds, then wallets, then the usage account, then
-member rows.
+member rows. Explicit row locks are FOR NO KEY UPDATE, never FOR UPDATE: inserting a transfer
+takes KEY SHARE locks on the rows its foreign keys name (the org, the accounts, the member),
+and FOR UPDATE would make those inserts wait on, and deadlock with, a concurrent batch.
 """
 
 from __future__ import annotations

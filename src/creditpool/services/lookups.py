@@ -16,7 +16,7 @@ def load_org(uow: UnitOfWork, org_id: str, *, lock: bool = False) -> Org:
     """Return the org; with `lock`, hold its row until commit (the pool's lock)."""
     query = select(Org).where(Org.id == org_id).execution_options(populate_existing=True)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     org = uow.session.scalars(query).one_or_none()
     if org is None:
         raise NotFound(f"no org {org_id}")
@@ -27,7 +27,7 @@ def load_member(uow: UnitOfWork, org_id: str, member_id: str, *, lock: bool = Fa
     """Return a member of the org, active or removed."""
     query = select(Member).where(Member.org_id == org_id, Member.id == member_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     member = uow.session.scalars(query).one_or_none()
     if member is None:
         raise NotFound(f"no member {member_id} in this org")

@@ -9,6 +9,7 @@ removed member). A removed member who comes back finds the same id, history, gro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
@@ -192,7 +193,7 @@ def remove_members(
             select(Account.id, Account.member_id, Account.balance)
             .where(Account.org_id == org.id, Account.id.in_(part), Account.balance > 0)
             .order_by(Account.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).tuples()
         for account_id, member_id, balance in rows:
             posting.record(
@@ -261,3 +262,28 @@ def member_of_user(uow: UnitOfWork, org_id: str, user_id: str) -> MemberView:
         if member is None:
             raise NotFound("this user is not a member of the org")
         return member_view(uow, org, member)
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    """One org a user belongs to, and its role there."""
+
+    org_id: str
+    org_name: str
+    member_id: str
+    role: Role
+
+
+def memberships_of(uow: UnitOfWork, user_id: str) -> list[MembershipView]:
+    """Return the user's active memberships, by org name."""
+    with uow:
+        rows = uow.session.execute(
+            select(Org.id, Org.name, Member.id, Member.role)
+            .join(Member, Member.org_id == Org.id)
+            .where(Member.user_id == user_id, Member.status == MemberStatus.ACTIVE)
+            .order_by(Org.name, Org.id)
+        ).tuples()
+        return [
+            MembershipView(org_id, name, member_id, Role(role))
+            for org_id, name, member_id, role in rows
+        ]

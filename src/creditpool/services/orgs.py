@@ -164,15 +164,25 @@ def get_org(uow: UnitOfWork, org_id: str) -> OrgView:
 
 
 def list_orgs(
-    uow: UnitOfWork, *, user_id: str | None = None, after: str | None = None, limit: int = 50
+    uow: UnitOfWork,
+    *,
+    user_id: str | None = None,
+    managed_only: bool = False,
+    org_id: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
 ) -> list[OrgView]:
-    """Return orgs by id: all of them, or those where `user_id` is an active member."""
+    """Return orgs by id: all, one, or those where `user_id` is active (and runs them)."""
     with uow:
         query = select(Org).order_by(Org.id).limit(limit)
+        if org_id is not None:
+            query = query.where(Org.id == org_id)
         if user_id is not None:
             query = query.join(Member, Member.org_id == Org.id).where(
                 Member.user_id == user_id, Member.status == MemberStatus.ACTIVE
             )
+            if managed_only:
+                query = query.where(Member.role.in_([Role.OWNER, Role.MANAGER]))
         if after is not None:
             query = query.where(Org.id > after)
         return [org_view(uow, org) for org in uow.session.scalars(query)]

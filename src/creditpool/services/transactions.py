@@ -75,8 +75,13 @@ def run_write(
     operation: str,
     arguments: Mapping[str, Any],
     result_type: type[T],
+    replay_as: CreditpoolError | None = None,
 ) -> T:
-    """Apply a change in one transaction, at most once per idempotency key."""
+    """Apply a change in one transaction, at most once per idempotency key.
+
+    `replay_as` is for results that must not be stored, such as a secret shown once: the key
+    then remembers this error as the answer to a replay instead of the result.
+    """
     check_key(key)
     digest = fingerprint(operation, arguments)
     for attempt in range(1, _ATTEMPTS + 1):
@@ -85,16 +90,23 @@ def run_write(
                 if key is not None:
                     replayed = _replay(uow, org_id, actor, key, digest, result_type)
                     if replayed is not None:
+                        uow.replayed = True
                         return replayed
                 result = apply()
                 if key is not None:
+                    stored = (
+                        None
+                        if replay_as
+                        else _adapter(result_type).dump_python(result, mode="json")
+                    )
                     uow.session.add(
                         IdempotencyRecord(
                             org_id=org_id,
                             actor=actor,
                             key=key,
                             fingerprint=digest,
-                            result=_adapter(result_type).dump_python(result, mode="json"),
+                            result=stored if replay_as is None else {"detail": replay_as.detail},
+                            refusal=None if replay_as is None else replay_as.code,
                             created_at=uow.now,
                         )
                     )
@@ -150,6 +162,7 @@ def _replay(
     if record.fingerprint != digest:
         raise IdempotencyMismatch(f"the idempotency key {key!r} was used with other arguments")
     if record.refusal is not None:
+        uow.replayed = True
         raise error_for_code(record.refusal, str(record.result.get("detail", "")))
     result: T = _adapter(result_type).validate_python(record.result)
     return result

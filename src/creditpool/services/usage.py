@@ -65,33 +65,7 @@ def charge_usage(
     checked = check_metrics(metrics)
 
     def apply() -> UsageResult:
-        org = load_org(uow, org_id)
-        if org.paused:
-            raise OrgPaused("the org is paused: usage is refused until it resumes")
-        member = load_member(uow, org_id, member_id)
-        if member.status == MemberStatus.REMOVED:
-            raise MemberRemoved("this member was removed from the org")
-        posting = ledger.Posting(uow.session, org_id, actor, uow.now)
-        wallet = wallet_account(member_id)
-        topped_up = 0
-        if not posting.withdraw(wallet, amount):
-            topped_up = make_spendable(uow, org, member, amount, posting)
-            if not posting.withdraw(wallet, amount):  # pragma: no cover - made spendable above
-                raise InsufficientCredits("the wallet cannot pay")
-        posting.adjust(AccountKind.USAGE, amount)
-        row = posting.record(
-            TransferKind.USAGE,
-            wallet,
-            AccountKind.USAGE,
-            amount,
-            member_id=member_id,
-            reference=reference,
-            metrics=checked,
-        )
-        posting.flush()
-        add_usage(uow, org_id, member_id, amount, checked)
-        uow.session.refresh(member)
-        return UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
+        return apply_usage(uow, org_id, member_id, amount, checked, reference, actor)
 
     return run_write(
         uow,
@@ -103,6 +77,45 @@ def charge_usage(
         arguments={"member": member_id, "amount": amount, "metrics": checked, "ref": reference},
         result_type=UsageResult,
     )
+
+
+def apply_usage(
+    uow: UnitOfWork,
+    org_id: str,
+    member_id: str,
+    amount: int,
+    metrics: dict[str, int] | None,
+    reference: str | None,
+    actor: str,
+) -> UsageResult:
+    """Charge usage inside the caller's open transaction; arguments already checked."""
+    org = load_org(uow, org_id)
+    if org.paused:
+        raise OrgPaused("the org is paused: usage is refused until it resumes")
+    member = load_member(uow, org_id, member_id)
+    if member.status == MemberStatus.REMOVED:
+        raise MemberRemoved("this member was removed from the org")
+    posting = ledger.Posting(uow.session, org_id, actor, uow.now)
+    wallet = wallet_account(member_id)
+    topped_up = 0
+    if not posting.withdraw(wallet, amount):
+        topped_up = make_spendable(uow, org, member, amount, posting)
+        if not posting.withdraw(wallet, amount):  # pragma: no cover - made spendable above
+            raise InsufficientCredits("the wallet cannot pay")
+    posting.adjust(AccountKind.USAGE, amount)
+    row = posting.record(
+        TransferKind.USAGE,
+        wallet,
+        AccountKind.USAGE,
+        amount,
+        member_id=member_id,
+        reference=reference,
+        metrics=metrics,
+    )
+    posting.flush()
+    add_usage(uow, org_id, member_id, amount, metrics)
+    uow.session.refresh(member)
+    return UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
 
 
 def add_usage(

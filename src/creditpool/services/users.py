@@ -89,6 +89,15 @@ def create_user(
     )
 
 
+def get_user(uow: UnitOfWork, user_id: str) -> UserView:
+    """Return a user by id."""
+    with uow:
+        user = uow.session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        return _view(user)
+
+
 def find_user(uow: UnitOfWork, email: str) -> UserView:
     """Return the user with this e-mail, whatever its case."""
     with uow:

@@ -35,7 +35,7 @@ def release_expired_holds(
             Hold.expires_at <= uow.now,
         )
         .order_by(Hold.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     freed: dict[str, int] = defaultdict(int)
     hold_ids: list[str] = []
@@ -77,7 +77,7 @@ def make_spendable(
     balance, held = uow.session.execute(
         select(Account.balance, Account.held)
         .where(Account.org_id == org.id, Account.id == wallet_account(member.id))
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).one()
     available = balance - held
     # Only under the org lock can auto_allocated_total change: read it fresh.

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -279,7 +280,7 @@ class Invitation(Base):
     role: Mapped[str] = mapped_column(String(16))
     seat: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
@@ -306,3 +307,79 @@ class IdempotencyRecord(Base):
     result: Mapped[Any] = mapped_column(JSON)
     refusal: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
+
+
+class PersonalToken(Base):
+    """A user's bearer token for the API. Global; only a hash of its secret is kept."""
+
+    __tablename__ = "personal_tokens"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class OperatorKey(Base):
+    """A machine's key with the operator's powers. Global; only a hash of its secret is kept."""
+
+    __tablename__ = "operator_keys"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str]
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """An org's key for the vendor's product, with scopes; only a hash of its secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str]
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class MailMessage(Base):
+    """An e-mail waiting in the outbox until the SMTP server takes it; retried on failure."""
+
+    __tablename__ = "mail_outbox"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_mail_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+    )
+
+
+class UsageEvent(Base):
+    """The first result of one event of a batch usage call, kept per org and key for 30 days."""
+
+    __tablename__ = "usage_events"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    member_id: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(40))  # the error's code; None when charged
+    detail: Mapped[str | None] = mapped_column(String(500))
+    transfer_id: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -41,6 +41,8 @@ class UnitOfWork:
         self.clock: Clock = clock or SystemClock()
         self._session: Session | None = None
         self._now: datetime | None = None
+        # Set when a write answered from its idempotency key instead of running again.
+        self.replayed = False
 
     @classmethod
     def for_engine(cls, engine: Engine, clock: Clock | None = None) -> UnitOfWork:

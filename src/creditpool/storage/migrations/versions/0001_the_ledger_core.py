@@ -100,7 +100,6 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_invitations_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "id", name=op.f("pk_invitations")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
     )
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.create_index("ix_invitations_org_id_status", ["org_id", "status"], unique=False)

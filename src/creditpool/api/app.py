@@ -1,0 +1,69 @@
+"""The FastAPI application: the API under /api/v1, its OpenAPI document, and /healthz."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import sessionmaker
+
+from creditpool import __version__
+from creditpool.api import problems
+from creditpool.api.routes import credits, members, orgs, users
+from creditpool.api.schemas import Problem
+from creditpool.config import Config
+from creditpool.storage.unit_of_work import Clock, SystemClock
+
+API_PREFIX = "/api/v1"
+_ERRORS = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}}
+    for status in (401, 403, 404, 409, 422)
+}
+
+
+def create_app(
+    config: Config,
+    engine: Engine,
+    *,
+    clock: Clock | None = None,
+    on_mail_queued: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Return the application serving `engine`'s database.
+
+    `on_mail_queued` is called after a request puts mail in the outbox (serve wakes its worker).
+    """
+    app = FastAPI(
+        title="creditpool",
+        version=__version__,
+        summary="Pools of prepaid credits shared inside an organisation.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.engine = engine
+    app.state.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+    app.state.clock = clock or SystemClock()
+    app.state.on_mail_queued = on_mail_queued or (lambda: None)
+    problems.install(app)
+    for router in (users.router, orgs.router, members.router, credits.router):
+        app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def replay_header(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        uow = getattr(request.state, "uow", None)
+        if uow is not None and uow.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app

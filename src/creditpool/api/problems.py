@@ -1,0 +1,119 @@
+"""Errors as application/problem+json (RFC 9457), from one place.
+
+Domain errors carry their stable code; this module alone decides their HTTP status. Malformed
+requests are 422 `validation_error` (or `invalid_amount` when an amount is at fault); anything
+unexpected is 500 with no internals in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from creditpool.domain.errors import (
+    Conflict,
+    CreditpoolError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    error_for_code,
+)
+
+logger = logging.getLogger("creditpool.api")
+
+PROBLEM_JSON = "application/problem+json"
+_STATUS_BY_KIND: list[tuple[type[CreditpoolError], int]] = [
+    (InvalidInput, 422),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+]
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    500: "Internal error",
+}
+
+
+def status_of(error: CreditpoolError) -> int:
+    """Return the HTTP status of a domain error."""
+    for kind, status in _STATUS_BY_KIND:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def status_of_code(code: str) -> int:
+    """Return the HTTP status of a domain error code."""
+    return status_of(error_for_code(code, ""))
+
+
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Return a problem+json response."""
+    body = {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_detail(error: RequestValidationError) -> tuple[str, str]:
+    issues = error.errors()
+    code = (
+        "invalid_amount"
+        if any(i.get("type") == "invalid_amount" for i in issues)
+        else ("validation_error")
+    )
+    parts = []
+    for issue in issues[:5]:
+        where = ".".join(str(part) for part in issue.get("loc", ()) if part != "body")
+        parts.append(f"{where}: {issue.get('msg', 'invalid')}" if where else issue.get("msg", ""))
+    return code, "; ".join(parts) or "the request is malformed"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+
+    @app.exception_handler(CreditpoolError)
+    async def _domain(_: Request, error: CreditpoolError) -> JSONResponse:
+        status = status_of(error)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem(status, error.code, error.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        code, detail = _validation_detail(error)
+        return problem(422, code, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
+            error.status_code, "http_error"
+        )
+        detail = (
+            error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code, "")
+        )
+        return problem(error.status_code, code, detail, dict(error.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,218 @@
+"""Credits: allocations, revocations, usage, holds, batch usage, access checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from creditpool.api.deps import Allow, IdempotencyKey, UowDep
+from creditpool.api.problems import status_of_code
+from creditpool.api.schemas import (
+    Access,
+    Allocation,
+    Batch,
+    CaptureIn,
+    Hold,
+    HoldIn,
+    Revocation,
+    Usage,
+    UsageBatch,
+    UsageBatchIn,
+    UsageEventResult,
+    UsageIn,
+)
+from creditpool.domain.errors import InvalidInput
+from creditpool.domain.roles import Permission
+from creditpool.services import credits as credit_service
+from creditpool.services import holds, reports, usage, usage_batch
+from creditpool.services.auth import Grant
+from creditpool.services.targets import Target
+
+router = APIRouter(tags=["credits"])
+
+Manage = Annotated[Grant, Depends(Allow(Permission.MANAGE))]
+Charge = Annotated[Grant, Depends(Allow(Permission.CHARGE))]
+
+
+def _target(body: Allocation | Revocation) -> Target:
+    if (body.member_ids is None) == (body.group_id is None):
+        raise InvalidInput("name exactly one of member_ids and group_id")
+    if body.group_id is not None:
+        return Target.group(body.group_id)
+    if body.member_ids == "all":
+        return Target.all_students()
+    assert body.member_ids is not None
+    return Target.members(body.member_ids)
+
+
+@router.post("/orgs/{org}/allocations", status_code=status.HTTP_201_CREATED, summary="Allot")
+def allocate(
+    org: str,
+    body: Allocation,
+    uow: UowDep,
+    grant: Manage,
+    idempotency_key: IdempotencyKey = None,
+) -> Batch:
+    """Give `amount` from the pool to each member named, every student (`"all"`), or a group;
+    all of them or none."""
+    return Batch.of(
+        credit_service.allocate_credits(
+            uow,
+            org,
+            _target(body),
+            body.amount,
+            actor=grant.actor,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+@router.post("/orgs/{org}/revocations", status_code=status.HTTP_201_CREATED, summary="Revoke")
+def revoke(
+    org: str,
+    body: Revocation,
+    uow: UowDep,
+    grant: Manage,
+    idempotency_key: IdempotencyKey = None,
+) -> Batch:
+    """Take `amount` (or all it can spend) from each back to the pool; all or nothing."""
+    return Batch.of(
+        credit_service.revoke_credits(
+            uow,
+            org,
+            _target(body),
+            body.amount,
+            actor=grant.actor,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+@router.post(
+    "/orgs/{org}/members/{member}/usage",
+    status_code=status.HTTP_201_CREATED,
+    summary="Charge usage",
+)
+def charge(
+    org: str,
+    member: str,
+    body: UsageIn,
+    uow: UowDep,
+    grant: Charge,
+    idempotency_key: IdempotencyKey = None,
+) -> Usage:
+    """Charge work done to the member's wallet, topping it up under automatic allocation."""
+    return Usage.of(
+        usage.charge_usage(
+            uow,
+            org,
+            member,
+            body.amount,
+            metrics=body.metrics,
+            reference=body.reference,
+            actor=grant.actor,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+@router.post(
+    "/orgs/{org}/members/{member}/holds", status_code=status.HTTP_201_CREATED, summary="Hold"
+)
+def place_hold(
+    org: str,
+    member: str,
+    body: HoldIn,
+    uow: UowDep,
+    grant: Charge,
+    idempotency_key: IdempotencyKey = None,
+) -> Hold:
+    """Reserve credits for long work until captured, voided or expired."""
+    return Hold.of(
+        holds.place_hold(
+            uow,
+            org,
+            member,
+            body.amount,
+            expires_in=body.expires_in,
+            reference=body.reference,
+            actor=grant.actor,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+@router.get("/orgs/{org}/holds/{hold}", summary="Get a hold")
+def get_hold(org: str, hold: str, uow: UowDep, _: Charge) -> Hold:
+    """A hold and its status."""
+    return Hold.of(holds.get_hold(uow, org, hold))
+
+
+@router.post(
+    "/orgs/{org}/holds/{hold}/capture", status_code=status.HTTP_201_CREATED, summary="Capture"
+)
+def capture(
+    org: str,
+    hold: str,
+    body: CaptureIn,
+    uow: UowDep,
+    grant: Charge,
+    idempotency_key: IdempotencyKey = None,
+) -> Usage:
+    """Charge up to the reserved amount as usage and release the rest."""
+    return Usage.of(
+        holds.capture_hold(
+            uow,
+            org,
+            hold,
+            body.amount,
+            metrics=body.metrics,
+            actor=grant.actor,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+@router.post("/orgs/{org}/holds/{hold}/void", summary="Void a hold")
+def void(
+    org: str, hold: str, uow: UowDep, grant: Charge, idempotency_key: IdempotencyKey = None
+) -> Hold:
+    """Release the hold in full."""
+    return Hold.of(
+        holds.void_hold(uow, org, hold, actor=grant.actor, idempotency_key=idempotency_key)
+    )
+
+
+@router.post("/orgs/{org}/usage", summary="Charge usage in batch")
+def charge_batch(org: str, body: UsageBatchIn, uow: UowDep, grant: Charge) -> UsageBatch:
+    """1 to 1,000 events, each applied once per key; results in the order sent."""
+    events = [
+        usage_batch.UsageEventIn(
+            key=event.key,
+            member_id=event.member_id,
+            amount=event.amount,
+            metrics=event.metrics,
+            reference=event.reference,
+        )
+        for event in body.events
+    ]
+    results = usage_batch.charge_usage_batch(uow, org, events, actor=grant.actor)
+    return UsageBatch(
+        results=[
+            UsageEventResult(
+                key=result.key,
+                status=201 if result.code is None else status_of_code(result.code),
+                code=result.code,
+                transfer_id=result.transfer_id,
+            )
+            for result in results
+        ]
+    )
+
+
+@router.get("/orgs/{org}/members/{member}/access", summary="Check access")
+def access(org: str, member: str, uow: UowDep, _: Charge) -> Access:
+    """Whether the org's pool pays for this member's seat right now, and why not."""
+    view = reports.check_access(uow, org, member)
+    return Access.model_validate({"access": view.access, "reason": view.reason})

@@ -1,0 +1,669 @@
+"""Request and response bodies of the HTTP API, and their conversion from service views.
+
+Amounts are decimal strings in responses ("12.5") and decimal strings or JSON numbers in
+requests; inside they are integers of micro-credits. Request bodies refuse unknown fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from creditpool.domain.amounts import format_credits, parse_credits
+from creditpool.domain.errors import InvalidAmount
+from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role, Seat
+from creditpool.domain.policies import SettingsChange
+from creditpool.services.auth import ApiKeyView
+from creditpool.services.invitations import InvitationView
+from creditpool.services.resets import ResetResult
+from creditpool.services.users import UserView
+from creditpool.services.views import (
+    BalanceView,
+    BatchResult,
+    GroupView,
+    HoldView,
+    MemberView,
+    OrgView,
+    TransferView,
+    UsageResult,
+)
+
+AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]{1,6})?$"
+_AMOUNT_IN_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+        {"type": "number"},
+    ],
+    "description": "Credits: a decimal string (or number) with at most 6 decimal places.",
+    "examples": ["12.5"],
+}
+_POLICY_AMOUNT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+        {"type": "number"},
+    ],
+    "description": "Credits, as a decimal string or number.",
+    "examples": ["5"],
+}
+
+
+def _amount(value: object) -> int:
+    try:
+        return parse_credits(value)
+    except InvalidAmount as error:
+        raise PydanticCustomError("invalid_amount", error.detail) from error
+
+
+def _policy_amount(value: object) -> int:
+    # Zero or negative bundles, caps and rates are policy mistakes (invalid_policy), which the
+    # domain reports once it sees the whole policy; only non-numbers are refused here.
+    try:
+        return parse_credits(value, allow_zero=True, allow_negative=True)
+    except InvalidAmount as error:
+        raise PydanticCustomError("invalid_amount", error.detail) from error
+
+
+AmountIn = Annotated[int, BeforeValidator(_amount), WithJsonSchema(_AMOUNT_IN_SCHEMA)]
+PolicyAmountIn = Annotated[
+    int, BeforeValidator(_policy_amount), WithJsonSchema(_POLICY_AMOUNT_SCHEMA)
+]
+Amount = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": AMOUNT_PATTERN,
+            "description": "Credits as a decimal string: no exponent, no trailing zeros.",
+            "examples": ["12.5"],
+        }
+    ),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Reference = Annotated[str, Field(max_length=200)]
+Email = Annotated[str, Field(min_length=3, max_length=320)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Metrics = dict[Annotated[str, Field(max_length=64)], Annotated[int, Field(ge=0)]]
+
+T = TypeVar("T")
+
+
+class RequestBody(BaseModel):
+    """A request body: unknown fields are an error, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list; pass `next_cursor` as `?cursor=` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details) with a stable `code`."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+# Users and tokens -------------------------------------------------------------------------------
+
+
+class SignUp(RequestBody):
+    """A new user."""
+
+    email: Email
+    password: Annotated[str, Field(max_length=1000)]
+    name: Name
+
+
+class TokenRequest(RequestBody):
+    """Credentials exchanged for a personal token."""
+
+    email: Email
+    password: Annotated[str, Field(max_length=1000)]
+
+
+class User(BaseModel):
+    """A person with a login."""
+
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: UserView) -> User:
+        """Return the body for a user."""
+        return cls(id=view.id, email=view.email, name=view.name, created_at=view.created_at)
+
+
+class Secret(BaseModel):
+    """A new token or key: the secret is shown this once."""
+
+    id: str
+    token: str
+
+
+class ApiKeySecret(BaseModel):
+    """A new org API key: the key is shown this once."""
+
+    id: str
+    key: str
+
+
+class Membership(BaseModel):
+    """One org the user belongs to."""
+
+    org_id: str
+    org_name: str
+    member_id: str
+    role: Role
+
+
+class Me(BaseModel):
+    """The signed-in user and its memberships."""
+
+    user: User
+    memberships: list[Membership]
+
+
+# Organisations ----------------------------------------------------------------------------------
+
+
+class AutoAllocationIn(RequestBody):
+    """Any part of the automatic-allocation policy."""
+
+    enabled: bool | None = None
+    bundle: PolicyAmountIn | None = None
+    max_per_member: PolicyAmountIn | None = None
+
+
+class SeatRatesIn(RequestBody):
+    """Any part of the seat rates, in credits a year per seat."""
+
+    licensed: PolicyAmountIn | None = None
+    unlicensed: PolicyAmountIn | None = None
+    external: PolicyAmountIn | None = None
+
+
+class SettingsIn(RequestBody):
+    """Any part of an org's settings; the rest keeps its value."""
+
+    returnable: bool | None = None
+    auto_allocation: AutoAllocationIn | None = None
+    seat_rates: SeatRatesIn | None = None
+
+    def change(self) -> SettingsChange:
+        """Return the change these fields describe."""
+        auto = self.auto_allocation or AutoAllocationIn()
+        rates = self.seat_rates or SeatRatesIn()
+        return SettingsChange(
+            returnable=self.returnable,
+            auto_enabled=auto.enabled,
+            auto_bundle=auto.bundle,
+            auto_max_per_member=auto.max_per_member,
+            rate_licensed=rates.licensed,
+            rate_unlicensed=rates.unlicensed,
+            rate_external=rates.external,
+        )
+
+
+class AutoAllocation(BaseModel):
+    """Members are topped up from the pool in bundles, up to a cap per member."""
+
+    enabled: bool
+    bundle: Amount
+    max_per_member: Amount
+
+
+class SeatRates(BaseModel):
+    """Credits a year that one active seat of each kind burns."""
+
+    licensed: Amount
+    unlicensed: Amount
+    external: Amount
+
+
+class Settings(BaseModel):
+    """An org's settings."""
+
+    returnable: bool
+    auto_allocation: AutoAllocation
+    seat_rates: SeatRates
+
+
+class Balance(BaseModel):
+    """An org's credits at one instant, seat burn included."""
+
+    at: datetime
+    available: Amount
+    allocated: Amount
+    purchased: Amount
+    used: Amount
+    metered: Amount
+    burn_rate_per_day: Amount
+    depletes_at: datetime | None
+
+    @classmethod
+    def of(cls, view: BalanceView) -> Balance:
+        """Return the body for a balance."""
+        return cls(
+            at=view.at,
+            available=format_credits(view.available),
+            allocated=format_credits(view.allocated),
+            purchased=format_credits(view.purchased),
+            used=format_credits(view.used),
+            metered=format_credits(view.metered),
+            burn_rate_per_day=format_credits(view.burn_rate_per_day),
+            depletes_at=view.depletes_at,
+        )
+
+
+class Org(BaseModel):
+    """An organisation with its pool."""
+
+    id: str
+    name: str
+    paused: bool
+    invite_code: str
+    settings: Settings
+    balance: Balance
+    usage: dict[str, int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: OrgView) -> Org:
+        """Return the body for an org."""
+        return cls(
+            id=view.id,
+            name=view.name,
+            paused=view.paused,
+            invite_code=view.invite_code,
+            settings=settings_body(view.settings),
+            balance=Balance.of(view.balance),
+            usage=view.usage,
+            created_at=view.created_at,
+        )
+
+
+def settings_body(settings: Any) -> Settings:
+    """Return the body for the domain's OrgSettings."""
+    auto, rates = settings.auto_allocation, settings.seat_rates
+    return Settings(
+        returnable=settings.returnable,
+        auto_allocation=AutoAllocation(
+            enabled=auto.enabled,
+            bundle=format_credits(auto.bundle),
+            max_per_member=format_credits(auto.max_per_member),
+        ),
+        seat_rates=SeatRates(
+            licensed=format_credits(rates.licensed),
+            unlicensed=format_credits(rates.unlicensed),
+            external=format_credits(rates.external),
+        ),
+    )
+
+
+class NewOrg(RequestBody):
+    """An org to open for an existing user, its owner."""
+
+    name: Name
+    owner_email: Email
+    settings: SettingsIn | None = None
+
+
+class Purchase(RequestBody):
+    """Credits bought by the org."""
+
+    amount: AmountIn
+    reference: Reference | None = None
+
+
+class NewApiKey(RequestBody):
+    """A key for the vendor's product."""
+
+    name: Name
+    scopes: Annotated[list[Literal["usage"]], Field(min_length=1, max_length=10)]
+
+
+class ApiKey(BaseModel):
+    """An org API key, never its secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, view: ApiKeyView) -> ApiKey:
+        """Return the body for a key."""
+        return cls(
+            id=view.id,
+            name=view.name,
+            scopes=view.scopes,
+            created_at=view.created_at,
+            last_used_at=view.last_used_at,
+        )
+
+
+class Transfer(BaseModel):
+    """One movement of credits."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    batch_id: str
+    kind: str
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    amount: Amount
+    member_id: str | None
+    reference: str | None
+    metrics: dict[str, int] | None
+    actor: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: TransferView) -> Transfer:
+        """Return the body for a transfer."""
+        return cls(
+            id=view.id,
+            batch_id=view.batch_id,
+            kind=view.kind,
+            from_=view.debit_account,
+            to=view.credit_account,
+            amount=format_credits(view.amount),
+            member_id=view.member_id,
+            reference=view.reference,
+            metrics=view.metrics,
+            actor=view.actor,
+            created_at=view.created_at,
+        )
+
+
+# Members, groups, invitations -------------------------------------------------------------------
+
+
+class Member(BaseModel):
+    """A membership with its wallet and usage."""
+
+    id: str
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    seat: Seat
+    status: MemberStatus
+    credits_available: Amount
+    credits_held: Amount
+    credits_allocated: Amount
+    credits_used: Amount
+    auto_allocated: Amount
+    usage: dict[str, int]
+    groups: list[str]
+    access: bool
+    joined_at: datetime
+
+    @classmethod
+    def of(cls, view: MemberView) -> Member:
+        """Return the body for a member."""
+        return cls(
+            id=view.id,
+            user_id=view.user_id,
+            email=view.email,
+            name=view.name,
+            role=view.role,
+            seat=view.seat,
+            status=view.status,
+            credits_available=format_credits(view.credits_available),
+            credits_held=format_credits(view.credits_held),
+            credits_allocated=format_credits(view.credits_allocated),
+            credits_used=format_credits(view.credits_used),
+            auto_allocated=format_credits(view.auto_allocated),
+            usage=view.usage,
+            groups=view.groups,
+            access=view.access,
+            joined_at=view.joined_at,
+        )
+
+
+class MemberChange(RequestBody):
+    """A new role or seat for a member."""
+
+    role: Role | None = None
+    seat: Seat | None = None
+
+
+class NewGroup(RequestBody):
+    """A class inside the org."""
+
+    name: Name
+
+
+class GroupMembers(RequestBody):
+    """Who is in a group, all of it."""
+
+    member_ids: Annotated[list[Id], Field(max_length=10_000)]
+
+
+class Group(BaseModel):
+    """A class inside the org."""
+
+    id: str
+    name: str
+    member_count: int
+
+    @classmethod
+    def of(cls, view: GroupView) -> Group:
+        """Return the body for a group."""
+        return cls(id=view.id, name=view.name, member_count=view.member_count)
+
+
+class InviteLink(BaseModel):
+    """The org's invite code and the link that carries it."""
+
+    code: str
+    url: str
+
+
+class NewInvitations(RequestBody):
+    """People to invite by e-mail."""
+
+    emails: Annotated[list[Email], Field(min_length=1, max_length=100)]
+    role: Literal[Role.MANAGER, Role.MEMBER] = Role.MEMBER
+    seat: Seat = Seat.LICENSED
+
+
+class Invitation(BaseModel):
+    """An e-mailed invitation."""
+
+    id: str
+    email: str
+    role: Role
+    seat: Seat
+    status: InvitationStatus
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: InvitationView) -> Invitation:
+        """Return the body for an invitation."""
+        return cls(
+            id=view.id,
+            email=view.email,
+            role=view.role,
+            seat=view.seat,
+            status=view.status,
+            created_at=view.created_at,
+        )
+
+
+class Invitations(BaseModel):
+    """The invitations made."""
+
+    items: list[Invitation]
+
+
+class Reset(BaseModel):
+    """What a reset did, or would do."""
+
+    removed: int
+    revoked: Amount
+    invitations_revoked: int
+    invite_code: str
+
+    @classmethod
+    def of(cls, result: ResetResult) -> Reset:
+        """Return the body for a reset."""
+        return cls(
+            removed=result.removed,
+            revoked=format_credits(result.revoked),
+            invitations_revoked=result.invitations_revoked,
+            invite_code=result.invite_code,
+        )
+
+
+# Credits ----------------------------------------------------------------------------------------
+
+
+class Allocation(RequestBody):
+    """Credits from the pool to each of some members: name `member_ids` or `group_id`."""
+
+    member_ids: list[Id] | Literal["all"] | None = Field(default=None, max_length=10_000)
+    group_id: Id | None = None
+    amount: AmountIn
+
+
+class Revocation(RequestBody):
+    """Credits back to the pool from each of some members; all they can spend without amount."""
+
+    member_ids: list[Id] | Literal["all"] | None = Field(default=None, max_length=10_000)
+    group_id: Id | None = None
+    amount: AmountIn | None = None
+
+
+class Batch(BaseModel):
+    """An allocation or revocation: one batch of transfers."""
+
+    batch_id: str
+    total: Amount
+    members: list[Member]
+
+    @classmethod
+    def of(cls, result: BatchResult) -> Batch:
+        """Return the body for a batch."""
+        return cls(
+            batch_id=result.batch_id,
+            total=format_credits(result.total),
+            members=[Member.of(member) for member in result.members],
+        )
+
+
+class UsageIn(RequestBody):
+    """Work done by a member, charged to its wallet."""
+
+    amount: AmountIn
+    metrics: Metrics | None = None
+    reference: Reference | None = None
+
+
+class Usage(BaseModel):
+    """The usage transfer, and the member after it."""
+
+    transfer: Transfer
+    member: Member
+
+    @classmethod
+    def of(cls, result: UsageResult) -> Usage:
+        """Return the body for a charge."""
+        return cls(transfer=Transfer.of(result.transfer), member=Member.of(result.member))
+
+
+class HoldIn(RequestBody):
+    """Credits to reserve for long work."""
+
+    amount: AmountIn
+    expires_in: Annotated[int, Field(ge=1, le=604_800, strict=True)] = 3600
+    reference: Reference | None = None
+
+
+class CaptureIn(RequestBody):
+    """What to charge of a hold."""
+
+    amount: AmountIn
+    metrics: Metrics | None = None
+
+
+class Hold(BaseModel):
+    """Credits reserved in a wallet."""
+
+    id: str
+    member_id: str
+    amount: Amount
+    status: HoldStatus
+    captured: Amount | None
+    expires_at: datetime
+    reference: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: HoldView) -> Hold:
+        """Return the body for a hold."""
+        return cls(
+            id=view.id,
+            member_id=view.member_id,
+            amount=format_credits(view.amount),
+            status=view.status,
+            captured=None if view.captured is None else format_credits(view.captured),
+            expires_at=view.expires_at,
+            reference=view.reference,
+            created_at=view.created_at,
+        )
+
+
+class UsageEvent(BaseModel):
+    """One event of a batch; checked one by one, so a bad event refuses only itself."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: Any = None
+    member_id: Any = None
+    amount: Any = None
+    metrics: Any = None
+    reference: Any = None
+
+
+class UsageBatchIn(RequestBody):
+    """1 to 1,000 usage events."""
+
+    events: Annotated[list[UsageEvent], Field(min_length=1, max_length=1000)]
+
+
+class UsageEventResult(BaseModel):
+    """What became of one event: `status` is what the single call would have answered."""
+
+    key: str
+    status: int
+    code: str | None = None
+    transfer_id: str | None = None
+
+
+class UsageBatch(BaseModel):
+    """The events' results, in the order sent."""
+
+    results: list[UsageEventResult]
+
+
+class Access(BaseModel):
+    """Whether the org's pool pays for this member's seat right now."""
+
+    access: bool
+    reason: Literal["ok", "removed", "external", "unlicensed", "paused", "no_credits"]

@@ -1,0 +1,61 @@
+"""Who may do what: DESIGN.md's roles table, in one place.
+
+A caller is an operator (a user marked as one, or an operator key), a member of the org with a
+role, an org API key with scopes, or a stranger. A stranger to an org sees 404, never 403, so
+that ids of other orgs reveal nothing; a member whose role falls short sees 403.
+
+| action (permission)                                 | operator | owner | manager | member | key |
+| --------------------------------------------------- | -------- | ----- | ------- | ------ | --- |
+| create org, list all orgs, purchase (OPERATE)       | yes      |       |         |        |     |
+| settings, pause, API keys, reset, roles (GOVERN)    | yes      | yes   |         |        |     |
+| invite, rotate, groups, allot, revoke, seats (MANAGE)| yes     | yes   | yes     |        |     |
+| see org, balance, members, groups, ledger (READ)    | yes      | yes   | yes     |        | yes |
+| see own wallet and usage (READ_OWN)                 | yes      | yes   | yes     | yes    | yes |
+| charge usage, holds, check access (CHARGE)          | yes      |       |         |        | yes |
+
+"key" is an org API key with the `usage` scope.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from creditpool.domain.model import Role
+
+
+class Permission(StrEnum):
+    """A row of the roles table."""
+
+    OPERATE = "operate"
+    GOVERN = "govern"
+    MANAGE = "manage"
+    READ = "read"
+    READ_OWN = "read_own"
+    CHARGE = "charge"
+
+
+USAGE_SCOPE = "usage"
+
+_BY_ROLE: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(
+        {Permission.GOVERN, Permission.MANAGE, Permission.READ, Permission.READ_OWN}
+    ),
+    Role.MANAGER: frozenset({Permission.MANAGE, Permission.READ, Permission.READ_OWN}),
+    Role.MEMBER: frozenset({Permission.READ_OWN}),
+}
+_BY_SCOPE: dict[str, frozenset[Permission]] = {
+    USAGE_SCOPE: frozenset({Permission.CHARGE, Permission.READ, Permission.READ_OWN}),
+}
+
+
+def role_allows(role: Role, permission: Permission) -> bool:
+    """Return whether a member with this role may act under `permission`."""
+    return permission in _BY_ROLE[role]
+
+
+def scopes_allow(scopes: frozenset[str], permission: Permission) -> bool:
+    """Return whether an org API key with these scopes may act under `permission`."""
+    return any(permission in _BY_SCOPE.get(scope, frozenset()) for scope in scopes)
+
+
+KNOWN_SCOPES = frozenset(_BY_SCOPE)

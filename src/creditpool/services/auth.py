@@ -1,0 +1,317 @@
+"""Identity and access: tokens and keys, who the caller is, and what it may do here.
+
+Secrets are random (160 bits), shown once, and stored only as SHA-256 hashes: they carry enough
+entropy that a slow hash adds nothing, while passwords (chosen by people) use Argon2. Each
+secret names the row it belongs to, so a lookup is by primary key and a comparison in constant
+time, and an org's key is found inside its own org:
+
+    personal token   cpt.<token id>.<secret>
+    org API key      cpk.<org id>.<key id>.<secret>
+    operator key     cpo.<key id>.<secret>
+
+`authorize` applies domain/roles.py's table in one place: a stranger to the org gets NotFound,
+a member whose role falls short gets Forbidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from creditpool.domain.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from creditpool.domain.model import MemberStatus, Role
+from creditpool.domain.roles import KNOWN_SCOPES, Permission, role_allows, scopes_allow
+from creditpool.services.lookups import load_org
+from creditpool.services.transactions import run_write
+from creditpool.services.users import authenticate
+from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
+from creditpool.storage.unit_of_work import UnitOfWork
+
+# Writing last_used_at on every request would make every read a write; once a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_NAME_LENGTH = 200
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(_digest(secret), stored_hash)
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A new token or key: its id, and the secret, shown this once."""
+
+    id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """An org API key as listed: never the secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request, once its bearer token is known."""
+
+    actor: str  # how the ledger names it: "user:<id>", "key:<id>", "operator-key:<id>"
+    user_id: str | None = None
+    operator: bool = False
+    org_id: str | None = None  # an org API key's org
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+
+def _shown_once(what: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"this idempotency key already made {what}; its secret was shown once and is not kept"
+    )
+
+
+def issue_personal_token(
+    uow: UnitOfWork, *, email: str, password: str, idempotency_key: str | None = None
+) -> IssuedSecret:
+    """Return a new bearer token for the user whose e-mail and password these are."""
+    user = authenticate(uow, email=email, password=password)
+
+    def apply() -> IssuedSecret:
+        token_id, secret = new_id("tok"), new_secret()
+        uow.session.add(
+            PersonalToken(
+                id=token_id, user_id=user.id, secret_hash=_digest(secret), created_at=uow.now
+            )
+        )
+        return IssuedSecret(token_id, f"cpt.{token_id}.{secret}")
+
+    return run_write(
+        uow,
+        apply,
+        org_id="",
+        actor=f"user:{user.id}",
+        key=idempotency_key,
+        operation="issue_personal_token",
+        arguments={},
+        result_type=IssuedSecret,
+        replay_as=_shown_once("a token"),
+    )
+
+
+def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> None:
+    """Stop one of the user's tokens working at once."""
+    with uow:
+        token = uow.session.get(PersonalToken, token_id)
+        if token is None or token.user_id != user_id:
+            raise NotFound(f"no token {token_id}")
+        token.revoked_at = token.revoked_at or uow.now
+        uow.commit()
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def create_api_key(
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    name: str,
+    scopes: Sequence[str],
+    actor: str,
+    idempotency_key: str | None = None,
+) -> IssuedSecret:
+    """Give the org a key for the vendor's product; the secret is returned this once."""
+    name = _check_name(name)
+    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+    if unknown or not scopes:
+        raise InvalidInput(f"scopes are a non-empty list of {sorted(KNOWN_SCOPES)}: {unknown}")
+
+    def apply() -> IssuedSecret:
+        load_org(uow, org_id)
+        key_id, secret = new_id("key"), new_secret()
+        uow.session.add(
+            ApiKey(
+                org_id=org_id,
+                id=key_id,
+                name=name,
+                scopes=sorted(set(scopes)),
+                secret_hash=_digest(secret),
+                created_at=uow.now,
+            )
+        )
+        return IssuedSecret(key_id, f"cpk.{org_id}.{key_id}.{secret}")
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="create_api_key",
+        arguments={"name": name, "scopes": sorted(set(scopes))},
+        result_type=IssuedSecret,
+        replay_as=_shown_once("a key"),
+    )
+
+
+def list_api_keys(uow: UnitOfWork, org_id: str) -> list[ApiKeyView]:
+    """Return the org's live keys, oldest first, without their secrets."""
+    with uow:
+        load_org(uow, org_id)
+        keys = uow.session.scalars(
+            select(ApiKey)
+            .where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+        )
+        return [
+            ApiKeyView(key.id, key.name, list(key.scopes), key.created_at, key.last_used_at)
+            for key in keys
+        ]
+
+
+def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
+    """Stop an org key working at once."""
+    with uow:
+        key = uow.session.get(ApiKey, (org_id, key_id))
+        if key is None:
+            raise NotFound(f"no API key {key_id} in this org")
+        key.revoked_at = key.revoked_at or uow.now
+        uow.commit()
+
+
+def create_operator_key(uow: UnitOfWork, *, name: str) -> IssuedSecret:
+    """Make a key with the operator's powers, for a machine; the secret is returned this once."""
+    name = _check_name(name)
+    with uow:
+        key_id, secret = new_id("opk"), new_secret()
+        uow.session.add(
+            OperatorKey(id=key_id, name=name, secret_hash=_digest(secret), created_at=uow.now)
+        )
+        uow.commit()
+        return IssuedSecret(key_id, f"cpo.{key_id}.{secret}")
+
+
+def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | None) -> Principal:
+    """Return who holds this bearer token; Unauthenticated for an unknown or revoked one."""
+    if configured_operator_key and hmac.compare_digest(
+        bearer.encode(), configured_operator_key.encode()
+    ):
+        return Principal(actor="operator-key:configured", operator=True)
+    parts = bearer.split(".")
+    with uow:
+        principal = None
+        if parts[0] == "cpt" and len(parts) == 3:
+            principal = _personal(uow, parts[1], parts[2])
+        elif parts[0] == "cpk" and len(parts) == 4:
+            principal = _org_key(uow, parts[1], parts[2], parts[3])
+        elif parts[0] == "cpo" and len(parts) == 3:
+            principal = _operator_key(uow, parts[1], parts[2])
+        if principal is None:
+            raise Unauthenticated("the bearer token is unknown or revoked")
+        uow.commit()  # last_used_at, when it moved
+        return principal
+
+
+def _touch(row: PersonalToken | ApiKey | OperatorKey, now: datetime) -> None:
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+
+
+def _personal(uow: UnitOfWork, token_id: str, secret: str) -> Principal | None:
+    token = uow.session.get(PersonalToken, token_id)
+    if token is None or token.revoked_at is not None or not _matches(secret, token.secret_hash):
+        return None
+    user = uow.session.get(User, token.user_id)
+    assert user is not None
+    _touch(token, uow.now)
+    return Principal(actor=f"user:{user.id}", user_id=user.id, operator=user.is_operator)
+
+
+def _org_key(uow: UnitOfWork, org_id: str, key_id: str, secret: str) -> Principal | None:
+    key = uow.session.get(ApiKey, (org_id, key_id))
+    if key is None or key.revoked_at is not None or not _matches(secret, key.secret_hash):
+        return None
+    _touch(key, uow.now)
+    return Principal(actor=f"key:{key.id}", org_id=org_id, scopes=frozenset(key.scopes))
+
+
+def _operator_key(uow: UnitOfWork, key_id: str, secret: str) -> Principal | None:
+    key = uow.session.get(OperatorKey, key_id)
+    if key is None or key.revoked_at is not None or not _matches(secret, key.secret_hash):
+        return None
+    _touch(key, uow.now)
+    return Principal(actor=f"operator-key:{key.id}", operator=True)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A caller allowed to act on an org: how the ledger names it, and its membership if any."""
+
+    actor: str
+    member_id: str | None = None
+    role: Role | None = None
+
+
+def authorize(
+    uow: UnitOfWork,
+    principal: Principal,
+    org_id: str,
+    permission: Permission,
+    *,
+    own_member_id: str | None = None,
+) -> Grant:
+    """Allow or refuse an action on an org, by DESIGN.md's roles table.
+
+    `own_member_id` names the member a READ_OWN action is about: a member may read itself.
+    Raises NotFound for a caller with no standing in the org (or an org that does not exist),
+    Forbidden for one whose role does not allow the action.
+    """
+    with uow:
+        load_org(uow, org_id)
+        if principal.operator:
+            return Grant(principal.actor)
+        if principal.org_id is not None:
+            if principal.org_id != org_id:
+                raise NotFound(f"no org {org_id}")
+            if not scopes_allow(principal.scopes, permission):
+                raise Forbidden("this key's scopes do not allow that")
+            return Grant(principal.actor)
+        membership = uow.session.execute(
+            select(Member.id, Member.role).where(
+                Member.org_id == org_id,
+                Member.user_id == principal.user_id,
+                Member.status == MemberStatus.ACTIVE,
+            )
+        ).one_or_none()
+        if membership is None:
+            raise NotFound(f"no org {org_id}")
+        member_id, role = membership.tuple()
+        role = Role(role)
+        if permission is Permission.READ_OWN and own_member_id not in (None, member_id):
+            # Reading another member's wallet is reading the org.
+            permission = Permission.READ
+        if not role_allows(role, permission):
+            raise Forbidden(f"a {role} may not do that")
+        return Grant(principal.actor, member_id, role)

@@ -1,0 +1,123 @@
+"""The mail outbox: e-mails are written in the same transaction as what they announce, and
+sent afterwards, so a failing mail server never loses an invitation. Failed sends are retried
+with a growing delay, up to MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from creditpool.storage.ids import new_id
+from creditpool.storage.schema import MailMessage
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_ATTEMPTS = 8
+# Wait 1, 2, 4, ... minutes between attempts, at most 2 hours.
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One message to send."""
+
+    id: str
+    to_address: str
+    subject: str
+    body: str
+
+
+MailSender = Callable[[OutgoingMail], None]
+
+
+def enqueue(
+    uow: UnitOfWork, *, org_id: str, to_address: str, subject: str, body: str
+) -> MailMessage:
+    """Put a message in the outbox, inside the caller's open transaction."""
+    message = MailMessage(
+        org_id=org_id,
+        id=new_id("msg"),
+        to_address=to_address,
+        subject=subject,
+        body=body,
+        attempts=0,
+        next_attempt_at=uow.now,
+        created_at=uow.now,
+    )
+    uow.session.add(message)
+    return message
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Return how long to wait after the `attempts`-th failed attempt."""
+    delay: timedelta = FIRST_RETRY * 2 ** max(attempts - 1, 0)
+    return min(delay, LONGEST_RETRY)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one pass over the outbox did."""
+
+    sent: int
+    failed: int
+
+
+def deliver_due(uow: UnitOfWork, send: MailSender, *, limit: int = 100) -> DeliveryReport:
+    """Send the messages that are due, one transaction each; record failures for a retry."""
+    with uow:
+        due = [
+            (message.org_id, message.id)
+            for message in uow.session.scalars(
+                select(MailMessage)
+                .where(
+                    MailMessage.sent_at.is_(None),
+                    MailMessage.attempts < MAX_ATTEMPTS,
+                    MailMessage.next_attempt_at <= uow.now,
+                )
+                .order_by(MailMessage.next_attempt_at)
+                .limit(limit)
+            )
+        ]
+    sent = failed = 0
+    for key in due:
+        with uow:
+            message = uow.session.get(MailMessage, key, with_for_update={"key_share": True})
+            if message is None or message.sent_at is not None:
+                continue  # another worker sent it meanwhile
+            outgoing = OutgoingMail(message.id, message.to_address, message.subject, message.body)
+            try:
+                send(outgoing)
+            except Exception as error:  # any failure of the mail server is retried later
+                message.attempts += 1
+                message.last_error = f"{type(error).__name__}: {error}"[:500]
+                message.next_attempt_at = uow.now + retry_delay(message.attempts)
+                failed += 1
+            else:
+                message.attempts += 1
+                message.sent_at = uow.now
+                sent += 1
+            uow.commit()
+    return DeliveryReport(sent, failed)
+
+
+def pending_count(uow: UnitOfWork) -> int:
+    """Return how many messages wait to be sent."""
+    with uow:
+        return len(
+            list(uow.session.scalars(select(MailMessage.id).where(MailMessage.sent_at.is_(None))))
+        )
+
+
+def outbox_for(uow: UnitOfWork, to_address: str) -> list[tuple[str, str, datetime | None]]:
+    """Return (subject, body, sent_at) of the messages to one address, oldest first."""
+    with uow:
+        rows = uow.session.execute(
+            select(MailMessage.subject, MailMessage.body, MailMessage.sent_at)
+            .where(MailMessage.to_address == to_address)
+            .order_by(MailMessage.id)
+        ).tuples()
+        return list(rows)

@@ -1,0 +1,123 @@
+"""Batch usage: up to 1,000 usage events in one call, each applied at most once per key.
+
+Each event stands alone: one that is malformed or refused is recorded with its error code and
+does not stop the others. A key is unique per org and remembered for at least 30 days; a key
+seen before answers its first result and changes nothing. The whole batch is one transaction
+with a savepoint per event, so it commits once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from creditpool.domain.amounts import parse_credits
+from creditpool.domain.errors import CreditpoolError, InvalidInput
+from creditpool.services.credits import check_amount, check_reference
+from creditpool.services.lookups import load_org
+from creditpool.services.usage import apply_usage, check_metrics
+from creditpool.storage.schema import UsageEvent
+from creditpool.storage.unit_of_work import UnitOfWork
+
+MAX_EVENTS = 1000
+KEY_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class UsageEventIn:
+    """One event as the vendor sent it; validated here, one by one."""
+
+    key: object
+    member_id: object
+    amount: object
+    metrics: object = None
+    reference: object = None
+
+
+@dataclass(frozen=True)
+class UsageEventResult:
+    """The outcome of one event: charged (code None, with its transfer) or refused with a code."""
+
+    key: str
+    code: str | None
+    detail: str | None
+    transfer_id: str | None
+    replayed: bool = False
+
+
+def _validated(event: UsageEventIn) -> tuple[str, int, dict[str, int] | None, str | None]:
+    if not isinstance(event.member_id, str) or not event.member_id:
+        raise InvalidInput("member_id must be a member's id")
+    amount = parse_credits(event.amount)
+    check_amount(amount)
+    if event.metrics is not None and not isinstance(event.metrics, Mapping):
+        raise InvalidInput("metrics must be an object of names to whole numbers")
+    metrics = check_metrics(event.metrics)
+    if event.reference is not None and not isinstance(event.reference, str):
+        raise InvalidInput("reference must be a string")
+    check_reference(event.reference)
+    return event.member_id, amount, metrics, event.reference
+
+
+def _key_of(event: UsageEventIn) -> str:
+    key = event.key
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise InvalidInput("each event needs a key of 1 to 255 characters")
+    return key
+
+
+def charge_usage_batch(
+    uow: UnitOfWork, org_id: str, events: Sequence[UsageEventIn], *, actor: str
+) -> list[UsageEventResult]:
+    """Apply each event once per key; return a result per event, in the order sent."""
+    if not 1 <= len(events) <= MAX_EVENTS:
+        raise InvalidInput(f"send 1 to {MAX_EVENTS} events")
+    results: list[UsageEventResult] = []
+    with uow:
+        load_org(uow, org_id)
+        session = uow.session
+        for event in events:
+            try:
+                key = _key_of(event)
+            except InvalidInput as error:
+                results.append(
+                    UsageEventResult(str(event.key)[:255], error.code, error.detail, None)
+                )
+                continue
+            seen = session.get(UsageEvent, (org_id, key))
+            if seen is not None:
+                results.append(
+                    UsageEventResult(key, seen.code, seen.detail, seen.transfer_id, replayed=True)
+                )
+                continue
+            record = UsageEvent(
+                org_id=org_id,
+                key=key,
+                member_id=str(event.member_id)[:255],
+                created_at=uow.now,
+            )
+            try:
+                with session.begin_nested():
+                    member_id, amount, metrics, reference = _validated(event)
+                    charged = apply_usage(uow, org_id, member_id, amount, metrics, reference, actor)
+                    record.transfer_id = charged.transfer.id
+            except CreditpoolError as error:
+                record.code, record.detail = error.code, error.detail[:500]
+            session.add(record)
+            session.flush()
+            results.append(UsageEventResult(key, record.code, record.detail, record.transfer_id))
+        uow.commit()
+    return results
+
+
+def forget_old_usage_keys(uow: UnitOfWork) -> int:
+    """Delete event keys older than the retention period; return how many. For the worker."""
+    with uow:
+        result = uow.session.execute(
+            delete(UsageEvent).where(UsageEvent.created_at < uow.now - KEY_RETENTION)
+        )
+        uow.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,85 @@
+"""The background worker: the jobs that time, not requests, makes due.
+
+Every few seconds it sends the mail that is due (retrying failures later), marks expired holds
+as expired, and forgets idempotency and usage-event keys past their retention. `serve` runs it
+in a thread; `creditpool worker --once` runs one pass (for cron, or tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+
+from creditpool.config import Config
+from creditpool.mailer import smtp_sender
+from creditpool.services import holds, mail, usage_batch
+from creditpool.services.transactions import IDEMPOTENCY_WINDOW
+from creditpool.storage.schema import IdempotencyRecord
+from creditpool.storage.unit_of_work import UnitOfWork
+
+logger = logging.getLogger("creditpool.worker")
+INTERVAL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one pass did."""
+
+    mail_sent: int
+    mail_failed: int
+    holds_expired: int
+    keys_forgotten: int
+
+
+def forget_idempotency_keys(uow: UnitOfWork) -> int:
+    """Delete idempotency records past their 24-hour window; return how many."""
+    with uow:
+        result = uow.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at < uow.now - IDEMPOTENCY_WINDOW
+            )
+        )
+        uow.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def run_once(uow: UnitOfWork, config: Config) -> PassReport:
+    """Do every due job once."""
+    sent = failed = 0
+    if config.smtp_url:
+        report = mail.deliver_due(uow, smtp_sender(config.smtp_url, mail_from=config.mail_from))
+        sent, failed = report.sent, report.failed
+    expired = holds.expire_holds(uow)
+    forgotten = forget_idempotency_keys(uow) + usage_batch.forget_old_usage_keys(uow)
+    return PassReport(sent, failed, expired, forgotten)
+
+
+class Worker(threading.Thread):
+    """Runs `run_once` every few seconds until stopped; a failing pass is logged, not fatal."""
+
+    def __init__(self, uow: UnitOfWork, config: Config, interval: float = INTERVAL_SECONDS):
+        super().__init__(name="creditpool-worker", daemon=True)
+        self._uow, self._config, self._interval = uow, config, interval
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                run_once(self._uow, self._config)
+            except Exception:
+                logger.exception("a worker pass failed; trying again later")
+            self._wake.wait(self._interval)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next pass now (after a request queued mail, say)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the current pass and stop."""
+        self._stopping.set()
+        self._wake.set()
