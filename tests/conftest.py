@@ -17,9 +17,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from creditpool.services import users
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -64,6 +66,12 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine = create_database_engine(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 still, with the least work: tests sign up hundreds of people."""
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 @pytest.fixture

@@ -307,7 +307,7 @@ def authorize(
         ).one_or_none()
         if membership is None:
             raise NotFound(f"no org {org_id}")
-        member_id, role = membership.tuple()
+        member_id, role = membership._tuple()
         role = Role(role)
         if permission is Permission.READ_OWN and own_member_id not in (None, member_id):
             # Reading another member's wallet is reading the org.
