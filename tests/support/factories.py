@@ -8,19 +8,21 @@ from creditpool.domain.amounts import credits
 from creditpool.domain.model import Role, Seat
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits as credit_service
-from creditpool.services import members, orgs, users
-from creditpool.services.views import MemberView, OrgView
+from creditpool.services import groups, members, orgs, users
+from creditpool.services.views import GroupView, MemberView, OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
 
 OPERATOR = "operator:test"
 _numbers = itertools.count(1)
 
 
-def make_user(uow: UnitOfWork, name: str | None = None) -> users.UserView:
-    """Sign up a new person with a unique e-mail."""
+def make_user(
+    uow: UnitOfWork, name: str | None = None, *, email: str | None = None
+) -> users.UserView:
+    """Sign up a new person with a unique e-mail (or the one given)."""
     number = next(_numbers)
     name = name or f"Person {number}"
-    return users.create_user(uow, email=f"person{number}@example.test", name=name)
+    return users.create_user(uow, email=email or f"person{number}@example.test", name=name)
 
 
 def make_org(
@@ -53,3 +55,11 @@ def add_members(
         )
         for _ in range(count)
     ]
+
+
+def make_group(
+    uow: UnitOfWork, org_id: str, member_ids: list[str], *, name: str | None = None
+) -> GroupView:
+    """Create a group (a class inside the org) holding these active members."""
+    group = groups.create_group(uow, org_id, name or f"Class {next(_numbers)}", actor=OPERATOR)
+    return groups.set_group_members(uow, org_id, group.id, member_ids)

@@ -171,8 +171,7 @@ def _audit_member_totals(uow: UnitOfWork, org_id: str | None, report: AuditRepor
                 )
     recorded: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for total in session.scalars(stored):
-        if total.total:
-            recorded[(total.org_id, total.member_id)][total.metric] = total.total
+        recorded[(total.org_id, total.member_id)][total.metric] = total.total
     for key in sorted(set(recorded) | set(metrics)):
         if recorded.get(key, {}) != dict(metrics.get(key, {})):
             report.breaches.append(
