@@ -99,6 +99,13 @@ class RequestBody(BaseModel):
 class Page(BaseModel, Generic[T]):
     """A page of a list; pass `next_cursor` as `?cursor=` for the next one."""
 
+    # Parametrized pages (Page[Member]) do not inherit the docstring; the schema needs one.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "A page of a list; pass `next_cursor` as `?cursor=` for the next one."
+        }
+    )
+
     items: list[T]
     next_cursor: str | None
 
