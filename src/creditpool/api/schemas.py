@@ -637,27 +637,37 @@ class Hold(BaseModel):
 
 
 class UsageEvent(BaseModel):
-    """One event of a batch; checked one by one, so a bad event refuses only itself."""
+    """One event of a batch: a usage charge under a key unique in the org. Events are checked
+    one by one, so a malformed event refuses only itself."""
 
-    model_config = ConfigDict(extra="allow")
-
-    key: Any = None
-    member_id: Any = None
-    amount: Any = None
-    metrics: Any = None
-    reference: Any = None
+    key: Annotated[str, Field(min_length=1, max_length=255)]
+    member_id: str
+    amount: Annotated[int, WithJsonSchema(_AMOUNT_IN_SCHEMA)]
+    metrics: Metrics | None = None
+    reference: Reference | None = None
 
 
 class UsageBatchIn(RequestBody):
-    """1 to 1,000 usage events."""
+    """1 to 1,000 usage events (see UsageEvent)."""
 
-    events: Annotated[list[UsageEvent], Field(min_length=1, max_length=1000)]
+    events: Annotated[
+        list[Any],
+        Field(min_length=1, max_length=1000),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/UsageEvent"},
+                "minItems": 1,
+                "maxItems": 1000,
+            }
+        ),
+    ]
 
 
 class UsageEventResult(BaseModel):
     """What became of one event: `status` is what the single call would have answered."""
 
-    key: str
+    key: str | None
     status: int
     code: str | None = None
     transfer_id: str | None = None

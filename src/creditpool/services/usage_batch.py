@@ -26,6 +26,9 @@ MAX_EVENTS = 1000
 KEY_RETENTION = timedelta(days=30)
 
 
+EVENT_FIELDS = frozenset({"key", "member_id", "amount", "metrics", "reference"})
+
+
 @dataclass(frozen=True)
 class UsageEventIn:
     """One event as the vendor sent it; validated here, one by one."""
@@ -36,12 +39,25 @@ class UsageEventIn:
     metrics: object = None
     reference: object = None
 
+    @classmethod
+    def parse(cls, raw: object) -> UsageEventIn:
+        """Read one event of a batch; InvalidInput for anything but an object of known fields."""
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("each event is an object with key, member_id and amount")
+        unknown = sorted(str(name) for name in raw if name not in EVENT_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown field(s) in an event: {', '.join(unknown)}")
+        return cls(**{str(name): value for name, value in raw.items()})
+
 
 @dataclass(frozen=True)
 class UsageEventResult:
-    """The outcome of one event: charged (code None, with its transfer) or refused with a code."""
+    """The outcome of one event: charged (code None, with its transfer) or refused with a code.
 
-    key: str
+    `key` is None when the event had no usable key (then it was not remembered either).
+    """
+
+    key: str | None
     code: str | None
     detail: str | None
     transfer_id: str | None
@@ -70,7 +86,7 @@ def _key_of(event: UsageEventIn) -> str:
 
 
 def charge_usage_batch(
-    uow: UnitOfWork, org_id: str, events: Sequence[UsageEventIn], *, actor: str
+    uow: UnitOfWork, org_id: str, events: Sequence[object], *, actor: str
 ) -> list[UsageEventResult]:
     """Apply each event once per key; return a result per event, in the order sent."""
     if not 1 <= len(events) <= MAX_EVENTS:
@@ -79,13 +95,14 @@ def charge_usage_batch(
     with uow:
         load_org(uow, org_id)
         session = uow.session
-        for event in events:
+        for raw in events:
             try:
+                event = UsageEventIn.parse(raw)
                 key = _key_of(event)
             except InvalidInput as error:
-                results.append(
-                    UsageEventResult(str(event.key)[:255], error.code, error.detail, None)
-                )
+                echoed = raw.get("key") if isinstance(raw, Mapping) else None
+                key_text = echoed if isinstance(echoed, str) and len(echoed) <= 255 else None
+                results.append(UsageEventResult(key_text, error.code, error.detail, None))
                 continue
             seen = session.get(UsageEvent, (org_id, key))
             if seen is not None:

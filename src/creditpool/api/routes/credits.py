@@ -187,17 +187,7 @@ def void(
 @router.post("/orgs/{org}/usage", summary="Charge usage in batch")
 def charge_batch(org: str, body: UsageBatchIn, uow: UowDep, grant: Charge) -> UsageBatch:
     """1 to 1,000 events, each applied once per key; results in the order sent."""
-    events = [
-        usage_batch.UsageEventIn(
-            key=event.key,
-            member_id=event.member_id,
-            amount=event.amount,
-            metrics=event.metrics,
-            reference=event.reference,
-        )
-        for event in body.events
-    ]
-    results = usage_batch.charge_usage_batch(uow, org, events, actor=grant.actor)
+    results = usage_batch.charge_usage_batch(uow, org, body.events, actor=grant.actor)
     return UsageBatch(
         results=[
             UsageEventResult(
