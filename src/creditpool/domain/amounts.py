@@ -30,9 +30,11 @@ def parse_credits(value: object, *, allow_zero: bool = False, allow_negative: bo
         raise InvalidAmount("an amount cannot be negative")
     if number == 0 and not (allow_zero or allow_negative):
         raise InvalidAmount("an amount must be greater than zero")
-    if abs(number) > MAX_CREDITS:
+    # copy_abs, not abs(): abs() rounds to the context's 28 digits, copy_abs is exact.
+    magnitude = number.copy_abs()
+    if magnitude > MAX_CREDITS:
         raise InvalidAmount(f"an amount cannot exceed {MAX_CREDITS:,} credits")
-    micros = _exact_micros(abs(number))
+    micros = _exact_micros(magnitude)
     return -micros if number < 0 else micros
 
 

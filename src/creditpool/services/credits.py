@@ -7,19 +7,19 @@ transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from creditpool.domain.amounts import MAX_MICROS, format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
 from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.services import ledger, metering
-from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
 from creditpool.services.wallets import release_expired_holds
-from creditpool.storage.schema import Account, Member
+from creditpool.storage.schema import Account
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_REFERENCE_LENGTH = 200
@@ -113,12 +113,7 @@ def allocate_credits(
                 member_id=member_id,
             )
         posting.flush()
-        for part in chunks(ids):
-            uow.session.execute(
-                update(Member)
-                .where(Member.org_id == org_id, Member.id.in_(part))
-                .values(allocated_total=Member.allocated_total + amount)
-            )
+        ledger.add_to_member_totals(uow.session, org_id, members, allocated=amount)
         return BatchResult(posting.batch_id, total, member_views(uow, org, members))
 
     return run_write(
@@ -174,7 +169,7 @@ def revoke_credits(
             for part in chunks(wallets):
                 # Locked above: what is spendable is exactly balance - held; leave the held part.
                 uow.session.execute(
-                    update(Account)
+                    bulk_update(Account)
                     .where(Account.org_id == org_id, Account.id.in_(part))
                     .values(balance=Account.held)
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import (
@@ -24,7 +24,7 @@ from creditpool.domain.errors import (
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
-from creditpool.services.ledger import wallet_account
+from creditpool.services.ledger import bulk_update, wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.usage import add_usage, check_metrics
@@ -97,7 +97,7 @@ def place_hold(
 
 def _reserve(uow: UnitOfWork, org_id: str, member_id: str, amount: int) -> bool:
     result = uow.session.execute(
-        update(Account)
+        bulk_update(Account)
         .where(
             Account.org_id == org_id,
             Account.id == wallet_account(member_id),
@@ -146,12 +146,11 @@ def capture_hold(
             )
         wallet = wallet_account(hold.member_id)
         uow.session.execute(
-            update(Account)
+            bulk_update(Account)
             .where(Account.org_id == org_id, Account.id == wallet)
             .values(balance=Account.balance - amount, held=Account.held - hold.amount)
         )
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
-        posting.adjust(AccountKind.USAGE, amount)
         row = posting.record(
             TransferKind.USAGE,
             wallet,
@@ -169,7 +168,9 @@ def capture_hold(
         add_usage(uow, org_id, hold.member_id, amount, checked)
         member = load_member(uow, org_id, hold.member_id)
         uow.session.refresh(member)
-        return UsageResult(transfer_view(row), member_view(uow, org, member))
+        result = UsageResult(transfer_view(row), member_view(uow, org, member))
+        posting.adjust(AccountKind.USAGE, amount)  # the org's hot row, last (see ledger.py)
+        return result
 
     return run_write(
         uow,
@@ -195,7 +196,7 @@ def void_hold(
                 release_expired_holds(uow, org_id, [hold.member_id])
             else:
                 uow.session.execute(
-                    update(Account)
+                    bulk_update(Account)
                     .where(Account.org_id == org_id, Account.id == wallet_account(hold.member_id))
                     .values(held=Account.held - hold.amount)
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from creditpool.domain.errors import (
     AlreadyMember,
@@ -22,7 +22,7 @@ from creditpool.domain.errors import (
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
 from creditpool.services import ledger, metering
-from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import MemberView, member_view, member_views
@@ -131,7 +131,7 @@ def _change_role(uow: UnitOfWork, org: Org, member: Member, role: Role) -> None:
     if role is Role.OWNER:
         # There is always exactly one owner: handing over demotes the old one to manager.
         uow.session.execute(
-            update(Member)
+            bulk_update(Member)
             .where(Member.org_id == org.id, Member.role == Role.OWNER)
             .values(role=Role.MANAGER)
         )
@@ -172,7 +172,7 @@ def remove_members(
     for part in chunks(ids):
         for status, live in ((HoldStatus.EXPIRED, False), (HoldStatus.VOIDED, True)):
             session.execute(
-                update(Hold)
+                bulk_update(Hold)
                 .where(
                     Hold.org_id == org.id,
                     Hold.member_id.in_(part),
@@ -185,7 +185,9 @@ def remove_members(
     returned = 0
     for part in chunks(wallets):
         session.execute(
-            update(Account).where(Account.org_id == org.id, Account.id.in_(part)).values(held=0)
+            bulk_update(Account)
+            .where(Account.org_id == org.id, Account.id.in_(part))
+            .values(held=0)
         )
         if not org.returnable:
             continue
@@ -206,7 +208,9 @@ def remove_members(
             )
             returned += balance
         session.execute(
-            update(Account).where(Account.org_id == org.id, Account.id.in_(part)).values(balance=0)
+            bulk_update(Account)
+            .where(Account.org_id == org.id, Account.id.in_(part))
+            .values(balance=0)
         )
     if returned:
         posting.adjust(AccountKind.POOL, returned)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditpool.domain.errors import InsufficientCredits, InvalidInput, MemberRemoved, OrgPaused
 from creditpool.domain.model import AccountKind, MemberStatus, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
-from creditpool.services.ledger import wallet_account
+from creditpool.services.ledger import bulk_update, wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import UsageResult, member_view, transfer_view
@@ -102,7 +101,6 @@ def apply_usage(
         topped_up = make_spendable(uow, org, member, amount, posting)
         if not posting.withdraw(wallet, amount):  # pragma: no cover - made spendable above
             raise InsufficientCredits("the wallet cannot pay")
-    posting.adjust(AccountKind.USAGE, amount)
     row = posting.record(
         TransferKind.USAGE,
         wallet,
@@ -115,7 +113,11 @@ def apply_usage(
     posting.flush()
     add_usage(uow, org_id, member_id, amount, metrics)
     uow.session.refresh(member)
-    return UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
+    result = UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
+    # Every charge of the org credits this one row: touch it last, so its lock is held only
+    # from here to the commit (see the lock order in ledger.py).
+    posting.adjust(AccountKind.USAGE, amount)
+    return result
 
 
 def add_usage(
@@ -123,7 +125,7 @@ def add_usage(
 ) -> None:
     """Add a charge to the member's running totals of credits used and of each metric."""
     uow.session.execute(
-        update(Member)
+        bulk_update(Member)
         .where(Member.org_id == org_id, Member.id == member_id)
         .values(used_total=Member.used_total + amount)
     )

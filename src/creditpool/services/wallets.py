@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import InsufficientCredits, OrgPaused
 from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
 from creditpool.services import ledger, metering
-from creditpool.services.ledger import chunks, wallet_account
+from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.views import settings_of
 from creditpool.storage.schema import Account, Hold, Member, Org
@@ -47,13 +47,13 @@ def release_expired_holds(
             freed[member_id] += amount
     for part in chunks(hold_ids):
         uow.session.execute(
-            update(Hold)
+            bulk_update(Hold)
             .where(Hold.org_id == org_id, Hold.id.in_(part))
             .values(status=HoldStatus.EXPIRED, closed_at=uow.now)
         )
     for member_id in sorted(freed):
         uow.session.execute(
-            update(Account)
+            bulk_update(Account)
             .where(Account.org_id == org_id, Account.id == wallet_account(member_id))
             .values(held=Account.held - freed[member_id])
         )
@@ -99,12 +99,7 @@ def make_spendable(
     posting.record(
         TransferKind.AUTO_ALLOCATION, AccountKind.POOL, wallet, top_up, member_id=member.id
     )
-    uow.session.execute(
-        update(Member)
-        .where(Member.org_id == org.id, Member.id == member.id)
-        .values(
-            allocated_total=Member.allocated_total + top_up,
-            auto_allocated_total=Member.auto_allocated_total + top_up,
-        )
+    ledger.add_to_member_totals(
+        uow.session, org.id, [member], allocated=top_up, auto_allocated=top_up
     )
     return top_up
