@@ -18,9 +18,20 @@ from creditpool.config import Config
 from creditpool.storage.unit_of_work import Clock, SystemClock
 
 API_PREFIX = "/api/v1"
-_ERRORS = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (401, 403, 404, 409, 422)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    for status, description in (
+        (401, "No valid bearer token"),
+        (403, "The caller's role does not allow it"),
+        (404, "No such thing in an org of the caller's"),
+        (409, "The state refuses it (too few credits, a paused org, ...)"),
+        (422, "A malformed request"),
+    )
 }
 
 
@@ -50,7 +61,7 @@ def create_app(
     app.state.on_mail_queued = on_mail_queued or (lambda: None)
     problems.install(app)
     for router in (users.router, orgs.router, members.router, credits.router):
-        app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+        app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -62,13 +73,27 @@ def create_app(
             )
             # Batch events are read one by one (a bad one refuses only itself), so the body
             # declares them as a list of anything; the document still describes each event.
-            document["components"]["schemas"]["UsageEvent"] = UsageEvent.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
+            schemas = document["components"]["schemas"]
+            for model in (UsageEvent, Problem):
+                schemas[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.middleware("http")
+    async def refuse_nul(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # No id contains NUL, and PostgreSQL cannot even be asked about one.
+        if "\x00" in request.url.path or "%00" in request.url.query.lower():
+            status, code = (
+                (404, "not_found") if "\x00" in request.url.path else (422, "validation_error")
+            )
+            return problems.problem(status, code, "NUL is not allowed in a URL")
+        return await call_next(request)
 
     @app.middleware("http")
     async def replay_header(

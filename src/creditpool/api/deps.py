@@ -125,6 +125,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="Makes a POST safe to retry: the same key and body answer the first result.",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="Makes a POST safe to retry: the same key and body answer the first result "
+        "(1 to 255 printable characters; per caller and org; kept 24 hours).",
     ),
 ]

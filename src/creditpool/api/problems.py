@@ -105,6 +105,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's own body parsing (a body that is not UTF-8, say): a malformed request.
+            return problem(422, "validation_error", "the request body could not be read")
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(
             error.status_code, "http_error"
         )

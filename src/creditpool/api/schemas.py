@@ -9,13 +9,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from creditpool.domain.amounts import format_credits, parse_credits
-from creditpool.domain.errors import InvalidAmount
+from creditpool.domain.errors import InvalidAmount, InvalidInput
 from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import SettingsChange
+from creditpool.domain.text import check_clean_text
 from creditpool.services.auth import ApiKeyView
 from creditpool.services.invitations import InvitationView
 from creditpool.services.resets import ResetResult
@@ -85,15 +95,26 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Reference = Annotated[str, Field(max_length=200)]
 Email = Annotated[str, Field(min_length=3, max_length=320)]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
-Metrics = dict[Annotated[str, Field(max_length=64)], Annotated[int, Field(ge=0)]]
+Metrics = dict[Annotated[str, Field(max_length=64)], Annotated[StrictInt, Field(ge=0)]]
 
 T = TypeVar("T")
 
 
 class RequestBody(BaseModel):
-    """A request body: unknown fields are an error, so typos never pass silently."""
+    """A request body: unknown fields are an error, so typos never pass silently; flags and
+    counts are strict (`"yes"` is not true, `"3"` is not 3); text with NUL or broken Unicode is
+    refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unclean_text(cls, data: Any) -> Any:
+        try:
+            check_clean_text(data)
+        except InvalidInput as error:
+            raise ValueError(error.detail) from error
+        return data
 
 
 class Page(BaseModel, Generic[T]):
@@ -127,7 +148,7 @@ class SignUp(RequestBody):
     """A new user."""
 
     email: Email
-    password: Annotated[str, Field(max_length=1000)]
+    password: Annotated[str, Field(min_length=8, max_length=1000)]
     name: Name
 
 
@@ -188,7 +209,7 @@ class Me(BaseModel):
 class AutoAllocationIn(RequestBody):
     """Any part of the automatic-allocation policy."""
 
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     bundle: PolicyAmountIn | None = None
     max_per_member: PolicyAmountIn | None = None
 
@@ -204,7 +225,7 @@ class SeatRatesIn(RequestBody):
 class SettingsIn(RequestBody):
     """Any part of an org's settings; the rest keeps its value."""
 
-    returnable: bool | None = None
+    returnable: StrictBool | None = None
     auto_allocation: AutoAllocationIn | None = None
     seat_rates: SeatRatesIn | None = None
 
@@ -649,6 +670,12 @@ class UsageEvent(BaseModel):
 
 class UsageBatchIn(RequestBody):
     """1 to 1,000 usage events (see UsageEvent)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unclean_text(cls, data: Any) -> Any:
+        # Replaces RequestBody's check: each event is checked alone, refusing only itself.
+        return data
 
     events: Annotated[
         list[Any],

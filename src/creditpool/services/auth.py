@@ -220,6 +220,8 @@ def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | Non
     ):
         return Principal(actor="operator-key:configured", operator=True)
     parts = bearer.split(".")
+    if "\x00" in bearer or not bearer.isascii():
+        raise Unauthenticated("the bearer token is unknown or revoked")
     with uow:
         principal = None
         if parts[0] == "cpt" and len(parts) == 3:

@@ -16,6 +16,7 @@ from sqlalchemy import delete
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import CreditpoolError, InvalidInput
+from creditpool.domain.text import check_clean_text
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.lookups import load_org
 from creditpool.services.usage import apply_usage, check_metrics
@@ -44,6 +45,7 @@ class UsageEventIn:
         """Read one event of a batch; InvalidInput for anything but an object of known fields."""
         if not isinstance(raw, Mapping):
             raise InvalidInput("each event is an object with key, member_id and amount")
+        check_clean_text(dict(raw))
         unknown = sorted(str(name) for name in raw if name not in EVENT_FIELDS)
         if unknown:
             raise InvalidInput(f"unknown field(s) in an event: {', '.join(unknown)}")
@@ -78,6 +80,18 @@ def _validated(event: UsageEventIn) -> tuple[str, int, dict[str, int] | None, st
     return event.member_id, amount, metrics, event.reference
 
 
+def _echoed_key(raw: object) -> str | None:
+    """Return the key of a refused event if it can be shown back as it came, else None."""
+    key = raw.get("key") if isinstance(raw, Mapping) else None
+    if not isinstance(key, str) or len(key) > 255:
+        return None
+    try:
+        check_clean_text(key)
+    except InvalidInput:
+        return None
+    return key
+
+
 def _key_of(event: UsageEventIn) -> str:
     key = event.key
     if not isinstance(key, str) or not 1 <= len(key) <= 255:
@@ -100,9 +114,7 @@ def charge_usage_batch(
                 event = UsageEventIn.parse(raw)
                 key = _key_of(event)
             except InvalidInput as error:
-                echoed = raw.get("key") if isinstance(raw, Mapping) else None
-                key_text = echoed if isinstance(echoed, str) and len(echoed) <= 255 else None
-                results.append(UsageEventResult(key_text, error.code, error.detail, None))
+                results.append(UsageEventResult(_echoed_key(raw), error.code, error.detail, None))
                 continue
             seen = session.get(UsageEvent, (org_id, key))
             if seen is not None:
