@@ -22,3 +22,15 @@ def check_clean_text(value: object) -> None:
     elif isinstance(value, list):
         for item in value:
             check_clean_text(item)
+
+
+MAX_NAME_LENGTH = 200
+
+
+def clean_name(name: str, *, what: str = "a name") -> str:
+    """Return a name trimmed of spaces; InvalidInput unless 1 to 200 clean characters."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"{what} is 1 to {MAX_NAME_LENGTH} characters")
+    check_clean_text(name)
+    return name

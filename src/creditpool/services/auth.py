@@ -32,6 +32,7 @@ from creditpool.domain.errors import (
 )
 from creditpool.domain.model import MemberStatus, Role
 from creditpool.domain.roles import KNOWN_SCOPES, Permission, role_allows, scopes_allow
+from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
@@ -41,7 +42,6 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-MAX_NAME_LENGTH = 200
 
 
 def _digest(secret: str) -> str:
@@ -126,13 +126,6 @@ def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> No
         uow.commit()
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} characters")
-    return name
-
-
 def create_api_key(
     uow: UnitOfWork,
     org_id: str,
@@ -143,7 +136,7 @@ def create_api_key(
     idempotency_key: str | None = None,
 ) -> IssuedSecret:
     """Give the org a key for the vendor's product; the secret is returned this once."""
-    name = _check_name(name)
+    name = clean_name(name)
     unknown = sorted(set(scopes) - KNOWN_SCOPES)
     if unknown or not scopes:
         raise InvalidInput(f"scopes are a non-empty list of {sorted(KNOWN_SCOPES)}: {unknown}")
@@ -203,7 +196,7 @@ def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
 
 def create_operator_key(uow: UnitOfWork, *, name: str) -> IssuedSecret:
     """Make a key with the operator's powers, for a machine; the secret is returned this once."""
-    name = _check_name(name)
+    name = clean_name(name)
     with uow:
         key_id, secret = new_id("opk"), new_secret()
         uow.session.add(

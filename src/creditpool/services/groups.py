@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, func, insert, select
 
-from creditpool.domain.errors import AlreadyExists, InvalidInput
+from creditpool.domain.errors import AlreadyExists
 from creditpool.domain.model import MemberStatus
+from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_active_members, load_group, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import GroupView
@@ -18,13 +19,9 @@ from creditpool.storage.ids import new_id
 from creditpool.storage.schema import Group, GroupMember, Member
 from creditpool.storage.unit_of_work import UnitOfWork
 
-MAX_NAME_LENGTH = 200
-
 
 def _check_name(uow: UnitOfWork, org_id: str, name: str, *, except_id: str | None = None) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"a group name is 1 to {MAX_NAME_LENGTH} characters")
+    name = clean_name(name, what="a group name")
     taken = uow.session.scalars(
         select(Group.id).where(Group.org_id == org_id, Group.name == name)
     ).first()

@@ -17,11 +17,9 @@ from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import (
     InsufficientCredits,
     InvalidInput,
-    MemberRemoved,
     NotFound,
-    OrgPaused,
 )
-from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
+from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import bulk_update, wallet_account
@@ -29,7 +27,11 @@ from creditpool.services.lookups import load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.usage import add_usage, check_metrics
 from creditpool.services.views import HoldView, UsageResult, hold_view, member_view, transfer_view
-from creditpool.services.wallets import make_spendable, release_expired_holds
+from creditpool.services.wallets import (
+    load_chargeable,
+    make_spendable,
+    release_expired_holds,
+)
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import Account, Hold, Org
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -56,12 +58,7 @@ def place_hold(
         raise InvalidInput(f"a hold expires in 1 to {MAX_HOLD_SECONDS} seconds")
 
     def apply() -> HoldView:
-        org = load_org(uow, org_id)
-        if org.paused:
-            raise OrgPaused("the org is paused: holds are refused until it resumes")
-        member = load_member(uow, org_id, member_id)
-        if member.status == MemberStatus.REMOVED:
-            raise MemberRemoved("this member was removed from the org")
+        org, member = load_chargeable(uow, org_id, member_id)
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
         if not _reserve(uow, org_id, member_id, amount):
             make_spendable(uow, org, member, amount, posting)

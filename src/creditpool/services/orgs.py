@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from creditpool.domain.errors import InvalidInput, NotFound
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings, SettingsChange
+from creditpool.domain.text import clean_name
 from creditpool.services import ledger, metering
 from creditpool.services.lookups import load_org
+from creditpool.services.members import join
 from creditpool.services.transactions import run_write
 from creditpool.services.views import OrgView, org_view, settings_of
 from creditpool.storage.ids import new_id, new_secret
-from creditpool.storage.schema import Member, Org, User
+from creditpool.storage.schema import Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
-
-MAX_NAME_LENGTH = 200
-
-
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} characters")
-    return name
 
 
 def create_org(
@@ -35,12 +27,10 @@ def create_org(
     idempotency_key: str | None = None,
 ) -> OrgView:
     """Open an org with its pool; the owner becomes its first member, on a licensed seat."""
-    name = _check_name(name)
+    name = clean_name(name)
     chosen = (settings or SettingsChange()).applied_to(OrgSettings())
 
     def apply() -> OrgView:
-        if uow.session.get(User, owner_user_id) is None:
-            raise NotFound(f"no user {owner_user_id}")
         org = Org(
             id=new_id("org"),
             name=name,
@@ -48,7 +38,7 @@ def create_org(
             invite_code=new_secret(),
             metered_since=uow.now,
             created_at=uow.now,
-            licensed_seats=1,
+            licensed_seats=0,
             unlicensed_seats=0,
             external_seats=0,
         )
@@ -56,22 +46,7 @@ def create_org(
         uow.session.add(org)
         uow.session.flush()
         ledger.open_accounts(uow.session, org.id)
-        owner = Member(
-            org_id=org.id,
-            id=new_id("mem"),
-            user_id=owner_user_id,
-            role=Role.OWNER,
-            seat=Seat.LICENSED,
-            status=MemberStatus.ACTIVE,
-            allocated_total=0,
-            auto_allocated_total=0,
-            used_total=0,
-            joined_at=uow.now,
-        )
-        uow.session.add(owner)
-        uow.session.flush()
-        ledger.open_wallet(uow.session, org.id, owner.id)
-        uow.session.flush()
+        join(uow, org, user_id=owner_user_id, role=Role.OWNER, seat=Seat.LICENSED)
         return org_view(uow, org)
 
     return run_write(

@@ -12,15 +12,14 @@ from collections.abc import Mapping
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from creditpool.domain.errors import InsufficientCredits, InvalidInput, MemberRemoved, OrgPaused
-from creditpool.domain.model import AccountKind, MemberStatus, TransferKind
+from creditpool.domain.errors import InsufficientCredits, InvalidInput
+from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import bulk_update, wallet_account
-from creditpool.services.lookups import load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import UsageResult, member_view, transfer_view
-from creditpool.services.wallets import make_spendable
+from creditpool.services.wallets import load_chargeable, make_spendable
 from creditpool.storage.schema import Member, UsageTotal
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -88,12 +87,7 @@ def apply_usage(
     actor: str,
 ) -> UsageResult:
     """Charge usage inside the caller's open transaction; arguments already checked."""
-    org = load_org(uow, org_id)
-    if org.paused:
-        raise OrgPaused("the org is paused: usage is refused until it resumes")
-    member = load_member(uow, org_id, member_id)
-    if member.status == MemberStatus.REMOVED:
-        raise MemberRemoved("this member was removed from the org")
+    org, member = load_chargeable(uow, org_id, member_id)
     posting = ledger.Posting(uow.session, org_id, actor, uow.now)
     wallet = wallet_account(member_id)
     topped_up = 0

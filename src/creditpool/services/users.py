@@ -10,13 +10,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 
 from creditpool.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
+from creditpool.domain.text import clean_name
 from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
-MAX_NAME_LENGTH = 200
 _hasher = PasswordHasher()
 
 
@@ -66,9 +66,7 @@ def create_user(
     with one password, and Argon2 is slow on purpose).
     """
     email = normalise_email(email)
-    name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"a name is 1 to {MAX_NAME_LENGTH} characters")
+    name = clean_name(name)
     if password is not None:
         password_hash = hash_password(password)
 

@@ -13,14 +13,26 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from creditpool.domain.amounts import format_credits
-from creditpool.domain.errors import InsufficientCredits, OrgPaused
-from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
+from creditpool.domain.errors import InsufficientCredits, MemberRemoved, OrgPaused
+from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
 from creditpool.services import ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.views import settings_of
 from creditpool.storage.schema import Account, Hold, Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
+
+
+def load_chargeable(uow: UnitOfWork, org_id: str, member_id: str) -> tuple[Org, Member]:
+    """Return the org and member that usage or a hold is for; refuse a paused org or a
+    removed member."""
+    org = load_org(uow, org_id)
+    if org.paused:
+        raise OrgPaused("the org is paused: usage and holds are refused until it resumes")
+    member = load_member(uow, org_id, member_id)
+    if member.status == MemberStatus.REMOVED:
+        raise MemberRemoved("this member was removed from the org")
+    return org, member
 
 
 def release_expired_holds(
