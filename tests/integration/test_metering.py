@@ -405,3 +405,49 @@ def test_an_automatic_top_up_needs_the_bundle_after_the_burn(uow: UnitOfWork, cl
 
     assert members.get_member(uow, org.id, student.id).auto_allocated == 0
     assert metering_transfers(uow, org.id) == []
+
+
+# Posting the burn only when it must be posted
+
+
+def test_writes_that_move_neither_the_pool_nor_the_rate_post_no_burn(
+    uow: UnitOfWork, clock: FakeClock
+):
+    org = make_org(uow, purchase="10", settings=RATES)
+    empty = make_group(uow, org.id, [])
+    rate = LICENSED  # the owner's licensed seat, all along
+    start = clock.now()
+
+    # Each of these lands at an odd second, where a posting would round down once more.
+    clock.advance(days=3, seconds=1)
+    add_members(uow, org.id, 1, seat=Seat.EXTERNAL)  # an external seat burns nothing
+    clock.advance(days=5, seconds=3)
+    allocate_credits(uow, org.id, Target.group(empty.id), credits("1"), actor=OPERATOR)
+    clock.advance(days=7, seconds=5)
+    orgs.update_settings(uow, org.id, SettingsChange(returnable=False), actor=OPERATOR)
+    clock.advance(days=11, seconds=7)
+    orgs.update_settings(uow, org.id, SettingsChange(rate_external=0), actor=OPERATOR)
+
+    assert metering_transfers(uow, org.id) == []
+    elapsed = int((clock.now() - start).total_seconds())
+    # One interval, rounded once: exactly DESIGN.md's formula.
+    assert available(uow, org.id) == credits("10") - burnt(rate, elapsed)
+    assert_books_clean(uow, org.id)
+
+
+def test_the_pool_history_steps_at_transfers_and_slopes_under_the_burn(
+    uow: UnitOfWork, clock: FakeClock
+):
+    org = make_org(uow, purchase="10", settings=RATES)  # the owner holds a licensed seat
+    start = clock.now()
+    [student] = add_members(uow, org.id, 1, seat=Seat.EXTERNAL)
+    clock.advance(days=73)  # a fifth of a year at 1 credit a year: 0.2 burnt
+    allocate_credits(uow, org.id, Target.members([student.id]), credits("2"), actor=OPERATOR)
+
+    history = reports.pool_history(uow, org.id)
+
+    assert [(p.at, p.balance, p.burned) for p in history] == [
+        (start, credits("10"), False),  # the purchase
+        (clock.now(), credits("9.8"), True),  # the burn, posted before the allotment
+        (clock.now(), credits("7.8"), False),  # the allotment
+    ]

@@ -95,7 +95,8 @@ def allocate_credits(
         members = target.resolve(uow, org_id)
         total = amount * len(members)
         posting = ledger.Posting(uow.session, org.id, actor, uow.now)
-        metering.settle(uow, org, actor=actor, posting=posting)
+        if total:
+            metering.settle(uow, org, actor=actor, posting=posting)
         if total and (total > MAX_MICROS * 1000 or not posting.withdraw(AccountKind.POOL, total)):
             available = metering.pool_balance(uow, org_id)
             raise InsufficientCredits(
@@ -160,7 +161,8 @@ def revoke_credits(
         else:
             taken = {member_id: spendable[member_id] for member_id in ids if spendable[member_id]}
         posting = ledger.Posting(uow.session, org.id, actor, uow.now)
-        metering.settle(uow, org, actor=actor, posting=posting)
+        if any(taken.values()):
+            metering.settle(uow, org, actor=actor, posting=posting)
         wallets = [wallet_account(member_id) for member_id in taken]
         if amount is not None:
             if not posting.withdraw_each(wallets, amount):  # pragma: no cover - rows are locked

@@ -70,7 +70,8 @@ def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> 
     ).one_or_none()
     if member is not None and member.status == MemberStatus.ACTIVE:
         raise AlreadyMember("this user is already a member of the org")
-    metering.settle(uow, org, actor=user_id)
+    if metering.moves_rate(org, [(seat, +1)]):
+        metering.settle(uow, org, actor=user_id)
     if member is None:
         member = Member(
             org_id=org.id,
@@ -115,7 +116,8 @@ def change_member(
         if role is not None and role != member.role:
             _change_role(uow, org, member, role)
         if seat is not None and seat != member.seat:
-            metering.settle(uow, org, actor=actor)
+            if metering.moves_rate(org, [(Seat(member.seat), -1), (seat, +1)]):
+                metering.settle(uow, org, actor=actor)
             metering.change_seats(org, Seat(member.seat), -1)
             metering.change_seats(org, seat, +1)
             member.seat = seat
@@ -168,7 +170,6 @@ def remove_members(
     """
     ids = [member.id for member in members]
     session = uow.session
-    metering.settle(uow, org, actor=posting.actor, posting=posting)
     for part in chunks(ids):
         for status, live in ((HoldStatus.EXPIRED, False), (HoldStatus.VOIDED, True)):
             session.execute(
@@ -182,7 +183,7 @@ def remove_members(
                 .values(status=status, closed_at=uow.now)
             )
     wallets = [wallet_account(member_id) for member_id in ids]
-    returned = 0
+    returns: list[tuple[str, str | None, int]] = []
     for part in chunks(wallets):
         session.execute(
             bulk_update(Account)
@@ -191,27 +192,32 @@ def remove_members(
         )
         if not org.returnable:
             continue
-        rows = session.execute(
-            select(Account.id, Account.member_id, Account.balance)
-            .where(Account.org_id == org.id, Account.id.in_(part), Account.balance > 0)
-            .order_by(Account.id)
-            .with_for_update(key_share=True)
-        ).tuples()
-        for account_id, member_id, balance in rows:
-            posting.record(
-                TransferKind.REVOCATION,
-                account_id,
-                AccountKind.POOL,
-                balance,
-                member_id=member_id,
-                reference=reference,
-            )
-            returned += balance
+        returns.extend(
+            session.execute(
+                select(Account.id, Account.member_id, Account.balance)
+                .where(Account.org_id == org.id, Account.id.in_(part), Account.balance > 0)
+                .order_by(Account.id)
+                .with_for_update(key_share=True)
+            ).tuples()
+        )
         session.execute(
             bulk_update(Account)
             .where(Account.org_id == org.id, Account.id.in_(part))
             .values(balance=0)
         )
+    # The burn is posted before the pool's balance or the rate moves, and only then.
+    if returns or metering.moves_rate(org, [(Seat(member.seat), -1) for member in members]):
+        metering.settle(uow, org, actor=posting.actor, posting=posting)
+    for account_id, member_id, balance in returns:
+        posting.record(
+            TransferKind.REVOCATION,
+            account_id,
+            AccountKind.POOL,
+            balance,
+            member_id=member_id,
+            reference=reference,
+        )
+    returned = sum(balance for _, _, balance in returns)
     if returned:
         posting.adjust(AccountKind.POOL, returned)
     posting.flush()

@@ -10,6 +10,7 @@ the arithmetic.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -70,6 +71,26 @@ def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | N
     if org.metered_since < uow.now:
         org.metered_since = uow.now
     return accrued
+
+
+def moves_rate(
+    org: Org, seats: Iterable[tuple[Seat, int]] = (), rates: SeatRates | None = None
+) -> bool:
+    """Tell whether changing seat counts by `seats` (and the rates to `rates`) moves the burn.
+
+    Writes that move neither the rate nor the pool's balance leave the burn unposted: settling
+    them anyway would split the accrual at arbitrary instants and let rounding drift the pool.
+    """
+    counts = {Seat.LICENSED: org.licensed_seats, Seat.UNLICENSED: org.unlicensed_seats}
+    counts[Seat.EXTERNAL] = org.external_seats
+    for seat, delta in seats:
+        counts[seat] += delta
+    after = metering.burn_rate(
+        rates or seat_rates(org),
+        SeatCounts(counts[Seat.LICENSED], counts[Seat.UNLICENSED], counts[Seat.EXTERNAL]),
+        paused=org.paused,
+    )
+    return after != burn_rate(org)
 
 
 def change_seats(org: Org, seat: Seat, delta: int) -> None:

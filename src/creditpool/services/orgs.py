@@ -79,7 +79,8 @@ def update_settings(
         org = load_org(uow, org_id, lock=True)
         settings = change.applied_to(settings_of(org))
         # The burn so far was at the old rates: post it before they change.
-        metering.settle(uow, org, actor=actor)
+        if metering.moves_rate(org, rates=settings.seat_rates):
+            metering.settle(uow, org, actor=actor)
         _write_settings(org, settings)
         uow.commit()
         return settings

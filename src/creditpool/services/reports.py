@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import InvalidInput
-from creditpool.domain.model import MemberStatus, Seat
+from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.services import metering
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.views import (
@@ -72,3 +73,41 @@ def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
             pool_available=metering.pool_available(uow, org, uow.now) if meters_licensed else 0,
         )
         return AccessView(access, reason)
+
+
+@dataclass(frozen=True)
+class PoolPoint:
+    """The pool's posted balance just after one batch of transfers, or after the seat burn
+    posted at that instant (`burned`)."""
+
+    at: datetime
+    balance: int
+    burned: bool
+
+
+def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> list[PoolPoint]:
+    """Return the pool's balance after each batch that moved it, oldest first (the last
+    `limit`). The burn is posted (kind metering) at the instant before anything else moves the
+    pool, so the balance fell in a straight line up to a burned point, and stood still up to
+    any other."""
+    with uow:
+        load_org(uow, org_id)
+        pool = str(AccountKind.POOL)
+        is_metering = Transfer.kind == TransferKind.METERING
+        delta = func.sum(
+            case((Transfer.credit_account_id == pool, Transfer.amount), else_=-Transfer.amount)
+        )
+        rows = uow.session.execute(
+            select(func.min(Transfer.created_at), delta, is_metering, func.min(Transfer.id))
+            .where(
+                Transfer.org_id == org_id,
+                or_(Transfer.debit_account_id == pool, Transfer.credit_account_id == pool),
+            )
+            .group_by(Transfer.batch_id, is_metering)
+            .order_by(func.min(Transfer.id))
+        ).tuples()
+        points, balance = [], 0
+        for at, change, burned, _ in rows:
+            balance += int(change)
+            points.append(PoolPoint(at, balance, bool(burned)))
+        return points[-limit:]
