@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from creditpool.domain.amounts import credits
-from creditpool.domain.errors import AlreadyExists, NotFound
+from creditpool.domain.errors import AlreadyExists, NotFound, PreviewOutdated
 from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits as credit_service
@@ -233,6 +233,25 @@ def test_preview_shows_what_the_reset_then_does_and_changes_nothing(uow: UnitOfW
         preview.revoked,
         preview.invitations_revoked,
     )
+
+
+def test_a_reset_confirmed_from_a_stale_preview_is_refused_and_changes_nothing(
+    uow: UnitOfWork,
+) -> None:
+    room = open_classroom(uow)
+    preview = resets.preview_reset(uow, room.org_id)
+    # Between the look and the click, one more student joins.
+    add_members(uow, room.org_id, 1)
+    before = snapshot(uow, room.org_id)
+
+    with pytest.raises(PreviewOutdated):
+        resets.reset_org(uow, room.org_id, actor=OPERATOR, expected=preview)
+
+    assert snapshot(uow, room.org_id) == before
+    fresh = resets.preview_reset(uow, room.org_id)
+    assert fresh.removed == preview.removed + 1
+    done = resets.reset_org(uow, room.org_id, actor=OPERATOR, expected=fresh)
+    assert done.removed == fresh.removed
 
 
 def test_reset_removes_the_students_and_returns_all_their_credits_when_returnable(

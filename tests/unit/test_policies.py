@@ -368,6 +368,7 @@ def test_every_code_the_api_publishes_has_an_error_class(code: str) -> None:
         (errors.AlreadyExists, errors.Conflict),
         (errors.OwnerRequired, errors.Conflict),
         (errors.MemberRemoved, errors.Conflict),
+        (errors.PreviewOutdated, errors.Conflict),
         (errors.Unauthenticated, errors.CreditpoolError),
         (errors.Forbidden, errors.CreditpoolError),
     ],

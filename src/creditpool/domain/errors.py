@@ -132,6 +132,12 @@ class MemberRemoved(Conflict):
     code = "member_removed"
 
 
+class PreviewOutdated(Conflict):
+    """Raised when a reset confirmed from a preview would now do something else."""
+
+    code = "preview_outdated"
+
+
 def error_for_code(code: str, detail: str) -> CreditpoolError:
     """Return an error of the class whose code this is (the base class for an unknown code)."""
     pending: list[type[CreditpoolError]] = [CreditpoolError]

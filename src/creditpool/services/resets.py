@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
+from creditpool.domain.errors import PreviewOutdated
 from creditpool.domain.model import InvitationStatus, MemberStatus, Role
 from creditpool.services import ledger
 from creditpool.services.lookups import load_org
 from creditpool.services.members import remove_members
 from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_secret
-from creditpool.storage.schema import Account, Invitation, Member
+from creditpool.storage.schema import Account, Invitation, Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
 
@@ -53,40 +54,55 @@ def _pending_invitations(org_id: str, now: object) -> list[object]:
     ]
 
 
+def _preview(uow: UnitOfWork, org: Org) -> ResetResult:
+    students = _students(uow, org.id)
+    revoked = 0
+    if org.returnable and students:
+        ids = [ledger.wallet_account(member.id) for member in students]
+        for part in ledger.chunks(ids):
+            revoked += int(
+                uow.session.scalar(
+                    select(func.coalesce(func.sum(Account.balance), 0)).where(
+                        Account.org_id == org.id, Account.id.in_(part)
+                    )
+                )
+                or 0
+            )
+    invitations = uow.session.scalar(
+        select(func.count())
+        .select_from(Invitation)
+        .where(
+            *_pending_invitations(org.id, uow.now)  # type: ignore[arg-type]
+        )
+    )
+    return ResetResult(len(students), revoked, int(invitations or 0), org.invite_code)
+
+
 def preview_reset(uow: UnitOfWork, org_id: str) -> ResetResult:
     """Return what a reset now would do, changing nothing."""
     with uow:
-        org = load_org(uow, org_id)
-        students = _students(uow, org_id)
-        revoked = 0
-        if org.returnable and students:
-            ids = [ledger.wallet_account(member.id) for member in students]
-            for part in ledger.chunks(ids):
-                revoked += int(
-                    uow.session.scalar(
-                        select(func.coalesce(func.sum(Account.balance), 0)).where(
-                            Account.org_id == org_id, Account.id.in_(part)
-                        )
-                    )
-                    or 0
-                )
-        invitations = uow.session.scalar(
-            select(func.count())
-            .select_from(Invitation)
-            .where(
-                *_pending_invitations(org_id, uow.now)  # type: ignore[arg-type]
-            )
-        )
-        return ResetResult(len(students), revoked, int(invitations or 0), org.invite_code)
+        return _preview(uow, load_org(uow, org_id))
 
 
 def reset_org(
-    uow: UnitOfWork, org_id: str, *, actor: str, idempotency_key: str | None = None
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    actor: str,
+    expected: ResetResult | None = None,
+    idempotency_key: str | None = None,
 ) -> ResetResult:
-    """Remove every student, return their credits, revoke invitations, rotate the code."""
+    """Remove every student, return their credits, revoke invitations, rotate the code.
+
+    With `expected` (a preview the person confirmed), refuse with PreviewOutdated, changing
+    nothing, when the reset would now do anything else: someone joined, spent or was invited
+    in between.
+    """
 
     def apply() -> ResetResult:
         org = load_org(uow, org_id, lock=True)
+        if expected is not None and _preview(uow, org) != expected:
+            raise PreviewOutdated("the class changed since the preview: look at it again")
         students = _students(uow, org_id)
         posting = ledger.Posting(uow.session, org.id, actor, uow.now)
         revoked = remove_members(uow, org, students, posting, reference="reset")
