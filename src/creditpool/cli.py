@@ -168,9 +168,10 @@ def keys_create(
 
 @app.command("demo")
 def demo() -> None:
-    """Fill an empty database with three demo orgs and walk through them."""
+    """Apply pending migrations, then fill an empty database with three demo orgs."""
     from creditpool.demo import fill_demo
 
+    upgrade(Config.from_environment().database_url)
     try:
         lines = fill_demo(_unit_of_work())
     except CreditpoolError as error:

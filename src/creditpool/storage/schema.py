@@ -322,6 +322,16 @@ class PersonalToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class InstanceSecret(Base):
+    """A secret of this installation made on first use (the key that signs web sessions), so
+    that every process serving the database agrees on it and a restart keeps sign-ins."""
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class OperatorKey(Base):
     """A machine's key with the operator's powers. Global; only a hash of its secret is kept."""
 
