@@ -19,7 +19,7 @@ from creditpool.services.targets import Target
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
 from creditpool.services.wallets import release_expired_holds
-from creditpool.storage.schema import Account
+from creditpool.storage.schema import Account, Member, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_REFERENCE_LENGTH = 200
@@ -153,9 +153,15 @@ def revoke_credits(
         if amount is not None:
             short = [member_id for member_id in ids if spendable[member_id] < amount]
             if short:
+                who = uow.session.scalar(
+                    select(User.name)
+                    .join(Member, Member.user_id == User.id)
+                    .where(Member.org_id == org_id, Member.id == short[0])
+                )
                 raise InsufficientCredits(
-                    f"member {short[0]} has {format_credits(spendable[short[0]])} available, "
+                    f"{who} has {format_credits(spendable[short[0]])} available, "
                     f"less than {format_credits(amount)}"
+                    + (f"; {len(short) - 1} more member(s) too" if len(short) > 1 else "")
                 )
             taken = dict.fromkeys(ids, amount)
         else:
