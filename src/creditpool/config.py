@@ -18,7 +18,7 @@ class Config:
     smtp_url: str | None = None  # smtp://user:password@host:port, or smtps:// for TLS
     mail_from: str = "creditpool <creditpool@localhost>"
     operator_key: str | None = None  # accepted as an operator key when set
-    secret_key: str | None = None  # signs web sessions; a random one per start when unset
+    secret_key: str | None = None  # signs web sessions; else one made once, kept in the database
 
     @classmethod
     def from_environment(cls) -> Config:

@@ -24,10 +24,15 @@ from tests.support.clock import FakeClock
 @pytest.fixture
 def app(engine: Engine, clock: FakeClock) -> Iterator[FastAPI]:
     """The application, its database work rolled back after the test."""
+    config = Config(
+        database_url=str(engine.url),
+        public_url=PUBLIC_URL,
+        operator_key=OPERATOR_KEY,
+        secret_key="a session secret for the tests",  # nothing to read from the database
+    )
+    application = create_app(config, engine, clock=clock)
     connection = engine.connect()
     outer = connection.begin()
-    config = Config(database_url=str(engine.url), public_url=PUBLIC_URL, operator_key=OPERATOR_KEY)
-    application = create_app(config, engine, clock=clock)
     application.state.session_factory = sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )

@@ -7,19 +7,12 @@ is checked against what clients were promised.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -30,10 +23,9 @@ from creditpool.config import Config
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.schema import Base
 from tests.api.support import PASSWORD, bearer
+from tests.support.server import Server, running_server
 
 SERVER_OPERATOR_KEY = "cpo-server-test-key-9876543210"
-READY_WITHIN_SECONDS = 30.0
-STOP_WITHIN_SECONDS = 10.0
 
 # Every call of API.md, as (method, path) under /api/v1.
 API_MD_CALLS = [
@@ -86,93 +78,16 @@ def _shape(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path)
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def console_script() -> str:
-    """The installed `creditpool` command of this environment."""
-    beside = Path(sys.executable).parent / "creditpool"
-    found = str(beside) if beside.exists() else shutil.which("creditpool")
-    assert found, "the creditpool console script is not installed"
-    return found
-
-
-@dataclass
-class Server:
-    """A running `creditpool serve` process and how to reach it."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    database: Path
-    output: Path
-
-    def stdout(self) -> str:
-        return self.output.read_text()
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=10.0)
-
-
-def _wait_until_healthy(server: Server, errors: Path) -> None:
-    deadline = time.monotonic() + READY_WITHIN_SECONDS
-    with httpx.Client(timeout=2.0) as probe:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(
-                    f"serve exited with {server.process.returncode}:\n"
-                    f"{server.stdout()}\n{errors.read_text()}"
-                )
-            try:
-                if probe.get(f"{server.url}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.1)  # a real process starting: there is no clock to move
-    pytest.fail(f"serve was not healthy within {READY_WITHIN_SECONDS} s:\n{errors.read_text()}")
-
-
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start `creditpool serve` on a free port and an empty SQLite file; stop it at the end."""
-    started: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as stack:
 
-    def start(*options: str) -> Server:
-        database = tmp_path / "served.db"
-        port = free_port()
-        env = {name: value for name, value in os.environ.items() if "CREDITPOOL" not in name}
-        env |= {
-            "CREDITPOOL_DATABASE_URL": f"sqlite:///{database}",
-            "CREDITPOOL_OPERATOR_KEY": SERVER_OPERATOR_KEY,
-            "PYTHONUNBUFFERED": "1",  # the demo's lines reach the file before uvicorn starts
-        }
-        output, errors = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-        with output.open("wb") as out, errors.open("wb") as err:
-            process = subprocess.Popen(
-                [console_script(), "serve", "--port", str(port), *options],
-                cwd=tmp_path,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-        started.append(process)
-        server = Server(process, f"http://127.0.0.1:{port}", database, output)
-        _wait_until_healthy(server, errors)
-        return server
+        def start(*options: str) -> Server:
+            environment = {"CREDITPOOL_OPERATOR_KEY": SERVER_OPERATOR_KEY}
+            return stack.enter_context(running_server(tmp_path, *options, environment=environment))
 
-    try:
         yield start
-    finally:
-        for process in started:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_WITHIN_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def test_serve_migrates_publishes_the_contract_and_adds_no_data(

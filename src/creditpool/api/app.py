@@ -15,7 +15,9 @@ from creditpool.api import problems
 from creditpool.api.routes import credits, members, orgs, users
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
+from creditpool.storage.instance import instance_secret
 from creditpool.storage.unit_of_work import Clock, SystemClock
+from creditpool.web.setup import html_error, install_web
 
 API_PREFIX = "/api/v1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -60,6 +62,8 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.on_mail_queued = on_mail_queued or (lambda: None)
     problems.install(app)
+    install_web(app, config, secret_key=config.secret_key or instance_secret(engine, "session"))
+    app.state.html_error = html_error
     for router in (users.router, orgs.router, members.router, credits.router):
         app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
 

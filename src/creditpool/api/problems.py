@@ -11,7 +11,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditpool.domain.errors import (
@@ -92,8 +92,17 @@ def _validation_detail(error: RequestValidationError) -> tuple[str, str]:
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
+    def for_pages(request: Request) -> bool:
+        # The web pages answer errors as HTML pages of their own; the API as problem+json.
+        return (
+            not request.url.path.startswith("/api/")
+            and getattr(request.app.state, "html_error", None) is not None
+        )
+
     @app.exception_handler(CreditpoolError)
-    async def _domain(_: Request, error: CreditpoolError) -> JSONResponse:
+    async def _domain(request: Request, error: CreditpoolError) -> Response:
+        if for_pages(request):
+            return request.app.state.html_error(request, error)  # type: ignore[no-any-return]
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return problem(status, error.code, error.detail, headers)
@@ -104,7 +113,9 @@ def install(app: FastAPI) -> None:
         return problem(422, code, detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and for_pages(request):
+            return request.app.state.html_error(request, NotFound("no such page"))  # type: ignore[no-any-return]
         if error.status_code == 400:
             # FastAPI's own body parsing (a body that is not UTF-8, say): a malformed request.
             return problem(422, "validation_error", "the request body could not be read")

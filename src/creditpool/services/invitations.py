@@ -259,3 +259,35 @@ def join_by_code(
         arguments={"code": code},
         result_type=MemberView,
     )
+
+
+@dataclass(frozen=True)
+class InvitationSummary:
+    """What a person following an invitation may see before accepting it."""
+
+    org_name: str
+    email: str
+    status: InvitationStatus
+
+
+def describe_invitation(uow: UnitOfWork, token: str) -> InvitationSummary:
+    """Return the org and address an invitation link is for; InviteInvalid for a bad link."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InviteInvalid("this invitation link is not valid")
+    org_id, invitation_id, secret = parts
+    with uow:
+        invitation = uow.session.get(Invitation, (org_id, invitation_id))
+        if invitation is None or not hmac.compare_digest(_digest(secret), invitation.token_hash):
+            raise InviteInvalid("this invitation link is not valid")
+        org = load_org(uow, org_id)
+        return InvitationSummary(org.name, invitation.email, _view(invitation, uow.now).status)
+
+
+def org_name_for_code(uow: UnitOfWork, code: str) -> str:
+    """Return the name of the org an invite code joins; InviteInvalid for an unknown code."""
+    with uow:
+        name = uow.session.scalars(select(Org.name).where(Org.invite_code == code)).first()
+        if name is None:
+            raise InviteInvalid("this invite link is unknown or was replaced by a newer one")
+        return name

@@ -1,0 +1,1 @@
+"""The web pages: server-rendered, for instructors, members and the operator."""

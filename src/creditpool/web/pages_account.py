@@ -1,0 +1,172 @@
+"""Pages for anyone: sign up, sign in, joining an org, accepting an invitation, my credits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
+from creditpool.services import invitations, members, reports, users
+from creditpool.web import forms
+from creditpool.web.session import (
+    Csrf,
+    CurrentUser,
+    MaybeUser,
+    PageUow,
+    RedirectTo,
+    flash,
+    render,
+)
+
+router = APIRouter(include_in_schema=False)
+Next = Annotated[str, Query(max_length=500)]
+
+
+def _safe_next(target: str) -> str:
+    # Only paths on this site: never an open redirect to another host ("//x", "/\\x").
+    on_site = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if on_site else "/"
+
+
+@router.get("/")
+def home(request: Request, uow: PageUow, user: MaybeUser) -> Response:
+    """Signed in: the orgs you belong to. Otherwise: sign in."""
+    if user is None:
+        raise RedirectTo("/sign-in")
+    memberships = members.memberships_of(uow, user.id)
+    return render(request, "home.html", {"memberships": memberships}, user=user)
+
+
+@router.get("/sign-up")
+def sign_up_page(request: Request, user: MaybeUser, next: Next = "/") -> HTMLResponse:
+    """The sign-up form."""
+    return render(request, "sign_up.html", {"next": _safe_next(next)}, user=user)
+
+
+@router.post("/sign-up", dependencies=[Csrf])
+async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
+    """Create an account and sign in."""
+    form = await request.form()
+    try:
+        created = users.create_user(
+            uow,
+            email=forms.text(form, "email"),
+            name=forms.text(form, "name"),
+            password=forms.text(form, "password"),
+        )
+    except (InvalidInput, AlreadyExists) as error:
+        context = {
+            "next": _safe_next(next),
+            "error": error.detail,
+            "email": form.get("email"),
+            "name": form.get("name"),
+        }
+        return render(request, "sign_up.html", context, status_code=422)
+    request.session["user_id"] = created.id
+    code = forms.text(form, "join_code", required=False)
+    if code:
+        # Signing up from an invite link: one step, and the new person is in.
+        return join(request, code, uow, created)
+    flash(request, f"Welcome, {created.name}.")
+    raise RedirectTo(_safe_next(next))
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, user: MaybeUser, next: Next = "/") -> HTMLResponse:
+    """The sign-in form."""
+    return render(request, "sign_in.html", {"next": _safe_next(next)}, user=user)
+
+
+@router.post("/sign-in", dependencies=[Csrf])
+async def sign_in(request: Request, uow: PageUow, next: Next = "/") -> Response:
+    """Check the password and sign in."""
+    form = await request.form()
+    try:
+        user = users.authenticate(
+            uow, email=forms.text(form, "email"), password=forms.text(form, "password")
+        )
+    except (InvalidInput, Unauthenticated):
+        context = {
+            "next": _safe_next(next),
+            "error": "Wrong e-mail or password.",
+            "email": form.get("email"),
+        }
+        return render(request, "sign_in.html", context, status_code=401)
+    request.session.clear()  # a new session for a new sign-in
+    request.session["user_id"] = user.id
+    raise RedirectTo(_safe_next(next))
+
+
+@router.post("/sign-out", dependencies=[Csrf])
+def sign_out(request: Request) -> Response:
+    """Forget the session."""
+    request.session.clear()
+    flash(request, "Signed out.")
+    raise RedirectTo("/sign-in")
+
+
+@router.get("/join/{code}")
+def join_page(request: Request, code: str, uow: PageUow, user: MaybeUser) -> HTMLResponse:
+    """What joining by this link means, and a button (or an account first)."""
+    try:
+        org_name = invitations.org_name_for_code(uow, code)
+    except CreditpoolError:
+        return render(request, "link_invalid.html", {}, user=user, status_code=404)
+    return render(request, "join.html", {"org_name": org_name, "code": code}, user=user)
+
+
+@router.post("/join/{code}", dependencies=[Csrf])
+def join(request: Request, code: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Join the org as a member."""
+    try:
+        member = invitations.join_by_code(uow, code, user_id=user.id)
+    except CreditpoolError as error:
+        if error.code == "already_member":
+            flash(request, "You are already a member of this org.")
+            raise RedirectTo("/me") from error
+        return render(request, "link_invalid.html", {}, user=user, status_code=404)
+    flash(request, f"You joined. Welcome, {member.name}.")
+    raise RedirectTo("/me")
+
+
+@router.get("/invitations/{token}")
+def invitation_page(request: Request, token: str, uow: PageUow, user: MaybeUser) -> HTMLResponse:
+    """An e-mailed invitation: who it is for, and a button to accept."""
+    try:
+        summary = invitations.describe_invitation(uow, token)
+    except CreditpoolError:
+        return render(request, "link_invalid.html", {}, user=user, status_code=404)
+    context = {"summary": summary, "token": token}
+    return render(request, "invitation.html", context, user=user)
+
+
+@router.post("/invitations/{token}", dependencies=[Csrf])
+def accept_invitation(request: Request, token: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Accept the invitation as the signed-in user."""
+    try:
+        invitations.accept_invitation(uow, token, user_id=user.id)
+    except CreditpoolError as error:
+        summary = None
+        try:
+            summary = invitations.describe_invitation(uow, token)
+        except CreditpoolError:
+            return render(request, "link_invalid.html", {}, user=user, status_code=404)
+        context = {"summary": summary, "token": token, "error": error.detail}
+        return render(request, "invitation.html", context, user=user, status_code=409)
+    flash(request, "Invitation accepted: welcome.")
+    raise RedirectTo("/me")
+
+
+@router.get("/me")
+def my_credits(request: Request, uow: PageUow, user: CurrentUser) -> HTMLResponse:
+    """Every org you belong to: your wallet, usage, history and whether your seat is live."""
+    wallets = []
+    for membership in members.memberships_of(uow, user.id):
+        member = members.get_member(uow, membership.org_id, membership.member_id)
+        history = reports.list_transfers(
+            uow, membership.org_id, member_id=membership.member_id, limit=20
+        )
+        wallets.append({"org": membership, "member": member, "history": history})
+    return render(request, "me.html", {"wallets": wallets}, user=user)

@@ -1,0 +1,604 @@
+"""The class manager: one page per org for its owner and managers, and the actions on it.
+
+Each action is a POST with the session's CSRF token; it authorizes through services.auth,
+calls one service, and redirects back with a short confirmation. A refusal re-renders the
+page with the reason next to the form it came from, and nothing has changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.datastructures import FormData
+
+from creditpool.api.problems import status_of
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.errors import Conflict, InvalidInput, NotFound, PreviewOutdated
+from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat, TransferKind
+from creditpool.domain.policies import OrgSettings, SettingsChange
+from creditpool.domain.roles import Permission
+from creditpool.services import auth, groups, invitations, members, orgs, reports, resets
+from creditpool.services import credits as credit_service
+from creditpool.services.auth import Grant
+from creditpool.services.targets import Target
+from creditpool.services.users import UserView
+from creditpool.storage.unit_of_work import UnitOfWork
+from creditpool.web import forms
+from creditpool.web.chart import pool_chart
+from creditpool.web.session import (
+    Csrf,
+    CurrentUser,
+    PageUow,
+    RedirectTo,
+    flash,
+    principal_of,
+    render,
+)
+
+router = APIRouter(include_in_schema=False)
+PAGE = 500
+
+
+def _grant(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
+    return auth.authorize(uow, principal_of(user), org, permission)
+
+
+def _everyone(uow: UnitOfWork, org: str, status: MemberStatus | None) -> list[Any]:
+    found: list[Any] = []
+    while True:
+        after = found[-1].id if found else None
+        batch = members.list_members(uow, org, status=status, after=after, limit=PAGE)
+        found += batch
+        if len(batch) < PAGE:
+            return found
+
+
+def dashboard(
+    request: Request,
+    uow: UnitOfWork,
+    user: UserView,
+    org: str,
+    grant: Grant,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    typed: FormData | None = None,
+) -> HTMLResponse:
+    """Render the class manager; `typed` is a refused settings form, shown as it was typed."""
+    view = orgs.get_org(uow, org)
+    config = request.app.state.config
+    everyone = _everyone(uow, org, None)
+    group_list = groups.list_groups(uow, org)
+    owner_or_operator = grant.role in (Role.OWNER, None)
+    context = {
+        "org": view,
+        "chart": pool_chart(reports.pool_history(uow, org), view.balance),
+        "link": invitations.invite_link(uow, org, public_url=config.public_url),
+        "invitations": invitations.list_invitations(uow, org, status=InvitationStatus.PENDING),
+        "active": [m for m in everyone if m.status == MemberStatus.ACTIVE],
+        "removed": [m for m in everyone if m.status == MemberStatus.REMOVED],
+        "groups": group_list,
+        "group_names": {group.id: group.name for group in group_list},
+        "metrics": sorted({name for member in everyone for name in member.usage}),
+        "is_owner": owner_or_operator,
+        "api_keys": auth.list_api_keys(uow, org) if owner_or_operator else [],
+        "new_key": request.session.pop("new_key", None),
+        "settings_form": _settings_form(view.settings, typed),
+        "errors": errors or {},
+        "seats": list(Seat),
+    }
+    return render(request, "dashboard.html", context, user=user, status_code=status_code)
+
+
+async def _act(
+    request: Request,
+    uow: UnitOfWork,
+    user: UserView,
+    org: str,
+    permission: Permission,
+    section: str,
+    run: Callable[[Grant, FormData], str],
+) -> Response:
+    """Authorize, run one action, and redirect with its confirmation or re-render with why
+    not."""
+    grant = _grant(uow, user, org, permission)
+    form = await request.form()
+    try:
+        message = run(grant, form)
+    except (InvalidInput, Conflict, NotFound) as error:
+        if isinstance(error, NotFound) and error.detail.startswith("no org"):
+            raise
+        return dashboard(
+            request,
+            uow,
+            user,
+            org,
+            grant,
+            errors={section: error.detail},
+            status_code=status_of(error),
+            typed=form if section == "settings" else None,
+        )
+    flash(request, message)
+    raise RedirectTo(f"/orgs/{org}#{section}")
+
+
+def _settings_form(settings: OrgSettings, typed: FormData | None) -> dict[str, Any]:
+    """The settings form's values: as saved, or as typed in a form that was refused."""
+    if typed is not None:
+        fields = ("bundle", "max_per_member", "rate_licensed", "rate_unlicensed", "rate_external")
+        shown: dict[str, Any] = {name: str(typed.get(name) or "") for name in fields}
+        return shown | {name: name in typed for name in ("returnable", "auto_enabled")}
+    auto, rates = settings.auto_allocation, settings.seat_rates
+    return {
+        "returnable": settings.returnable,
+        "auto_enabled": auto.enabled,
+        "bundle": _c(auto.bundle),
+        "max_per_member": _c(auto.max_per_member),
+        "rate_licensed": _c(rates.licensed),
+        "rate_unlicensed": _c(rates.unlicensed),
+        "rate_external": _c(rates.external),
+    }
+
+
+@router.get("/orgs/{org}")
+def manage(request: Request, org: str, uow: PageUow, user: CurrentUser) -> HTMLResponse:
+    """The class manager."""
+    grant = _grant(uow, user, org, Permission.MANAGE)
+    return dashboard(request, uow, user, org, grant)
+
+
+def _target(form: FormData) -> Target:
+    chosen = forms.text(form, "target")
+    if chosen == "all":
+        return Target.all_students()
+    if chosen.startswith("group:"):
+        return Target.group(chosen.removeprefix("group:"))
+    selected = forms.choices(form, "member_ids")
+    if not selected:
+        raise InvalidInput("tick the members first, or choose a group or everyone")
+    return Target.members(selected)
+
+
+@router.post("/orgs/{org}/credits", dependencies=[Csrf])
+async def move_credits(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Allot to, or revoke from, the ticked members, a group, or every student."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        target = _target(form)
+        if forms.text(form, "action") == "revoke":
+            batch = credit_service.revoke_credits(
+                uow, org, target, forms.amount(form, required=False), actor=grant.actor
+            )
+            return f"Took back {_c(batch.total)} credits from {len(batch.members)} member(s)."
+        batch = credit_service.allocate_credits(
+            uow, org, target, forms.required_amount(form), actor=grant.actor
+        )
+        return f"Allotted {_c(batch.total)} credits to {len(batch.members)} member(s)."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "members", run)
+
+
+@router.post("/orgs/{org}/members/{member}/credits", dependencies=[Csrf])
+async def member_credits(
+    request: Request, org: str, member: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Add credits to, or take them from, one member."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        amount = forms.required_amount(form)
+        if forms.text(form, "action") == "revoke":
+            credit_service.revoke_credits(
+                uow, org, Target.members([member]), amount, actor=grant.actor
+            )
+            return f"Took back {_c(amount)} credits."
+        credit_service.allocate_credits(
+            uow, org, Target.members([member]), amount, actor=grant.actor
+        )
+        return f"Added {_c(amount)} credits."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+
+
+@router.post("/orgs/{org}/members/{member}/seat", dependencies=[Csrf])
+async def change_seat(
+    request: Request, org: str, member: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Assign or unassign a licence."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        seat = _choice(Seat, forms.text(form, "seat"))
+        changed = members.change_member(uow, org, member, seat=seat, actor=grant.actor)
+        return f"{changed.name}'s seat is now {changed.seat}."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+
+
+@router.post("/orgs/{org}/members/{member}/role", dependencies=[Csrf])
+async def change_role(
+    request: Request, org: str, member: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Make a member a manager, a member again, or the owner (the owner only)."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        role = _choice(Role, forms.text(form, "role"))
+        changed = members.change_member(uow, org, member, role=role, actor=grant.actor)
+        return f"{changed.name} is now {changed.role}."
+
+    return await _act(request, uow, user, org, Permission.GOVERN, f"member-{member}", run)
+
+
+@router.post("/orgs/{org}/members/{member}/remove", dependencies=[Csrf])
+async def remove_member(
+    request: Request, org: str, member: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Remove a member; its history stays."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        removed = members.remove_member(uow, org, member, actor=grant.actor)
+        return f"Removed {removed.name}."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+
+
+@router.post("/orgs/{org}/members/{member}/restore", dependencies=[Csrf])
+async def restore_member(
+    request: Request, org: str, member: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Bring a removed member back, with its history."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        previous = members.get_member(uow, org, member)
+        back = members.add_member(uow, org, user_id=previous.user_id, actor=grant.actor)
+        return f"{back.name} is back."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "removed", run)
+
+
+@router.post("/orgs/{org}/invite-link/rotate", dependencies=[Csrf])
+async def rotate_link(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """A new invite link; the old one stops working at once."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        orgs.rotate_invite_code(uow, org, actor=grant.actor)
+        return "New invite link made; the old one no longer works."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+
+
+@router.post("/orgs/{org}/invitations", dependencies=[Csrf])
+async def invite(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Invite pasted addresses by e-mail."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        made = invitations.invite_by_email(
+            uow,
+            org,
+            forms.emails(form),
+            public_url=request.app.state.config.public_url,
+            actor=grant.actor,
+        )
+        request.app.state.on_mail_queued()
+        return f"Invited {len(made)} address(es)."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+
+
+@router.post("/orgs/{org}/invitations/{invitation}/revoke", dependencies=[Csrf])
+async def revoke_invitation(
+    request: Request, org: str, invitation: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Withdraw an invitation."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        invitations.revoke_invitation(uow, org, invitation)
+        return "Invitation revoked."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+
+
+@router.post("/orgs/{org}/groups", dependencies=[Csrf])
+async def create_group(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """A new class inside the org."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        made = groups.create_group(uow, org, forms.text(form, "name"), actor=grant.actor)
+        return f"Group {made.name} created."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "groups", run)
+
+
+@router.post("/orgs/{org}/groups/{group}", dependencies=[Csrf])
+async def edit_group(
+    request: Request, org: str, group: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """Rename a group and set who is in it; or delete it."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        if forms.text(form, "action") == "delete":
+            groups.delete_group(uow, org, group)
+            return "Group deleted; its members are untouched."
+        groups.rename_group(uow, org, group, forms.text(form, "name"))
+        changed = groups.set_group_members(uow, org, group, forms.choices(form, "member_ids"))
+        return f"Group {changed.name} saved: {changed.member_count} member(s)."
+
+    return await _act(request, uow, user, org, Permission.MANAGE, "groups", run)
+
+
+@router.post("/orgs/{org}/settings", dependencies=[Csrf])
+async def save_settings(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Returnable, automatic allocation, seat rates."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        change = SettingsChange(
+            returnable=forms.flag(form, "returnable"),
+            auto_enabled=forms.flag(form, "auto_enabled"),
+            auto_bundle=forms.policy_amount(form, "bundle"),
+            auto_max_per_member=forms.policy_amount(form, "max_per_member"),
+            rate_licensed=forms.policy_amount(form, "rate_licensed"),
+            rate_unlicensed=forms.policy_amount(form, "rate_unlicensed"),
+            rate_external=forms.policy_amount(form, "rate_external"),
+        )
+        orgs.update_settings(uow, org, change, actor=grant.actor)
+        return "Settings saved."
+
+    return await _act(request, uow, user, org, Permission.GOVERN, "settings", run)
+
+
+@router.post("/orgs/{org}/pause", dependencies=[Csrf])
+async def pause(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Pause or resume the org."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        paused = forms.text(form, "action") == "pause"
+        orgs.set_paused(uow, org, paused=paused, actor=grant.actor)
+        return "Paused: nothing burns and usage is refused." if paused else "Resumed."
+
+    return await _act(request, uow, user, org, Permission.GOVERN, "settings", run)
+
+
+@router.post("/orgs/{org}/api-keys", dependencies=[Csrf])
+async def create_key(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """A key for the vendor's product; shown once, on the page that made it."""
+    grant = _grant(uow, user, org, Permission.GOVERN)
+    form = await request.form()
+    try:
+        issued = auth.create_api_key(
+            uow, org, name=forms.text(form, "name"), scopes=["usage"], actor=grant.actor
+        )
+    except (InvalidInput, Conflict) as error:
+        return dashboard(
+            request,
+            uow,
+            user,
+            org,
+            grant,
+            errors={"keys": error.detail},
+            status_code=status_of(error),
+        )
+    # Shown once, on the page this redirects to; a reload of that page makes no second key.
+    request.session["new_key"] = issued.secret
+    flash(request, "Key made: copy it now, it is not shown again.")
+    raise RedirectTo(f"/orgs/{org}#keys")
+
+
+@router.post("/orgs/{org}/api-keys/{key}/revoke", dependencies=[Csrf])
+async def revoke_key(
+    request: Request, org: str, key: str, uow: PageUow, user: CurrentUser
+) -> Response:
+    """The key stops working at once."""
+
+    def run(grant: Grant, form: FormData) -> str:
+        auth.revoke_api_key(uow, org, key)
+        return "Key revoked."
+
+    return await _act(request, uow, user, org, Permission.GOVERN, "keys", run)
+
+
+def _reset_page(
+    request: Request,
+    uow: UnitOfWork,
+    user: UserView,
+    org: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    context = {
+        "org": orgs.get_org(uow, org),
+        "preview": resets.preview_reset(uow, org),
+        "error": error,
+    }
+    return render(request, "reset.html", context, user=user, status_code=status_code)
+
+
+@router.get("/orgs/{org}/reset")
+def reset_page(request: Request, org: str, uow: PageUow, user: CurrentUser) -> HTMLResponse:
+    """What a reset would do, and the button that does it."""
+    _grant(uow, user, org, Permission.GOVERN)
+    return _reset_page(request, uow, user, org)
+
+
+@router.post("/orgs/{org}/reset", dependencies=[Csrf])
+async def reset(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Reset the class, exactly as the preview the owner confirmed said, or not at all."""
+    grant = _grant(uow, user, org, Permission.GOVERN)
+    form = await request.form()
+    try:
+        expected = resets.ResetResult(
+            removed=int(forms.text(form, "removed")),
+            revoked=int(forms.text(form, "revoked")),
+            invitations_revoked=int(forms.text(form, "invitations")),
+            invite_code=forms.text(form, "code"),
+        )
+    except ValueError as error:
+        raise InvalidInput("open the reset page again and confirm from there") from error
+    try:
+        done = resets.reset_org(uow, org, actor=grant.actor, expected=expected)
+    except PreviewOutdated:
+        message = "The class changed since you looked. This is what a reset would do now."
+        return _reset_page(request, uow, user, org, error=message, status_code=409)
+    flash(
+        request,
+        f"Class reset: {done.removed} removed, {_c(done.revoked)} credits back in the pool, "
+        f"{done.invitations_revoked} invitation(s) revoked, new invite link made.",
+    )
+    raise RedirectTo(f"/orgs/{org}")
+
+
+@router.get("/orgs/{org}/ledger")
+def ledger(
+    request: Request,
+    org: str,
+    uow: PageUow,
+    user: CurrentUser,
+    member: Annotated[str, Query(max_length=64)] = "",
+    kind: Annotated[str, Query(max_length=32)] = "",
+    before: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """Every transfer, newest first, by member and kind."""
+    _grant(uow, user, org, Permission.READ)
+    chosen_kind = kind if kind in {k.value for k in TransferKind} else None
+    rows = reports.list_transfers(
+        uow, org, member_id=member or None, kind=chosen_kind, before=before or None, limit=101
+    )
+    people = _everyone(uow, org, None)
+    context = {
+        "org": orgs.get_org(uow, org),
+        "transfers": rows[:100],
+        "older": rows[99].id if len(rows) > 100 else None,
+        "people": people,
+        "names": {person.id: person.name for person in people},
+        "kinds": [k.value for k in TransferKind],
+        "member": member,
+        "kind": chosen_kind or "",
+    }
+    return render(request, "ledger.html", context, user=user)
+
+
+@router.get("/orgs/{org}/members.csv")
+def members_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Every member with its figures, as CSV."""
+    _grant(uow, user, org, Permission.READ)
+    people = _everyone(uow, org, None)
+    group_names = {group.id: group.name for group in groups.list_groups(uow, org)}
+    metrics = sorted({name for person in people for name in person.usage})
+    header = [
+        "id",
+        "name",
+        "email",
+        "role",
+        "seat",
+        "status",
+        "credits_available",
+        "credits_held",
+        "credits_allocated",
+        "credits_used",
+        "auto_allocated",
+        *metrics,
+        "groups",
+    ]
+    rows = (
+        [
+            p.id,
+            p.name,
+            p.email,
+            p.role,
+            p.seat,
+            p.status,
+            _c(p.credits_available),
+            _c(p.credits_held),
+            _c(p.credits_allocated),
+            _c(p.credits_used),
+            _c(p.auto_allocated),
+            *[p.usage.get(name, 0) for name in metrics],
+            "; ".join(group_names.get(g, g) for g in p.groups),
+        ]
+        for p in people
+    )
+    return _csv(f"members-{org}.csv", header, rows)
+
+
+@router.get("/orgs/{org}/transfers.csv")
+def transfers_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Every transfer, newest first, as CSV."""
+    _grant(uow, user, org, Permission.READ)
+
+    def rows() -> Iterator[list[Any]]:
+        before = None
+        while True:
+            batch = reports.list_transfers(uow, org, before=before, limit=PAGE)
+            for t in batch:
+                yield [
+                    t.id,
+                    t.created_at.isoformat(),
+                    t.kind,
+                    t.debit_account,
+                    t.credit_account,
+                    _c(t.amount),
+                    t.member_id or "",
+                    t.reference or "",
+                    json.dumps(t.metrics) if t.metrics else "",
+                    t.actor,
+                    t.batch_id,
+                ]
+            if len(batch) < PAGE:
+                return
+            before = batch[-1].id
+
+    header = [
+        "id",
+        "created_at",
+        "kind",
+        "from",
+        "to",
+        "amount",
+        "member_id",
+        "reference",
+        "metrics",
+        "actor",
+        "batch_id",
+    ]
+    return _csv(f"transfers-{org}.csv", header, rows())
+
+
+def _csv(filename: str, header: list[str], rows: Any) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_inert(cell) for cell in row])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _inert(cell: Any) -> Any:
+    """Keep a spreadsheet from running a cell as a formula (a name like "=HYPERLINK(...)")."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
+
+
+def _c(micros: int) -> str:
+    return format_credits(micros)
+
+
+def _choice(kind: Any, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError as error:
+        raise InvalidInput(f"{value!r} is not one of {[item.value for item in kind]}") from error

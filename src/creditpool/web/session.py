@@ -1,0 +1,135 @@
+"""Who is signed in, CSRF protection, flash messages and rendering, for the pages.
+
+The session is a signed cookie (Starlette's SessionMiddleware) holding the user's id, a CSRF
+token and pending flash messages. Every form carries the CSRF token; `check_csrf` refuses a POST
+without the right one before anything runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.errors import Forbidden, NotFound
+from creditpool.services import users
+from creditpool.services.auth import Principal
+from creditpool.services.users import UserView
+from creditpool.storage.unit_of_work import UnitOfWork
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["credits"] = format_credits
+templates.env.filters["urlquote"] = lambda text: quote(str(text), safe="")
+
+
+class RedirectTo(Exception):
+    """Raised to answer with a redirect (303 See Other) to `url`."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+class CsrfRefused(Exception):
+    """A form arrived without this session's CSRF token."""
+
+
+def page_uow(request: Request) -> UnitOfWork:
+    """A unit of work for this page."""
+    return UnitOfWork(request.app.state.session_factory, request.app.state.clock)
+
+
+PageUow = Annotated[UnitOfWork, Depends(page_uow)]
+
+
+def signed_in(request: Request, uow: PageUow) -> UserView | None:
+    """The signed-in user, or None."""
+    user_id = request.session.get("user_id")
+    if not isinstance(user_id, str):
+        return None
+    try:
+        return users.get_user(uow, user_id)
+    except NotFound:
+        request.session.pop("user_id", None)
+        return None
+
+
+MaybeUser = Annotated[UserView | None, Depends(signed_in)]
+
+
+def require_user(request: Request, user: MaybeUser) -> UserView:
+    """The signed-in user; otherwise, off to sign in and back here after."""
+    if user is None:
+        raise RedirectTo(f"/sign-in?next={quote(request.url.path, safe='')}")
+    return user
+
+
+CurrentUser = Annotated[UserView, Depends(require_user)]
+
+
+def principal_of(user: UserView) -> Principal:
+    """The caller a signed-in user is, for services.auth.authorize."""
+    return Principal(actor=f"user:{user.id}", user_id=user.id, operator=user.is_operator)
+
+
+def require_operator(user: CurrentUser) -> UserView:
+    """The signed-in user, if an operator."""
+    if not user.is_operator:
+        raise Forbidden("only an operator can open this page")
+    return user
+
+
+Operator = Annotated[UserView, Depends(require_operator)]
+
+
+def csrf_token(request: Request) -> str:
+    """This session's CSRF token, made on first use."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a POST whose form lacks this session's CSRF token."""
+    form = await request.form()
+    sent = form.get("csrf_token")
+    expected = request.session.get("csrf")
+    if not isinstance(sent, str) or not isinstance(expected, str):
+        raise CsrfRefused
+    if not hmac.compare_digest(sent, expected):
+        raise CsrfRefused
+
+
+Csrf = Depends(check_csrf)
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    """Show `message` on the next page."""
+    request.session.setdefault("flashes", []).append([kind, message])
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    user: UserView | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page with the context every page needs."""
+    flashes = request.session.pop("flashes", [])
+    full = {
+        "user": user,
+        "csrf_token": csrf_token(request),
+        "flashes": flashes,
+        **(context or {}),
+    }
+    return templates.TemplateResponse(request, template, full, status_code=status_code)

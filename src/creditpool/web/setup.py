@@ -1,0 +1,68 @@
+"""Adding the pages to the application: sessions, static files, routes, HTML errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from creditpool.config import Config
+from creditpool.domain.errors import CreditpoolError, Forbidden
+from creditpool.web import pages_account, pages_operator, pages_org
+from creditpool.web.session import CsrfRefused, RedirectTo, render, signed_in
+
+SESSION_DAYS = 14
+
+
+def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
+    """Serve the pages from `app`, beside the API; `secret_key` signs the session cookies."""
+    secure = config.public_url.startswith("https://")
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key,
+        session_cookie="creditpool_session",
+        max_age=SESSION_DAYS * 24 * 3600,
+        same_site="lax",
+        https_only=secure,
+    )
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in (pages_account.router, pages_org.router, pages_operator.router):
+        app.include_router(router)
+
+    @app.exception_handler(RedirectTo)
+    async def _redirect(_: Request, redirect: RedirectTo) -> Response:
+        return RedirectResponse(redirect.url, status_code=303)
+
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, _: CsrfRefused) -> Response:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "This form has expired",
+                "message": "Go back, reload the page and try again.",
+            },
+            status_code=403,
+        )
+
+
+def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
+    """An error page for the pages (the API answers problem+json instead)."""
+    from creditpool.web.session import page_uow
+
+    user = signed_in(request, page_uow(request))
+    if isinstance(error, Forbidden):
+        title, status = "Not allowed", 403
+        message = "Your role in this org does not let you open this page."
+    elif error.code in ("not_found", "invite_invalid"):
+        title, status = "Not found", 404
+        message = "There is nothing here, or it belongs to an org that is not yours."
+    else:
+        title, status = "That did not work", 400
+        message = error.detail
+    return render(
+        request, "error.html", {"title": title, "message": message}, user=user, status_code=status
+    )

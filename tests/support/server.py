@@ -1,0 +1,121 @@
+"""`creditpool serve` as a process of its own on a free port, for tests that need the real
+server: the API over TCP, the pages in a browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+READY_WITHIN_SECONDS = 30.0
+STOP_WITHIN_SECONDS = 10.0
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def console_script() -> str:
+    """The installed `creditpool` command of this environment."""
+    beside = Path(sys.executable).parent / "creditpool"
+    found = str(beside) if beside.exists() else shutil.which("creditpool")
+    assert found, "the creditpool console script is not installed"
+    return found
+
+
+@dataclass
+class Server:
+    """A running `creditpool serve` process and how to reach it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    database: Path
+    output: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stdout(self) -> str:
+        return self.output.read_text()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/api/v1", timeout=10.0)
+
+    def cli(self, *arguments: str) -> str:
+        """Run `creditpool ARGUMENTS` on this server's database; return what it printed."""
+        done = subprocess.run(
+            [console_script(), *arguments],
+            env=self.env,
+            cwd=self.database.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"creditpool {arguments}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+
+def _wait_until_healthy(server: Server, errors: Path) -> None:
+    deadline = time.monotonic() + READY_WITHIN_SECONDS
+    with httpx.Client(timeout=2.0) as probe:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                pytest.fail(
+                    f"serve exited with {server.process.returncode}:\n"
+                    f"{server.stdout()}\n{errors.read_text()}"
+                )
+            try:
+                if probe.get(f"{server.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.1)  # a real process starting: there is no clock to move
+    pytest.fail(f"serve was not healthy within {READY_WITHIN_SECONDS} s:\n{errors.read_text()}")
+
+
+@contextmanager
+def running_server(
+    directory: Path, *options: str, environment: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Run `creditpool serve OPTIONS` on a free port and a fresh SQLite file in `directory`."""
+    database = directory / "served.db"
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if "CREDITPOOL" not in name}
+    env |= {
+        "CREDITPOOL_DATABASE_URL": f"sqlite:///{database}",
+        "CREDITPOOL_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PYTHONUNBUFFERED": "1",  # the demo's lines reach the file before uvicorn starts
+        **(environment or {}),
+    }
+    output, errors = directory / "stdout.txt", directory / "stderr.txt"
+    with output.open("wb") as out, errors.open("wb") as err:
+        process = subprocess.Popen(
+            [console_script(), "serve", "--port", str(port), *options],
+            cwd=directory,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", database, output, env)
+    try:
+        _wait_until_healthy(server, errors)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_WITHIN_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
