@@ -7,16 +7,10 @@ milliseconds, so there is no reason to leave PostgreSQL out.
 
 from __future__ import annotations
 
-import re
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -27,85 +21,16 @@ from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import PassReport, run_once
 from tests.api.support import OPERATOR_KEY, PASSWORD, PUBLIC_URL, Api, problem
 from tests.support.clock import FakeClock
+from tests.support.smtp import Received, SmtpServer, smtp_server
 
 ORG_NAME = "Harbour animation studio"
 MAIL_FROM = "creditpool <invites@creditpool.test>"
-_LINK = re.compile(re.escape(PUBLIC_URL) + r"/invitations/(\S+)")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Received:
-    """One message as the SMTP server got it."""
-
-    mail_from: str
-    recipients: list[str]
-    message: EmailMessage
-
-    @property
-    def text(self) -> str:
-        """The plain-text body, transfer encoding undone as a mail client would."""
-        part = self.message.get_body(preferencelist=("plain",))
-        assert part is not None
-        return str(part.get_content())
-
-    @property
-    def token(self) -> str:
-        """The invitation token of the one link under the public URL in the body."""
-        links = _LINK.findall(self.text)
-        assert len(links) == 1, self.text
-        return str(links[0])
-
-
-class Collector:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = message_from_bytes(envelope.original_content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class SmtpServer:
-    """A real SMTP server on 127.0.0.1 that can be stopped and started again on its port."""
-
-    port: int
-    collector: Collector = field(default_factory=Collector)
-    controller: Controller | None = None
-
-    @property
-    def received(self) -> list[Received]:
-        return self.collector.received
-
-    def start(self) -> None:
-        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
 
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    try:
+    with smtp_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @dataclass(frozen=True)
@@ -143,9 +68,7 @@ class Outbox:
 
 @pytest.fixture
 def outbox(app: FastAPI, smtp: SmtpServer) -> Outbox:
-    config = Config(
-        public_url=PUBLIC_URL, smtp_url=f"smtp://127.0.0.1:{smtp.port}", mail_from=MAIL_FROM
-    )
+    config = Config(public_url=PUBLIC_URL, smtp_url=smtp.url, mail_from=MAIL_FROM)
     return Outbox(UnitOfWork(app.state.session_factory, app.state.clock), config)
 
 
@@ -204,6 +127,7 @@ def test_invitations_are_mailed_and_accepted_once_by_the_invited_address(
         assert received.message["To"] == address
         assert ORG_NAME in str(received.message["Subject"])
         assert "invites@creditpool.test" in str(received.message["From"])
+        assert received.link == f"{PUBLIC_URL}/invitations/{received.token}"
         by_address[address] = received
     ada_token, bo_token = by_address[ada].token, by_address[bo].token
     assert ada_token != bo_token

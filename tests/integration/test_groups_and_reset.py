@@ -92,6 +92,44 @@ def test_set_group_members_refuses_a_member_of_another_org(uow: UnitOfWork) -> N
     assert group_member_ids(uow, org.id, group.id) == {ours.id}
 
 
+def test_setting_a_group_keeps_its_removed_members_for_when_they_come_back(
+    uow: UnitOfWork,
+) -> None:
+    org = make_org(uow)
+    a, b, c = add_members(uow, org.id, 3)
+    group = groups.create_group(uow, org.id, "Class", actor=OPERATOR)
+    groups.set_group_members(uow, org.id, group.id, [a.id, b.id])
+    members.remove_member(uow, org.id, b.id, actor=OPERATOR)
+
+    # The class manager lists active members only: it sets a and c.
+    groups.set_group_members(uow, org.id, group.id, [a.id, c.id])
+    back = members.add_member(uow, org.id, user_id=b.user_id, actor=OPERATOR)
+
+    assert back.groups == [group.id]
+    assert groups.list_groups(uow, org.id)[0].member_count == 3
+
+
+def test_saving_a_group_renames_it_and_sets_its_members_or_does_neither(
+    uow: UnitOfWork,
+) -> None:
+    org = make_org(uow)
+    a, b = add_members(uow, org.id, 2)
+    (stranger,) = add_members(uow, make_org(uow).id, 1)
+    group = groups.create_group(uow, org.id, "Monday", actor=OPERATOR)
+    groups.create_group(uow, org.id, "Tuesday", actor=OPERATOR)
+
+    saved = groups.save_group(uow, org.id, group.id, name="Monday lab", member_ids=[a.id])
+    with pytest.raises(AlreadyExists):
+        groups.save_group(uow, org.id, group.id, name="Tuesday", member_ids=[a.id, b.id])
+    with pytest.raises(NotFound):
+        groups.save_group(uow, org.id, group.id, name="Lab", member_ids=[stranger.id])
+
+    assert (saved.name, saved.member_count) == ("Monday lab", 1)
+    after = {g.id: g.name for g in groups.list_groups(uow, org.id)}
+    assert after[group.id] == "Monday lab"
+    assert group_member_ids(uow, org.id, group.id) == {a.id}
+
+
 def test_member_count_counts_active_members_only(uow: UnitOfWork) -> None:
     org = make_org(uow)
     a, b, c = add_members(uow, org.id, 3)

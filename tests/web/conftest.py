@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +53,23 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     launched.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def operator_site(
+    directory: Path, *, environment: dict[str, str] | None = None
+) -> Iterator[Server]:
     """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in."""
-    with running_server(tmp_path) as server:
+    with running_server(directory, environment=environment) as server:
         server.cli(
             "users", "create", OPERATOR_EMAIL, "--name", "Vera Vendor", "--password", PASSWORD
         )
         server.cli("users", "grant-operator", OPERATOR_EMAIL)
+        yield server
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Server]:
+    """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in."""
+    with operator_site(tmp_path) as server:
         yield server
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, func, insert, select
 
-from creditpool.domain.errors import AlreadyExists
+from creditpool.domain.errors import AlreadyExists, NotFound
 from creditpool.domain.model import MemberStatus
 from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_active_members, load_group, load_org
@@ -99,30 +99,58 @@ def rename_group(uow: UnitOfWork, org_id: str, group_id: str, name: str) -> Grou
 def set_group_members(
     uow: UnitOfWork, org_id: str, group_id: str, member_ids: Sequence[str]
 ) -> GroupView:
-    """Make these active members the whole of the group."""
+    """Make these active members the whole of the group's active members.
+
+    Removed members keep their place, so one who comes back finds its groups again.
+    """
     with uow:
-        group = uow.session.scalars(
-            select(Group)
-            .where(Group.org_id == org_id, Group.id == group_id)
-            .with_for_update(key_share=True)
-        ).one_or_none()
-        if group is None:
-            load_group(uow, org_id, group_id)  # raises NotFound
-        assert group is not None
-        members = load_active_members(uow, org_id, member_ids)
-        uow.session.execute(
-            delete(GroupMember).where(
-                GroupMember.org_id == org_id, GroupMember.group_id == group_id
-            )
-        )
-        if members:
-            uow.session.execute(
-                insert(GroupMember),
-                [{"org_id": org_id, "group_id": group_id, "member_id": m.id} for m in members],
-            )
+        group = _lock_group(uow, org_id, group_id)
+        _set_members(uow, org_id, group, member_ids)
         view = _view(uow, group)
         uow.commit()
         return view
+
+
+def save_group(
+    uow: UnitOfWork, org_id: str, group_id: str, *, name: str, member_ids: Sequence[str]
+) -> GroupView:
+    """Rename a group and set its active members, together or not at all."""
+    with uow:
+        group = _lock_group(uow, org_id, group_id)
+        group.name = _check_name(uow, org_id, name, except_id=group_id)
+        _set_members(uow, org_id, group, member_ids)
+        uow.session.flush()
+        view = _view(uow, group)
+        uow.commit()
+        return view
+
+
+def _lock_group(uow: UnitOfWork, org_id: str, group_id: str) -> Group:
+    group = uow.session.scalars(
+        select(Group)
+        .where(Group.org_id == org_id, Group.id == group_id)
+        .with_for_update(key_share=True)
+    ).one_or_none()
+    if group is None:
+        raise NotFound(f"no group {group_id} in this org")
+    return group
+
+
+def _set_members(uow: UnitOfWork, org_id: str, group: Group, member_ids: Sequence[str]) -> None:
+    members = load_active_members(uow, org_id, member_ids)
+    active = select(Member.id).where(Member.org_id == org_id, Member.status == MemberStatus.ACTIVE)
+    uow.session.execute(
+        delete(GroupMember).where(
+            GroupMember.org_id == org_id,
+            GroupMember.group_id == group.id,
+            GroupMember.member_id.in_(active),
+        )
+    )
+    if members:
+        uow.session.execute(
+            insert(GroupMember),
+            [{"org_id": org_id, "group_id": group.id, "member_id": m.id} for m in members],
+        )
 
 
 def delete_group(uow: UnitOfWork, org_id: str, group_id: str) -> None:

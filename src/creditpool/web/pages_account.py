@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
+from creditpool.domain.model import InvitationStatus
 from creditpool.services import invitations, members, reports, users
 from creditpool.web import forms
 from creditpool.web.session import (
@@ -22,6 +23,8 @@ from creditpool.web.session import (
 
 router = APIRouter(include_in_schema=False)
 Next = Annotated[str, Query(max_length=500)]
+HISTORY = 50  # the latest transfers shown on My credits, per org
+Email = Annotated[str, Query(max_length=320)]  # filled in for the person (an invitation's)
 
 
 def _safe_next(target: str) -> str:
@@ -40,9 +43,12 @@ def home(request: Request, uow: PageUow, user: MaybeUser) -> Response:
 
 
 @router.get("/sign-up")
-def sign_up_page(request: Request, user: MaybeUser, next: Next = "/") -> HTMLResponse:
+def sign_up_page(
+    request: Request, user: MaybeUser, next: Next = "/", email: Email = ""
+) -> HTMLResponse:
     """The sign-up form."""
-    return render(request, "sign_up.html", {"next": _safe_next(next)}, user=user)
+    context = {"next": _safe_next(next), "email": email}
+    return render(request, "sign_up.html", context, user=user)
 
 
 @router.post("/sign-up", dependencies=[Csrf])
@@ -74,9 +80,12 @@ async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request, user: MaybeUser, next: Next = "/") -> HTMLResponse:
+def sign_in_page(
+    request: Request, user: MaybeUser, next: Next = "/", email: Email = ""
+) -> HTMLResponse:
     """The sign-in form."""
-    return render(request, "sign_in.html", {"next": _safe_next(next)}, user=user)
+    context = {"next": _safe_next(next), "email": email}
+    return render(request, "sign_in.html", context, user=user)
 
 
 @router.post("/sign-in", dependencies=[Csrf])
@@ -137,6 +146,9 @@ def invitation_page(request: Request, token: str, uow: PageUow, user: MaybeUser)
     try:
         summary = invitations.describe_invitation(uow, token)
     except CreditpoolError:
+        summary = None
+    if summary is None or summary.status is not InvitationStatus.PENDING:
+        # Used, revoked or expired: like a link that never was, as the API answers.
         return render(request, "link_invalid.html", {}, user=user, status_code=404)
     context = {"summary": summary, "token": token}
     return render(request, "invitation.html", context, user=user)
@@ -148,10 +160,11 @@ def accept_invitation(request: Request, token: str, uow: PageUow, user: CurrentU
     try:
         invitations.accept_invitation(uow, token, user_id=user.id)
     except CreditpoolError as error:
-        summary = None
         try:
             summary = invitations.describe_invitation(uow, token)
         except CreditpoolError:
+            summary = None
+        if summary is None or summary.status is not InvitationStatus.PENDING:
             return render(request, "link_invalid.html", {}, user=user, status_code=404)
         context = {"summary": summary, "token": token, "error": error.detail}
         return render(request, "invitation.html", context, user=user, status_code=409)
@@ -166,7 +179,7 @@ def my_credits(request: Request, uow: PageUow, user: CurrentUser) -> HTMLRespons
     for membership in members.memberships_of(uow, user.id):
         member = members.get_member(uow, membership.org_id, membership.member_id)
         history = reports.list_transfers(
-            uow, membership.org_id, member_id=membership.member_id, limit=20
+            uow, membership.org_id, member_id=membership.member_id, limit=HISTORY
         )
         wallets.append({"org": membership, "member": member, "history": history})
-    return render(request, "me.html", {"wallets": wallets}, user=user)
+    return render(request, "me.html", {"wallets": wallets, "history_size": HISTORY}, user=user)

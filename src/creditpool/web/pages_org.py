@@ -69,8 +69,10 @@ def dashboard(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     typed: FormData | None = None,
+    typed_emails: str = "",
 ) -> HTMLResponse:
-    """Render the class manager; `typed` is a refused settings form, shown as it was typed."""
+    """Render the class manager; `typed` is a refused settings form, shown as it was typed, and
+    `typed_emails` a refused paste of addresses, kept for the owner to correct."""
     view = orgs.get_org(uow, org)
     config = request.app.state.config
     everyone = _everyone(uow, org, None)
@@ -90,6 +92,7 @@ def dashboard(
         "api_keys": auth.list_api_keys(uow, org) if owner_or_operator else [],
         "new_key": request.session.pop("new_key", None),
         "settings_form": _settings_form(view.settings, typed),
+        "typed_emails": typed_emails,
         "errors": errors or {},
         "seats": list(Seat),
     }
@@ -123,6 +126,7 @@ async def _act(
             errors={section: error.detail},
             status_code=status_of(error),
             typed=form if section == "settings" else None,
+            typed_emails=str(form.get("emails") or "") if section == "invite" else "",
         )
     flash(request, message)
     raise RedirectTo(f"/orgs/{org}#{section}")
@@ -323,8 +327,13 @@ async def edit_group(
         if forms.text(form, "action") == "delete":
             groups.delete_group(uow, org, group)
             return "Group deleted; its members are untouched."
-        groups.rename_group(uow, org, group, forms.text(form, "name"))
-        changed = groups.set_group_members(uow, org, group, forms.choices(form, "member_ids"))
+        changed = groups.save_group(
+            uow,
+            org,
+            group,
+            name=forms.text(form, "name"),
+            member_ids=forms.choices(form, "member_ids"),
+        )
         return f"Group {changed.name} saved: {changed.member_count} member(s)."
 
     return await _act(request, uow, user, org, Permission.MANAGE, "groups", run)
