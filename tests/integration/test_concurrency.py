@@ -34,7 +34,7 @@ from creditpool.domain.amounts import credits
 from creditpool.domain.errors import CreditpoolError
 from creditpool.domain.model import MemberStatus, Role, Seat, TransferKind
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import audit, holds, members, orgs, reports, usage
+from creditpool.services import audit, holds, members, orgs, reports, usage, usage_batch
 from creditpool.services import credits as credit_service
 from creditpool.services.targets import Target
 from creditpool.services.views import MemberView, OrgView
@@ -321,3 +321,54 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(tmp_path: Path) -
         assert report.clean, report.breaches
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres_only
+def test_racing_batches_with_the_same_keys_charge_each_event_once(pg_engine: Engine) -> None:
+    setup = UnitOfWork.for_engine(pg_engine)
+    org = open_org(setup, purchase="100")
+    students = join(setup, org.id, 6)
+    credit_service.allocate_credits(
+        setup, org.id, Target.members([s.id for s in students]), credits("10"), actor=OPERATOR
+    )
+    run = uuid.uuid4().hex[:8]
+    events = [
+        {"key": f"{run}-{number}", "member_id": student.id, "amount": "1.5"}
+        for number, student in enumerate(students)
+    ]
+    # Half the batches send the events in reverse: their row locks cross the others'.
+    batches = [events if number % 2 else events[::-1] for number in range(THREADS)]
+    answers: list[list[usage_batch.UsageEventResult] | Exception] = [[] for _ in batches]
+
+    def sender(number: int) -> Callable[[], None]:
+        uow = UnitOfWork.for_engine(pg_engine)
+
+        def send() -> None:
+            try:
+                answers[number] = usage_batch.charge_usage_batch(
+                    uow, org.id, batches[number], actor=MACHINE
+                )
+            except Exception as error:
+                answers[number] = error
+
+        return send
+
+    race([sender(number) for number in range(THREADS)])
+
+    failures = [describe("batch", a) for a in answers if isinstance(a, Exception)]
+    assert failures == []
+    # Each key has one transfer, which every batch reports; all but one batch replayed it.
+    transfers: dict[str | None, set[str | None]] = {}
+    fresh: Counter[str | None] = Counter()
+    for answer in answers:
+        assert isinstance(answer, list)
+        for result in answer:
+            assert result.code is None, result.detail
+            transfers.setdefault(result.key, set()).add(result.transfer_id)
+            fresh[result.key] += not result.replayed
+    assert all(len(ids) == 1 for ids in transfers.values())
+    assert set(fresh.values()) == {1}
+    assert sum(1 for _ in every_transfer(setup, org.id, TransferKind.USAGE)) == len(students)
+    for student in students:
+        assert members.get_member(setup, org.id, student.id).credits_available == credits("8.5")
+    assert audit.audit(setup, org.id).clean

@@ -18,7 +18,7 @@ from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
-from creditpool.services.wallets import release_expired_holds
+from creditpool.services.wallets import lock_wallets, release_expired_holds
 from creditpool.storage.schema import Account, Member, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -149,7 +149,7 @@ def revoke_credits(
         members = target.resolve(uow, org_id)
         ids = [member.id for member in members]
         release_expired_holds(uow, org_id, ids)
-        spendable = _lock_wallets(uow, org_id, ids)
+        spendable = lock_wallets(uow, org_id, ids)
         if amount is not None:
             short = [member_id for member_id in ids if spendable[member_id] < amount]
             if short:
@@ -205,17 +205,3 @@ def revoke_credits(
         arguments={"target": target.describe(), "amount": amount},
         result_type=BatchResult,
     )
-
-
-def _lock_wallets(uow: UnitOfWork, org_id: str, member_ids: list[str]) -> dict[str, int]:
-    """Lock the members' wallets in id order; return what each can spend."""
-    spendable: dict[str, int] = {}
-    for part in chunks(sorted(member_ids)):
-        rows = uow.session.execute(
-            select(Account.member_id, Account.balance - Account.held)
-            .where(Account.org_id == org_id, Account.id.in_([wallet_account(m) for m in part]))
-            .order_by(Account.id)
-            .with_for_update(key_share=True)
-        ).tuples()
-        spendable.update((member_id or "", int(value)) for member_id, value in rows)
-    return spendable

@@ -126,6 +126,24 @@ def run_write(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def retrying(transaction: Callable[[], T]) -> T:
+    """Run a whole transaction, again if it lost a race it can win on a second try.
+
+    A deadlock or a serialization failure rolled the transaction back; so did a unique key that
+    a concurrent transaction took first, which the next run finds taken (and replays).
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return transaction()
+        except IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+        except DBAPIError as error:
+            if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _remember_refusal(
     uow: UnitOfWork, org_id: str, actor: str, key: str, digest: str, refusal: CreditpoolError
 ) -> None:

@@ -19,12 +19,15 @@ from creditpool.domain.errors import CreditpoolError, InvalidInput
 from creditpool.domain.text import check_clean_text
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.lookups import load_org
+from creditpool.services.transactions import retrying
 from creditpool.services.usage import apply_usage, check_metrics
+from creditpool.services.wallets import lock_wallets, release_expired_holds
 from creditpool.storage.schema import UsageEvent
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_EVENTS = 1000
 KEY_RETENTION = timedelta(days=30)
+MAX_ID_LENGTH = 40  # the length of every id (storage.schema.ID): a longer one names no member
 
 
 EVENT_FIELDS = frozenset({"key", "member_id", "amount", "metrics", "reference"})
@@ -102,44 +105,69 @@ def _key_of(event: UsageEventIn) -> str:
 def charge_usage_batch(
     uow: UnitOfWork, org_id: str, events: Sequence[object], *, actor: str
 ) -> list[UsageEventResult]:
-    """Apply each event once per key; return a result per event, in the order sent."""
+    """Apply each event once per key; return a result per event, in the order sent.
+
+    Two batches racing over the same members or keys may deadlock, or one may find a key the
+    other stored first: the loser runs again from the start and replays what the winner did.
+    """
     if not 1 <= len(events) <= MAX_EVENTS:
         raise InvalidInput(f"send 1 to {MAX_EVENTS} events")
-    results: list[UsageEventResult] = []
+    return retrying(lambda: _apply_batch(uow, org_id, events, actor))
+
+
+def _apply_batch(
+    uow: UnitOfWork, org_id: str, events: Sequence[object], actor: str
+) -> list[UsageEventResult]:
     with uow:
-        load_org(uow, org_id)
-        session = uow.session
-        for raw in events:
-            try:
-                event = UsageEventIn.parse(raw)
-                key = _key_of(event)
-            except InvalidInput as error:
-                results.append(UsageEventResult(_echoed_key(raw), error.code, error.detail, None))
-                continue
-            seen = session.get(UsageEvent, (org_id, key))
-            if seen is not None:
-                results.append(
-                    UsageEventResult(key, seen.code, seen.detail, seen.transfer_id, replayed=True)
-                )
-                continue
-            record = UsageEvent(
-                org_id=org_id,
-                key=key,
-                member_id=str(event.member_id)[:255],
-                created_at=uow.now,
-            )
-            try:
-                with session.begin_nested():
-                    member_id, amount, metrics, reference = _validated(event)
-                    charged = apply_usage(uow, org_id, member_id, amount, metrics, reference, actor)
-                    record.transfer_id = charged.transfer.id
-            except CreditpoolError as error:
-                record.code, record.detail = error.code, error.detail[:500]
-            session.add(record)
-            session.flush()
-            results.append(UsageEventResult(key, record.code, record.detail, record.transfer_id))
+        _lock_up_front(uow, org_id, events)
+        results = [_apply_event(uow, org_id, raw, actor) for raw in events]
         uow.commit()
     return results
+
+
+def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> None:
+    """Take, before the first event, every lock the batch may need, in ledger.py's order.
+
+    One charge locks its wallet, then the usage account; a batch would otherwise hold the usage
+    account (and earlier wallets) while it locks the next wallet, or the org for a top-up, and
+    two batches, or a batch and an allotment, would deadlock.
+    """
+    org = load_org(uow, org_id)
+    if org.auto_enabled:
+        load_org(uow, org_id, lock=True)
+    named = {
+        raw["member_id"]
+        for raw in events
+        if isinstance(raw, Mapping) and isinstance(raw.get("member_id"), str)
+    }
+    members = sorted(member for member in named if len(member) <= MAX_ID_LENGTH)
+    release_expired_holds(uow, org_id, members)
+    lock_wallets(uow, org_id, members)
+
+
+def _apply_event(uow: UnitOfWork, org_id: str, raw: object, actor: str) -> UsageEventResult:
+    session = uow.session
+    try:
+        event = UsageEventIn.parse(raw)
+        key = _key_of(event)
+    except InvalidInput as error:
+        return UsageEventResult(_echoed_key(raw), error.code, error.detail, None)
+    seen = session.get(UsageEvent, (org_id, key))
+    if seen is not None:
+        return UsageEventResult(key, seen.code, seen.detail, seen.transfer_id, replayed=True)
+    record = UsageEvent(
+        org_id=org_id, key=key, member_id=str(event.member_id)[:255], created_at=uow.now
+    )
+    try:
+        with session.begin_nested():
+            member_id, amount, metrics, reference = _validated(event)
+            charged = apply_usage(uow, org_id, member_id, amount, metrics, reference, actor)
+            record.transfer_id = charged.transfer.id
+    except CreditpoolError as error:
+        record.code, record.detail = error.code, error.detail[:500]
+    session.add(record)
+    session.flush()
+    return UsageEventResult(key, record.code, record.detail, record.transfer_id)
 
 
 def forget_old_usage_keys(uow: UnitOfWork) -> int:

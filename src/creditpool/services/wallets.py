@@ -115,3 +115,17 @@ def make_spendable(
         uow.session, org.id, [member], allocated=top_up, auto_allocated=top_up
     )
     return top_up
+
+
+def lock_wallets(uow: UnitOfWork, org_id: str, member_ids: Sequence[str]) -> dict[str, int]:
+    """Lock the members' wallets in id order; return what each can spend."""
+    spendable: dict[str, int] = {}
+    for part in chunks(sorted(member_ids)):
+        rows = uow.session.execute(
+            select(Account.member_id, Account.balance - Account.held)
+            .where(Account.org_id == org_id, Account.id.in_([wallet_account(m) for m in part]))
+            .order_by(Account.id)
+            .with_for_update(key_share=True)
+        ).tuples()
+        spendable.update((member_id or "", int(value)) for member_id, value in rows)
+    return spendable
