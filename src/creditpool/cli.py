@@ -5,6 +5,8 @@ Thin: each command parses its arguments, calls a service, and prints the result.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -111,6 +113,11 @@ def serve(
     from creditpool.worker import Worker
 
     config = Config.from_environment()
+    if "CREDITPOOL_PUBLIC_URL" not in os.environ:
+        # Invite links must reach this server: by default, where it listens.
+        everywhere = host in ("0.0.0.0", "::")  # noqa: S104 - recognising it, not binding
+        shown = "127.0.0.1" if everywhere else host
+        config = replace(config, public_url=f"http://{shown}:{port}")
     upgrade(config.database_url)
     engine = create_database_engine(config.database_url)
     if demo:

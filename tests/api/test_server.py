@@ -83,9 +83,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start `creditpool serve` on a free port and an empty SQLite file; stop it at the end."""
     with ExitStack() as stack:
 
-        def start(*options: str) -> Server:
+        def start(*options: str, public_url: bool = True) -> Server:
             environment = {"CREDITPOOL_OPERATOR_KEY": SERVER_OPERATOR_KEY}
-            return stack.enter_context(running_server(tmp_path, *options, environment=environment))
+            return stack.enter_context(
+                running_server(tmp_path, *options, environment=environment, public_url=public_url)
+            )
 
         yield start
 
@@ -93,7 +95,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 def test_serve_migrates_publishes_the_contract_and_adds_no_data(
     start_server: Callable[..., Server],
 ) -> None:
-    server = start_server()
+    server = start_server(public_url=False)
 
     with sqlite3.connect(server.database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -128,6 +130,9 @@ def test_serve_migrates_publishes_the_contract_and_adds_no_data(
             json={"name": "Served class", "owner_email": "owner@served.test"},
         )
         assert created.status_code == 201, created.text
+        # Without CREDITPOOL_PUBLIC_URL, invite links lead to where serve listens.
+        link = http.get(f"/orgs/{created.json()['id']}/invite-link", headers=operator)
+        assert link.json()["url"].startswith(f"{server.url}/join/"), link.text
         listed = http.get("/orgs", headers=operator).json()["items"]
         assert [(org["id"], org["name"]) for org in listed] == [
             (created.json()["id"], "Served class")

@@ -573,7 +573,9 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if view is not None:
             assert view.member_count == len(chosen)
-            self.model.groups[group_id] = set(chosen)
+            # Removed members keep their place, for when they come back.
+            kept = {i for i in self.model.groups[group_id] if not self.model.members[i].active}
+            self.model.groups[group_id] = set(chosen) | kept
 
     # Usage and holds
 

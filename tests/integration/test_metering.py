@@ -435,19 +435,24 @@ def test_writes_that_move_neither_the_pool_nor_the_rate_post_no_burn(
     assert_books_clean(uow, org.id)
 
 
-def test_the_pool_history_steps_at_transfers_and_slopes_under_the_burn(
-    uow: UnitOfWork, clock: FakeClock
-):
+def test_the_pool_history_shows_when_each_burn_began(uow: UnitOfWork, clock: FakeClock):
     org = make_org(uow, purchase="10", settings=RATES)  # the owner holds a licensed seat
     start = clock.now()
     [student] = add_members(uow, org.id, 1, seat=Seat.EXTERNAL)
+    orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
+    clock.advance(days=100)
+    orgs.set_paused(uow, org.id, paused=False, actor=OPERATOR)
+    resumed = clock.now()
     clock.advance(days=73)  # a fifth of a year at 1 credit a year: 0.2 burnt
     allocate_credits(uow, org.id, Target.members([student.id]), credits("2"), actor=OPERATOR)
 
     history = reports.pool_history(uow, org.id)
 
-    assert [(p.at, p.balance, p.burned) for p in history] == [
-        (start, credits("10"), False),  # the purchase
-        (clock.now(), credits("9.8"), True),  # the burn, posted before the allotment
-        (clock.now(), credits("7.8"), False),  # the allotment
+    assert [(p.at, p.balance, p.burn_began) for p in history.points] == [
+        (start, credits("10"), None),  # the purchase
+        (clock.now(), credits("9.8"), resumed),  # the burn since the resume, posted first
+        (clock.now(), credits("7.8"), None),  # the allotment
     ]
+    assert history.burning_since == clock.now()
+    orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
+    assert reports.pool_history(uow, org.id).burning_since is None

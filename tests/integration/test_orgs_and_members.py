@@ -445,3 +445,23 @@ def test_one_org_never_reaches_another_orgs_rows(uow: UnitOfWork) -> None:
     assert members.get_member(uow, theirs.id, their_member.id).status is MemberStatus.ACTIVE
     assert groups.list_groups(uow, ours.id) == []
     assert our_member.id not in {m.id for m in members.list_members(uow, theirs.id)}
+
+
+def test_restoring_a_removed_member_keeps_its_role_seat_history_and_burn(uow: UnitOfWork) -> None:
+    rates = SettingsChange(rate_licensed=credits("1"), rate_unlicensed=credits("0.1"))
+    org = make_org(uow, purchase="10", settings=rates)
+    (guest,) = add_members(uow, org.id, 1, seat=Seat.EXTERNAL, role=Role.MANAGER)
+    rate_before = reports.get_balance(uow, org.id).burn_rate_per_year
+    members.remove_member(uow, org.id, guest.id, actor=OPERATOR)
+
+    back = members.restore_member(uow, org.id, guest.id, actor=OPERATOR)
+
+    assert (back.id, back.status, back.role, back.seat) == (
+        guest.id,
+        MemberStatus.ACTIVE,
+        Role.MANAGER,
+        Seat.EXTERNAL,
+    )
+    assert reports.get_balance(uow, org.id).burn_rate_per_year == rate_before
+    with pytest.raises(AlreadyMember):
+        members.restore_member(uow, org.id, guest.id, actor=OPERATOR)

@@ -87,18 +87,23 @@ def _wait_until_healthy(server: Server, errors: Path) -> None:
 
 @contextmanager
 def running_server(
-    directory: Path, *options: str, environment: dict[str, str] | None = None
+    directory: Path,
+    *options: str,
+    environment: dict[str, str] | None = None,
+    public_url: bool = True,
 ) -> Iterator[Server]:
-    """Run `creditpool serve OPTIONS` on a free port and a fresh SQLite file in `directory`."""
+    """Run `creditpool serve OPTIONS` on a free port and a fresh SQLite file in `directory`;
+    CREDITPOOL_PUBLIC_URL names that port unless `public_url` is False (serve's default)."""
     database = directory / "served.db"
     port = free_port()
     env = {name: value for name, value in os.environ.items() if "CREDITPOOL" not in name}
     env |= {
         "CREDITPOOL_DATABASE_URL": f"sqlite:///{database}",
-        "CREDITPOOL_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",  # the demo's lines reach the file before uvicorn starts
         **(environment or {}),
     }
+    if public_url:
+        env["CREDITPOOL_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     output, errors = directory / "stdout.txt", directory / "stderr.txt"
     with output.open("wb") as out, errors.open("wb") as err:
         process = subprocess.Popen(

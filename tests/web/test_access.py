@@ -114,7 +114,8 @@ def test_a_student_sees_its_own_credits_and_not_the_class_manager(render_class: 
     student.goto("/me")
     expect(student.get_by_role("heading", name=CLASS)).to_be_visible()
     assert figure(student, "available") == "4"
-    expect(student.locator("[data-seat]")).to_contain_text("live")
+    # Seats cost this class nothing: no seat badge to puzzle over.
+    expect(student.locator("[data-seat]")).to_have_count(0)
     expect(student.get_by_role("cell", name="allocation")).to_be_visible()
     screenshot(student, "student-me")
     # Home offers a student no class manager.
@@ -237,3 +238,28 @@ def test_signing_in_works_from_the_keyboard_alone(render_class: Class, people: P
     page.keyboard.type("correct horse battery")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Hello, Ines Instructor")).to_be_visible()
+
+
+def test_a_reset_not_confirmed_from_its_preview_is_refused_on_the_reset_page(
+    render_class: Class,
+):
+    owner = render_class.owner
+    owner.goto(f"/orgs/{render_class.org}/reset")
+    token = owner.locator('input[name="csrf_token"]').first.input_value()
+
+    refused = owner.request.post(f"/orgs/{render_class.org}/reset", form={"csrf_token": token})
+
+    assert refused.status == 422
+    assert "Confirm the reset from this page" in refused.text()
+    owner.goto(f"/orgs/{render_class.org}")
+    expect(owner.get_by_role("heading", name="Members (2)")).to_be_visible()
+
+
+def test_no_other_site_may_frame_the_pages(people: People):
+    page = people.new()
+    response = page.goto("/sign-in")
+    assert response is not None
+    headers = response.headers
+    assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "same-origin"

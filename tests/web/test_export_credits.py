@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2 as httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.support.server import Server
 from tests.web.conftest import People, screenshot
@@ -183,8 +183,16 @@ def test_students_are_topped_up_in_bundles_up_to_the_cap_and_nothing_goes_back(
     # ... and the batch "Take back" of everything a ticked student has.
     owner.goto(f"/orgs/{org}")
     owner.get_by_label("Tick Sam Student").check()
+    asked: list[str] = []
+
+    def confirm(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    owner.once("dialog", confirm)  # no amount: everything, so the page asks first
     with owner.expect_response(lambda r: r.request.method == "POST") as answered:
         owner.locator("#batch").get_by_role("button", name="Take back").click()
+    assert asked == ["Take back everything each chosen member has available?"]
     assert answered.value.status == 409
     expect(owner.locator("#error-members")).to_contain_text(
         "does not let credits go back to the pool"

@@ -107,13 +107,13 @@ def test_seats_set_the_burn_and_the_run_out_date_and_pausing_stops_it(people: Pe
     expect_burn(owner, org, licensed=2, unlicensed=1)
     assert figure(owner, "burn") == "0.005753"
     assert figure(owner, "runs-out") > three_seats_run_out
-    expect_seat_on_me(ada, "unlicensed", "not live (unlicensed)")
+    expect_seat_on_me(ada, "unlicensed", "not live (unlicensed seat)")
 
     set_seat(owner, "Ben Franklin", "external")
     expect(member_row(owner, "ben@hillside.test")).to_contain_text("no access: external")
     expect_burn(owner, org, licensed=1, unlicensed=1)
     assert figure(owner, "burn") == "0.003014"
-    expect_seat_on_me(ben, "external", "not live (external)")
+    expect_seat_on_me(ben, "external", "not live (external seat)")
 
     set_seat(owner, "Ada Lovelace", "licensed")
     expect(member_row(owner, "ada@hillside.test")).not_to_contain_text("no access")
@@ -130,7 +130,7 @@ def test_seats_set_the_burn_and_the_run_out_date_and_pausing_stops_it(people: Pe
     expect(owner.locator('#pool [data-figure="burn"]')).to_have_text("0")
     expect(owner.locator('#pool [data-figure="runs-out"]')).to_have_text("never at this rate")
     screenshot(owner, "metered-paused")
-    expect_seat_on_me(ada, "licensed", "not live (paused)")
+    expect_seat_on_me(ada, "licensed", "not live (org paused)")
 
     owner.get_by_role("button", name="Resume the org").click()
     expect(owner.get_by_role("status")).to_have_text("Resumed.")

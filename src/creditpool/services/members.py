@@ -61,6 +61,19 @@ def add_member(
     )
 
 
+def restore_member(uow: UnitOfWork, org_id: str, member_id: str, *, actor: str) -> MemberView:
+    """Bring a removed member back as it was: its role, its seat (so its burn), its history."""
+    with uow:
+        org = load_org(uow, org_id, lock=True)
+        member = load_member(uow, org_id, member_id)
+        restored = join(
+            uow, org, user_id=member.user_id, role=Role(member.role), seat=Seat(member.seat)
+        )
+        view = member_view(uow, org, restored)
+        uow.commit()
+        return view
+
+
 def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> Member:
     """Add or reactivate a membership inside an open transaction; the org row must be locked."""
     if uow.session.get(User, user_id) is None:

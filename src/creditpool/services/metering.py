@@ -66,7 +66,15 @@ def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | N
         if not own.withdraw(AccountKind.POOL, accrued):  # pragma: no cover - guarded above
             raise AssertionError("metering accrual exceeded the pool")
         own.adjust(AccountKind.METERED, accrued)
-        own.record(TransferKind.METERING, AccountKind.POOL, AccountKind.METERED, accrued)
+        # The seconds the burn ran, so a chart can draw when it began.
+        ran = int((uow.now - org.metered_since).total_seconds())
+        own.record(
+            TransferKind.METERING,
+            AccountKind.POOL,
+            AccountKind.METERED,
+            accrued,
+            metrics={"seconds": ran},
+        )
         own.flush()
     if org.metered_since < uow.now:
         org.metered_since = uow.now

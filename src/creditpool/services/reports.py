@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_, select
 
@@ -77,28 +77,36 @@ def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
 
 @dataclass(frozen=True)
 class PoolPoint:
-    """The pool's posted balance just after one batch of transfers, or after the seat burn
-    posted at that instant (`burned`)."""
+    """The pool's posted balance just after one batch of transfers. For the seat burn posted at
+    that instant, `burn_began` is when that burn began: the balance fell in a straight line
+    from then to `at`, and stood still before."""
 
     at: datetime
     balance: int
-    burned: bool
+    burn_began: datetime | None = None
 
 
-def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> list[PoolPoint]:
+@dataclass(frozen=True)
+class PoolHistory:
+    """The pool's balance over time, and when the burn running now began (None: none runs)."""
+
+    points: list[PoolPoint]
+    burning_since: datetime | None
+
+
+def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHistory:
     """Return the pool's balance after each batch that moved it, oldest first (the last
-    `limit`). The burn is posted (kind metering) at the instant before anything else moves the
-    pool, so the balance fell in a straight line up to a burned point, and stood still up to
-    any other."""
+    `limit`). The burn is posted (kind metering, with the seconds it ran) at the instant before
+    anything else moves the pool, and whenever the rate changes."""
     with uow:
-        load_org(uow, org_id)
+        org = load_org(uow, org_id)
         pool = str(AccountKind.POOL)
         is_metering = Transfer.kind == TransferKind.METERING
         delta = func.sum(
             case((Transfer.credit_account_id == pool, Transfer.amount), else_=-Transfer.amount)
         )
         rows = uow.session.execute(
-            select(func.min(Transfer.created_at), delta, is_metering, func.min(Transfer.id))
+            select(func.min(Transfer.created_at), delta, is_metering, Transfer.batch_id)
             .where(
                 Transfer.org_id == org_id,
                 or_(Transfer.debit_account_id == pool, Transfer.credit_account_id == pool),
@@ -106,8 +114,20 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> list[Poo
             .group_by(Transfer.batch_id, is_metering)
             .order_by(func.min(Transfer.id))
         ).tuples()
+        ran = dict(
+            uow.session.execute(
+                select(Transfer.batch_id, Transfer.metrics).where(
+                    Transfer.org_id == org_id, is_metering
+                )
+            )
+            .tuples()
+            .all()
+        )
         points, balance = [], 0
-        for at, change, burned, _ in rows:
+        for at, change, burned, batch_id in rows:
             balance += int(change)
-            points.append(PoolPoint(at, balance, bool(burned)))
-        return points[-limit:]
+            seconds = (ran.get(batch_id) or {}).get("seconds", 0) if burned else None
+            began = at - timedelta(seconds=seconds) if seconds is not None else None
+            points.append(PoolPoint(at, balance, began))
+        burning = metering.burn_rate(org) > 0
+        return PoolHistory(points[-limit:], org.metered_since if burning else None)

@@ -140,7 +140,12 @@ def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> No
         for raw in events
         if isinstance(raw, Mapping) and isinstance(raw.get("member_id"), str)
     }
-    members = sorted(member for member in named if len(member) <= MAX_ID_LENGTH)
+    # Ids are short printable ASCII: anything else names no member (and its event is refused).
+    members = sorted(
+        member
+        for member in named
+        if len(member) <= MAX_ID_LENGTH and member.isascii() and member.isprintable()
+    )
     release_expired_holds(uow, org_id, members)
     lock_wallets(uow, org_id, members)
 

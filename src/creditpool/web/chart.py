@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from creditpool.domain.amounts import format_credits
-from creditpool.services.reports import PoolPoint
+from creditpool.services.reports import PoolHistory
 from creditpool.services.views import BalanceView
 
 WIDTH, HEIGHT, PAD = 640, 200, 36
@@ -32,16 +32,22 @@ class Chart:
     pad: int = PAD
 
 
-def pool_chart(history: list[PoolPoint], balance: BalanceView) -> Chart:
+def pool_chart(history: PoolHistory, balance: BalanceView) -> Chart:
     """Return the chart of the pool: posted history to now, then the forecast at the current
     rate up to the run-out date (within five years) or a year."""
     now = balance.at
     past: list[tuple[datetime, int]] = []
-    for point in history:
-        if past and not point.burned:
-            past.append((point.at, past[-1][1]))  # a step: nothing burned since the last point
-        past.append((point.at, point.balance))
-    past.append((now, balance.available))  # the burn not yet posted: a straight line
+
+    def move(at: datetime, value: int, burn_began: datetime | None) -> None:
+        if past:
+            # Level until the burn began (or, for a transfer, until that instant)...
+            level_until = at if burn_began is None else max(burn_began, past[-1][0])
+            past.append((level_until, past[-1][1]))
+        past.append((at, value))  # ...then a slope down under the burn, or a step
+
+    for point in history.points:
+        move(point.at, point.balance, point.burn_began)
+    move(now, balance.available, history.burning_since)  # the burn not posted yet
     start = min(past[0][0], now - LEAST_SPAN)
     end = _forecast_end(balance, looked_back=now - start)
     forecast = [(now, balance.available)]

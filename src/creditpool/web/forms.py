@@ -21,6 +21,15 @@ def text(form: FormData, name: str, *, required: bool = True) -> str:
     return value
 
 
+def password(form: FormData, name: str = "password") -> str:
+    """Return a password exactly as typed: spaces at its ends are part of it, as over the API."""
+    value = form.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("fill in the password")
+    check_clean_text(value)
+    return value
+
+
 def amount(form: FormData, name: str = "amount", *, required: bool = True) -> int | None:
     """Return an amount field in micro-credits (None when optional and empty)."""
     value = text(form, name, required=required)

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
 from creditpool.domain.model import InvitationStatus
-from creditpool.services import invitations, members, reports, users
+from creditpool.services import invitations, members, orgs, reports, users
 from creditpool.web import forms
 from creditpool.web.session import (
     Csrf,
@@ -18,6 +18,7 @@ from creditpool.web.session import (
     PageUow,
     RedirectTo,
     flash,
+    meters_seats,
     render,
 )
 
@@ -60,7 +61,7 @@ async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
             uow,
             email=forms.text(form, "email"),
             name=forms.text(form, "name"),
-            password=forms.text(form, "password"),
+            password=forms.password(form),
         )
     except (InvalidInput, AlreadyExists) as error:
         context = {
@@ -70,11 +71,16 @@ async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
             "name": form.get("name"),
         }
         return render(request, "sign_up.html", context, status_code=422)
+    request.session.clear()  # a new session for a new person
     request.session["user_id"] = created.id
     code = forms.text(form, "join_code", required=False)
     if code:
         # Signing up from an invite link: one step, and the new person is in.
         return join(request, code, uow, created)
+    invitation = _safe_next(next).removeprefix("/invitations/")
+    if invitation != _safe_next(next):
+        # Signing up from an e-mailed invitation: accept it at once when it is this person's.
+        return accept_invitation(request, invitation, uow, created)
     flash(request, f"Welcome, {created.name}.")
     raise RedirectTo(_safe_next(next))
 
@@ -94,7 +100,7 @@ async def sign_in(request: Request, uow: PageUow, next: Next = "/") -> Response:
     form = await request.form()
     try:
         user = users.authenticate(
-            uow, email=forms.text(form, "email"), password=forms.text(form, "password")
+            uow, email=forms.text(form, "email"), password=forms.password(form)
         )
     except (InvalidInput, Unauthenticated):
         context = {
@@ -181,5 +187,12 @@ def my_credits(request: Request, uow: PageUow, user: CurrentUser) -> HTMLRespons
         history = reports.list_transfers(
             uow, membership.org_id, member_id=membership.member_id, limit=HISTORY
         )
-        wallets.append({"org": membership, "member": member, "history": history})
+        wallets.append(
+            {
+                "org": membership,
+                "member": member,
+                "history": history,
+                "meters_seats": meters_seats(orgs.get_org(uow, membership.org_id)),
+            }
+        )
     return render(request, "me.html", {"wallets": wallets, "history_size": HISTORY}, user=user)

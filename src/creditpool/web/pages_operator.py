@@ -7,15 +7,18 @@ from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, InvalidInput, NotFound
+from creditpool.domain.metering import USUAL_SEAT_RATES
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits as credit_service
 from creditpool.services import orgs, users
 from creditpool.services.users import UserView
+from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.session import Csrf, Operator, PageUow, RedirectTo, flash, render
 
 router = APIRouter(include_in_schema=False)
+PAGE = 500
 
 
 def console(
@@ -27,7 +30,12 @@ def console(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render the console."""
-    everything = orgs.list_orgs(uow, limit=500)
+    everything: list[OrgView] = []
+    while True:
+        batch = orgs.list_orgs(uow, after=everything[-1].id if everything else None, limit=PAGE)
+        everything += batch
+        if len(batch) < PAGE:
+            break
     return render(
         request,
         "operator.html",
@@ -51,7 +59,12 @@ async def create_org(request: Request, uow: PageUow, user: Operator) -> Response
         owner = users.find_user(uow, forms.text(form, "owner_email"))
         rates = None
         if forms.text(form, "metering", required=False) == "school":
-            rates = SettingsChange(rate_licensed=1_000_000, rate_unlicensed=100_000)
+            usual = USUAL_SEAT_RATES
+            rates = SettingsChange(
+                rate_licensed=usual.licensed,
+                rate_unlicensed=usual.unlicensed,
+                rate_external=usual.external,
+            )
         created = orgs.create_org(
             uow,
             name=forms.text(form, "name"),

@@ -37,6 +37,7 @@ from creditpool.web.session import (
     PageUow,
     RedirectTo,
     flash,
+    meters_seats,
     principal_of,
     render,
 )
@@ -70,31 +71,40 @@ def dashboard(
     status_code: int = 200,
     typed: FormData | None = None,
     typed_emails: str = "",
+    new_key: str | None = None,
 ) -> HTMLResponse:
-    """Render the class manager; `typed` is a refused settings form, shown as it was typed, and
-    `typed_emails` a refused paste of addresses, kept for the owner to correct."""
+    """Render the class manager; `typed` is a refused settings form, shown as it was typed,
+    `typed_emails` a refused paste of addresses, kept for the owner to correct, and `new_key`
+    an API key's secret, shown this once."""
     view = orgs.get_org(uow, org)
     config = request.app.state.config
     everyone = _everyone(uow, org, None)
     group_list = groups.list_groups(uow, org)
     owner_or_operator = grant.role in (Role.OWNER, None)
+    active = [m for m in everyone if m.status == MemberStatus.ACTIVE]
+    removed = [m for m in everyone if m.status == MemberStatus.REMOVED]
+    # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
+    shown = {"invite", "members", "groups", "settings", "keys", *(["removed"] if removed else [])}
+    shown |= {f"member-{m.id}" for m in active}
     context = {
         "org": view,
         "chart": pool_chart(reports.pool_history(uow, org), view.balance),
         "link": invitations.invite_link(uow, org, public_url=config.public_url),
         "invitations": invitations.list_invitations(uow, org, status=InvitationStatus.PENDING),
-        "active": [m for m in everyone if m.status == MemberStatus.ACTIVE],
-        "removed": [m for m in everyone if m.status == MemberStatus.REMOVED],
+        "active": active,
+        "removed": removed,
         "groups": group_list,
         "group_names": {group.id: group.name for group in group_list},
         "metrics": sorted({name for member in everyone for name in member.usage}),
         "is_owner": owner_or_operator,
         "api_keys": auth.list_api_keys(uow, org) if owner_or_operator else [],
-        "new_key": request.session.pop("new_key", None),
+        "new_key": new_key,
         "settings_form": _settings_form(view.settings, typed),
         "typed_emails": typed_emails,
         "errors": errors or {},
+        "stray_errors": [text for part, text in (errors or {}).items() if part not in shown],
         "seats": list(Seat),
+        "meters_seats": meters_seats(view),
     }
     return render(request, "dashboard.html", context, user=user, status_code=status_code)
 
@@ -115,8 +125,6 @@ async def _act(
     try:
         message = run(grant, form)
     except (InvalidInput, Conflict, NotFound) as error:
-        if isinstance(error, NotFound) and error.detail.startswith("no org"):
-            raise
         return dashboard(
             request,
             uow,
@@ -257,9 +265,8 @@ async def restore_member(
     """Bring a removed member back, with its history."""
 
     def run(grant: Grant, form: FormData) -> str:
-        previous = members.get_member(uow, org, member)
-        back = members.add_member(uow, org, user_id=previous.user_id, actor=grant.actor)
-        return f"{back.name} is back."
+        back = members.restore_member(uow, org, member, actor=grant.actor)
+        return f"{back.name} is back, as {back.role} with a {back.seat} seat."
 
     return await _act(request, uow, user, org, Permission.MANAGE, "removed", run)
 
@@ -390,10 +397,11 @@ async def create_key(request: Request, org: str, uow: PageUow, user: CurrentUser
             errors={"keys": error.detail},
             status_code=status_of(error),
         )
-    # Shown once, on the page this redirects to; a reload of that page makes no second key.
-    request.session["new_key"] = issued.secret
+    # Shown once, on this answer alone: never stored, not even in the session cookie.
     flash(request, "Key made: copy it now, it is not shown again.")
-    raise RedirectTo(f"/orgs/{org}#keys")
+    page = dashboard(request, uow, user, org, grant, new_key=issued.secret)
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 @router.post("/orgs/{org}/api-keys/{key}/revoke", dependencies=[Csrf])
@@ -445,8 +453,9 @@ async def reset(request: Request, org: str, uow: PageUow, user: CurrentUser) -> 
             invitations_revoked=int(forms.text(form, "invitations")),
             invite_code=forms.text(form, "code"),
         )
-    except ValueError as error:
-        raise InvalidInput("open the reset page again and confirm from there") from error
+    except (ValueError, InvalidInput):
+        message = "Confirm the reset from this page, which shows what it will do."
+        return _reset_page(request, uow, user, org, error=message, status_code=422)
     try:
         done = resets.reset_org(uow, org, actor=grant.actor, expected=expected)
     except PreviewOutdated:

@@ -22,11 +22,21 @@ from creditpool.domain.errors import Forbidden, NotFound
 from creditpool.services import users
 from creditpool.services.auth import Principal
 from creditpool.services.users import UserView
+from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["credits"] = format_credits
 templates.env.filters["urlquote"] = lambda text: quote(str(text), safe="")
+# Why a seat is not live, in words (the codes are the API's).
+REASONS = {
+    "removed": "removed from the org",
+    "external": "external seat",
+    "unlicensed": "unlicensed seat",
+    "paused": "org paused",
+    "no_credits": "no credits left in the pool",
+}
+templates.env.filters["reason"] = lambda code: REASONS.get(str(code), str(code))
 
 
 class RedirectTo(Exception):
@@ -133,3 +143,9 @@ def render(
         **(context or {}),
     }
     return templates.TemplateResponse(request, template, full, status_code=status_code)
+
+
+def meters_seats(org: OrgView) -> bool:
+    """Whether seats cost this org anything (or ever did): else its burn figures are noise."""
+    rates = org.settings.seat_rates
+    return bool(rates.licensed or rates.unlicensed or rates.external or org.balance.metered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,20 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         same_site="lax",
         https_only=secure,
     )
+
+    @app.middleware("http")
+    async def _guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        # No page of ours may be framed by another site (clickjacking), and invitation links
+        # in our URLs never leak to another site through the Referer header.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (pages_account.router, pages_org.router, pages_operator.router):
         app.include_router(router)

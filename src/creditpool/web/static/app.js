@@ -4,7 +4,12 @@ document.addEventListener("click", (event) => {
   if (copy) {
     const field = document.querySelector(copy.dataset.copy);
     field.select();
-    navigator.clipboard?.writeText(field.value).catch(() => document.execCommand("copy"));
+    // The clipboard API exists only on https and localhost; elsewhere, the old way.
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(field.value).catch(() => document.execCommand("copy"));
+    } else {
+      document.execCommand("copy");
+    }
     copy.textContent = "Copied";
     setTimeout(() => { copy.textContent = "Copy"; }, 1500);
   }
@@ -17,6 +22,15 @@ document.addEventListener("change", (event) => {
   }
 });
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset.confirm;
-  if (message && !window.confirm(message)) event.preventDefault();
+  // A form asks first; so does a button whose field (data-confirm-empty) was left empty.
+  const button = event.submitter;
+  const field = button?.dataset.confirmEmpty;
+  const asks = field ? !event.target.elements[field].value.trim() : true;
+  const message = field ? button.dataset.confirm : event.target.dataset.confirm;
+  if (asks && message && !window.confirm(message)) event.preventDefault();
+});
+// A refused form comes back with its reason beside it: bring that into view.
+window.addEventListener("DOMContentLoaded", () => {
+  const refusal = document.querySelector("main .error[role=alert]");
+  if (refusal) refusal.scrollIntoView({ block: "center" });
 });
