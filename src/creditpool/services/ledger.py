@@ -81,9 +81,12 @@ def add_to_member_totals(
         )
 
 
+WALLET_PREFIX = "wallet:"
+
+
 def wallet_account(member_id: str) -> str:
     """Return the account id of a member's wallet."""
-    return f"wallet:{member_id}"
+    return f"{WALLET_PREFIX}{member_id}"
 
 
 def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.errors import InsufficientCredits, InvalidInput
 from creditpool.domain.model import AccountKind, TransferKind
@@ -106,7 +107,6 @@ def apply_usage(
     )
     posting.flush()
     add_usage(uow, org_id, member_id, amount, metrics)
-    uow.session.refresh(member)
     result = UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
     # Every charge of the org credits this one row: touch it last, so its lock is held only
     # from here to the commit (see the lock order in ledger.py).
@@ -114,15 +114,36 @@ def apply_usage(
     return result
 
 
+# What a member's view shows that a concurrent write may have changed since it was loaded.
+_MEMBER_FIGURES = (
+    "used_total",
+    "allocated_total",
+    "auto_allocated_total",
+    "role",
+    "seat",
+    "status",
+    "removed_at",
+)
+
+
 def add_usage(
     uow: UnitOfWork, org_id: str, member_id: str, amount: int, metrics: dict[str, int] | None
 ) -> None:
-    """Add a charge to the member's running totals of credits used and of each metric."""
-    uow.session.execute(
+    """Add a charge to the member's running totals of credits used and of each metric.
+
+    The member's loaded object, if any, gets the row as it now stands (locked by this update,
+    so no other write changes it before the commit), without a query of its own.
+    """
+    fresh = uow.session.execute(
         bulk_update(Member)
         .where(Member.org_id == org_id, Member.id == member_id)
         .values(used_total=Member.used_total + amount)
-    )
+        .returning(*(getattr(Member, name) for name in _MEMBER_FIGURES))
+    ).one()
+    loaded = uow.session.identity_map.get(uow.session.identity_key(Member, (org_id, member_id)))
+    if loaded is not None:
+        for name, value in zip(_MEMBER_FIGURES, fresh, strict=True):
+            set_committed_value(loaded, name, value)
     if not metrics:
         return
     insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert

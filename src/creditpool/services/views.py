@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.model import (
@@ -24,7 +24,7 @@ from creditpool.domain.model import (
 )
 from creditpool.domain.policies import AutoAllocation, OrgSettings
 from creditpool.services import metering
-from creditpool.services.ledger import CHUNK, balances
+from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
 from creditpool.storage.schema import (
     Account,
     GroupMember,
@@ -225,33 +225,34 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
         return []
     ids = [member.id for member in members]
     session = uow.session
-    users: dict[str, User] = {}
-    wallets: dict[str, Account] = {}
-    held: dict[str, int] = defaultdict(int)
+    people: dict[str, tuple[str, str, int, int]] = {}  # e-mail, name, balance, held
     usage: dict[str, dict[str, int]] = defaultdict(dict)
     groups: dict[str, list[str]] = defaultdict(list)
+    # Holds past their expiry count as released even before a write releases them.
+    held_now = (
+        select(func.coalesce(func.sum(Hold.amount), 0))
+        .where(
+            Hold.org_id == Member.org_id,
+            Hold.member_id == Member.id,
+            Hold.status == HoldStatus.PENDING,
+            Hold.expires_at > uow.now,
+        )
+        .correlate(Member)
+        .scalar_subquery()
+    )
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
-        user_ids = {m.user_id for m in members[start : start + CHUNK]}
-        users.update((u.id, u) for u in session.scalars(select(User).where(User.id.in_(user_ids))))
-        wallets.update(
-            (account.member_id or "", account)
-            for account in session.scalars(
-                select(Account).where(Account.org_id == org.id, Account.member_id.in_(part))
+        rows = session.execute(
+            select(Member.id, User.email, User.name, Account.balance, held_now)
+            .join(User, User.id == Member.user_id)
+            .join(
+                Account,
+                (Account.org_id == Member.org_id)
+                & (Account.id == literal(WALLET_PREFIX).concat(Member.id)),
             )
-        )
-        # Holds past their expiry count as released even before a write releases them.
-        for member_id, amount in session.execute(
-            select(Hold.member_id, func.sum(Hold.amount))
-            .where(
-                Hold.org_id == org.id,
-                Hold.member_id.in_(part),
-                Hold.status == HoldStatus.PENDING,
-                Hold.expires_at > uow.now,
-            )
-            .group_by(Hold.member_id)
-        ).tuples():
-            held[member_id] = int(amount)
+            .where(Member.org_id == org.id, Member.id.in_(part))
+        ).tuples()
+        people.update((member_id, (*rest[:3], int(rest[3]))) for member_id, *rest in rows)
         for total in session.scalars(
             select(UsageTotal).where(UsageTotal.org_id == org.id, UsageTotal.member_id.in_(part))
         ):
@@ -266,8 +267,7 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
     pool_available = metering.pool_available(uow, org, uow.now) if meters_licensed else 0
     views = []
     for member in members:
-        wallet = wallets[member.id]
-        user = users[member.user_id]
+        email, name, balance, held = people[member.id]
         access, reason = arithmetic.seat_access(
             removed=member.status == MemberStatus.REMOVED,
             seat=Seat(member.seat),
@@ -280,14 +280,14 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
                 id=member.id,
                 org_id=org.id,
                 user_id=member.user_id,
-                email=user.email,
-                name=user.name,
+                email=email,
+                name=name,
                 role=Role(member.role),
                 seat=Seat(member.seat),
                 status=MemberStatus(member.status),
-                credits_available=wallet.balance - held[member.id],
-                credits_held=held[member.id],
-                credits_balance=wallet.balance,
+                credits_available=balance - held,
+                credits_held=held,
+                credits_balance=balance,
                 credits_allocated=member.allocated_total,
                 credits_used=member.used_total,
                 auto_allocated=member.auto_allocated_total,
