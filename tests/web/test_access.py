@@ -221,11 +221,14 @@ def test_every_control_has_a_label(render_class: Class, people: People):
     for page, path in pages:
         page.goto(path)
         assert page.evaluate(UNLABELLED) == [], path
+    visitor.goto("/sign-up")
+    screenshot(visitor, "sign-up")
 
 
 def test_signing_in_works_from_the_keyboard_alone(render_class: Class, people: People):
     page = people.new()
     page.goto("/sign-in")
+    screenshot(page, "sign-in")
     # The first Tab reaches the skip link, which then shows.
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
@@ -238,6 +241,8 @@ def test_signing_in_works_from_the_keyboard_alone(render_class: Class, people: P
     page.keyboard.type("correct horse battery")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Hello, Ines Instructor")).to_be_visible()
+    expect(page.get_by_role("link", name="Manage the class")).to_be_visible()
+    screenshot(page, "home")
 
 
 def test_a_reset_not_confirmed_from_its_preview_is_refused_on_the_reset_page(
