@@ -366,6 +366,36 @@ def test_removing_a_member_returns_its_wallet_only_when_returnable(world: World)
     assert _member(world, world.owner_id)["status"] == "active"
 
 
+def test_a_removed_member_is_brought_back_as_it_was(world: World) -> None:
+    api, org = world.api, world.org_id
+    first = world.student_ids[0]
+    changed = api.call(
+        "PATCH", f"/orgs/{org}/members/{first}", token=world.manager, json={"seat": "external"}
+    )
+    assert changed.status_code == 200, changed.text
+    _settings(world, {"returnable": False})
+    _allot(world, [first], "3")
+    api.call("DELETE", f"/orgs/{org}/members/{first}", token=world.manager)
+    path = f"/orgs/{org}/members/{first}/restore"
+
+    back = api.call("POST", path, token=world.manager, key="back-1")
+    again = api.call("POST", path, token=world.manager, key="back-1")
+
+    assert back.status_code == 200, back.text
+    body = back.json()
+    assert (body["id"], body["status"], body["role"], body["seat"]) == (
+        first,
+        "active",
+        "member",
+        "external",
+    )
+    assert body["credits_available"] == "3"  # kept on it while it was away
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert again.json() == body
+    problem(api.call("POST", path, token=world.manager), 409, "already_member")
+    problem(api.call("POST", path, token=world.students[1]), 403, "forbidden")
+
+
 def test_groups_are_created_filled_listed_and_deleted_leaving_members_be(world: World) -> None:
     api, org = world.api, world.org_id
     first, second = world.student_ids

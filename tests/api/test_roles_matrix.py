@@ -117,6 +117,11 @@ class Stage:
         code = self.ok("GET", f"/orgs/{self.org}/invite-link")["code"]
         return str(self.ok("POST", f"/join/{code}", token=token)["id"])
 
+    def fresh_removed_member(self) -> str:
+        member = self.fresh_member()
+        self.ok("DELETE", f"/orgs/{self.org}/members/{member}")
+        return member
+
     def fresh_group(self) -> str:
         return str(self.ok("POST", f"/orgs/{self.org}/groups", {"name": _unique("Group")})["id"])
 
@@ -249,6 +254,7 @@ def _cases() -> list[Case]:
             make = {
                 "hold": stage.fresh_hold,
                 "member": stage.fresh_member,
+                "removed member": stage.fresh_removed_member,
                 "group": stage.fresh_group,
                 "api-key": lambda: stage.ok(
                     "POST", f"/orgs/{org}/api-keys", {"name": "spare", "scopes": ["usage"]}
@@ -397,6 +403,12 @@ def _cases() -> list[Case]:
             MANAGE,
             200,
             on("DELETE", "/orgs/{org}/members/{id}", "member"),
+        ),
+        Case(
+            "POST /orgs/{org}/members/{member}/restore",
+            MANAGE,
+            200,
+            on("POST", "/orgs/{org}/members/{id}/restore", "removed member"),
         ),
         Case(
             "POST /orgs/{org}/groups",

@@ -61,17 +61,34 @@ def add_member(
     )
 
 
-def restore_member(uow: UnitOfWork, org_id: str, member_id: str, *, actor: str) -> MemberView:
+def restore_member(
+    uow: UnitOfWork,
+    org_id: str,
+    member_id: str,
+    *,
+    actor: str,
+    idempotency_key: str | None = None,
+) -> MemberView:
     """Bring a removed member back as it was: its role, its seat (so its burn), its history."""
-    with uow:
+
+    def apply() -> MemberView:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
         restored = join(
             uow, org, user_id=member.user_id, role=Role(member.role), seat=Seat(member.seat)
         )
-        view = member_view(uow, org, restored)
-        uow.commit()
-        return view
+        return member_view(uow, org, restored)
+
+    return run_write(
+        uow,
+        apply,
+        org_id=org_id,
+        actor=actor,
+        key=idempotency_key,
+        operation="restore_member",
+        arguments={"member": member_id},
+        result_type=MemberView,
+    )
 
 
 def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> Member:

@@ -188,6 +188,17 @@ def remove_member(org: str, member: str, uow: UowDep, grant: Manage) -> Member:
     return Member.of(members.remove_member(uow, org, member, actor=grant.actor))
 
 
+@router.post("/orgs/{org}/members/{member}/restore", summary="Bring a removed member back")
+def restore_member(
+    org: str, member: str, uow: UowDep, grant: Manage, idempotency_key: IdempotencyKey = None
+) -> Member:
+    """Active again as it was before its removal: the same role and seat (so the same burn),
+    its history, groups and any credits left on it. 409 `already_member` if it is active."""
+    return Member.of(
+        members.restore_member(uow, org, member, actor=grant.actor, idempotency_key=idempotency_key)
+    )
+
+
 @router.post("/orgs/{org}/groups", status_code=status.HTTP_201_CREATED, summary="Create a group")
 def create_group(
     org: str, body: NewGroup, uow: UowDep, grant: Manage, idempotency_key: IdempotencyKey = None
