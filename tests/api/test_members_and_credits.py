@@ -959,3 +959,19 @@ def test_access_reasons_come_in_api_md_order(world: World) -> None:
     api.call("POST", f"/orgs/{org}/purchases", token=OPERATOR_KEY, json={"amount": "1"})
     assert access(second) == (True, "ok")
     assert _member(world, second)["access"] is True
+
+
+def test_only_the_owner_brings_a_manager_back(world: World) -> None:
+    api, org = world.api, world.org_id
+    first = world.student_ids[0]
+    promoted = api.call(
+        "PATCH", f"/orgs/{org}/members/{first}", token=world.owner, json={"role": "manager"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    api.call("DELETE", f"/orgs/{org}/members/{first}", token=world.owner)
+    path = f"/orgs/{org}/members/{first}/restore"
+
+    problem(api.call("POST", path, token=world.manager), 403, "forbidden")
+    assert _member(world, first)["status"] == "removed"
+    back = api.call("POST", path, token=world.owner)
+    assert (back.status_code, back.json()["role"]) == (200, "manager")

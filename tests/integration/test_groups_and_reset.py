@@ -21,6 +21,7 @@ from creditpool.services.views import MemberView
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import Invitation
 from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
 
 USAGE_KEY = "apikey:test"
@@ -212,7 +213,7 @@ def open_classroom(uow: UnitOfWork, *, returnable: bool = True) -> Classroom:
 
 
 def invite(uow: UnitOfWork, org_id: str, email: str, status: InvitationStatus) -> str:
-    """Write an invitation row directly: the invitations service does not exist yet."""
+    """Write an invitation row directly, in any status, expiring in 7 days."""
     invitation_id = new_id("inv")
     with uow:
         uow.session.add(
@@ -290,6 +291,25 @@ def test_a_reset_confirmed_from_a_stale_preview_is_refused_and_changes_nothing(
     assert fresh.removed == preview.removed + 1
     done = resets.reset_org(uow, room.org_id, actor=OPERATOR, expected=fresh)
     assert done.removed == fresh.removed
+
+
+def test_an_invitation_that_expired_since_the_preview_does_not_stop_the_reset(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    room = open_classroom(uow)
+    invite(uow, room.org_id, "late@example.test", InvitationStatus.PENDING)
+    preview = resets.preview_reset(uow, room.org_id)
+    clock.advance(days=8)  # the invitation lapses on its own
+
+    done = resets.reset_org(uow, room.org_id, actor=OPERATOR, expected=preview)
+
+    assert (preview.invitations_revoked, done.invitations_revoked) == (1, 0)
+    assert done.removed == preview.removed
+    # A new invitation since the preview is a difference, though: one more would be revoked.
+    later = resets.preview_reset(uow, room.org_id)
+    invite(uow, room.org_id, "new@example.test", InvitationStatus.PENDING)
+    with pytest.raises(PreviewOutdated):
+        resets.reset_org(uow, room.org_id, actor=OPERATOR, expected=later)
 
 
 def test_reset_removes_the_students_and_returns_all_their_credits_when_returnable(

@@ -456,3 +456,20 @@ def test_the_pool_history_shows_when_each_burn_began(uow: UnitOfWork, clock: Fak
     assert history.burning_since == clock.now()
     orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
     assert reports.pool_history(uow, org.id).burning_since is None
+
+
+def test_the_pool_history_shows_when_the_burn_ran_the_pool_dry(uow: UnitOfWork, clock: FakeClock):
+    org = make_org(uow, purchase="1", settings=RATES)  # the owner's seat: 1 credit a year
+    start = clock.now()
+    clock.advance(days=400)
+    assert reports.pool_history(uow, org.id).dry_since == start + timedelta(days=365)
+
+    record_purchase(uow, org.id, credits("5"), actor=OPERATOR)
+
+    burn, purchase = reports.pool_history(uow, org.id).points[1:]
+    assert (burn.balance, burn.burn_began, burn.burn_ended) == (
+        0,
+        start,
+        start + timedelta(days=365),  # dry a year in: the 35 days after burnt nothing
+    )
+    assert (purchase.at, purchase.balance, purchase.burn_began) == (clock.now(), credits("5"), None)

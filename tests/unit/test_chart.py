@@ -28,7 +28,12 @@ def test_a_transfer_is_a_step_and_a_burn_is_a_slope_from_when_it_began():
             PoolPoint(START, credits("10")),
             PoolPoint(START + timedelta(days=10), credits("6")),  # an allotment
             # Seats burnt 1 credit from day 15 (a resume, say) to day 20.
-            PoolPoint(START + timedelta(days=20), credits("5"), START + timedelta(days=15)),
+            PoolPoint(
+                START + timedelta(days=20),
+                credits("5"),
+                START + timedelta(days=15),
+                START + timedelta(days=20),
+            ),
         ],
         burning_since=None,
     )
@@ -79,3 +84,22 @@ def test_a_far_run_out_date_is_not_drawn_and_crowded_labels_give_way_to_now():
     assert forecast[-1][1] > forecast[0][1]  # but falls (down the page)
     assert chart.end_label == "2027-01-01"  # a year ahead
     assert chart.start_label == ""  # the month before now is too narrow to label
+
+
+def test_a_burn_that_ran_the_pool_dry_stops_at_zero_where_it_did():
+    dry = START + timedelta(days=100)
+    history = PoolHistory(
+        [
+            PoolPoint(START, credits("10")),
+            PoolPoint(START + timedelta(days=200), 0, START, dry),  # posted long after
+        ],
+        burning_since=None,
+    )
+
+    chart = pool_chart(history, balance(START + timedelta(days=200), 0, 0, None))
+
+    (x0, y0), (x1, y1), (x2, y2), *_ = points(chart.past)
+    bottom = chart.height - chart.pad
+    assert x0 == x1  # the burn began at once
+    assert (y1, y2) == (y0, bottom)
+    assert x2 < round(chart.now_x, 1)  # and reached zero before it was posted

@@ -269,6 +269,11 @@ class Grant:
     role: Role | None = None
 
 
+def grants(grant: Grant, permission: Permission) -> bool:
+    """Whether an authorized caller may also act under another permission of the same org."""
+    return grant.role is None or role_allows(grant.role, permission)
+
+
 def authorize(
     uow: UnitOfWork,
     principal: Principal,

@@ -18,7 +18,7 @@ from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
-from creditpool.services.wallets import lock_wallets, release_expired_holds
+from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
 from creditpool.storage.schema import Account, Member, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -148,8 +148,11 @@ def revoke_credits(
             raise NotReturnable("this org does not let credits go back to the pool")
         members = target.resolve(uow, org_id)
         ids = [member.id for member in members]
-        release_expired_holds(uow, org_id, ids)
-        spendable = lock_wallets(uow, org_id, ids)
+        # Holds, then the wallets in id order; only then do the wallets' held amounts change.
+        expired = lock_expired_holds(uow, org_id, ids)
+        lock_wallets(uow, org_id, ids)
+        release_locked_holds(uow, org_id, expired)
+        spendable = lock_wallets(uow, org_id, ids)  # what each can spend now
         if amount is not None:
             short = [member_id for member_id in ids if spendable[member_id] < amount]
             if short:

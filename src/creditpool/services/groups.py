@@ -126,6 +126,8 @@ def save_group(
 
 
 def _lock_group(uow: UnitOfWork, org_id: str, group_id: str) -> Group:
+    # The org first: who is active cannot change (a removal, a return) while the group is set.
+    load_org(uow, org_id, lock=True)
     group = uow.session.scalars(
         select(Group)
         .where(Group.org_id == org_id, Group.id == group_id)

@@ -1,9 +1,10 @@
 """Members: joining, seats and roles, removal and return.
 
-Every change of membership or seat moves the burn rate at once, so each one locks the org row
-and settles metering first. Removing a member keeps its row and history; its open holds are
-voided and its wallet goes back to the pool when the org is returnable (else it stays on the
-removed member). A removed member who comes back finds the same id, history, groups and credits.
+A change of membership or seat moves the burn rate at once: each one locks the org row and,
+when the rate or the pool's balance moves, settles metering first. Removing a member keeps its
+row and history; its open holds are voided and its wallet goes back to the pool when the org
+is returnable (else it stays on the removed member). A removed member who comes back finds the
+same id, history, groups and credits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from creditpool.domain.errors import (
     AlreadyMember,
+    Forbidden,
     InvalidInput,
     MemberRemoved,
     NotFound,
@@ -67,13 +69,20 @@ def restore_member(
     member_id: str,
     *,
     actor: str,
+    may_govern: bool = True,
     idempotency_key: str | None = None,
 ) -> MemberView:
-    """Bring a removed member back as it was: its role, its seat (so its burn), its history."""
+    """Bring a removed member back as it was: its role, its seat (so its burn), its history.
+
+    Only a caller who governs the org (`may_govern`) brings a manager back: making managers is
+    the owner's.
+    """
 
     def apply() -> MemberView:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
+        if member.role == Role.MANAGER and not may_govern:
+            raise Forbidden("only the owner brings a manager back")
         restored = join(
             uow, org, user_id=member.user_id, role=Role(member.role), seat=Seat(member.seat)
         )

@@ -54,26 +54,25 @@ def pool_available(uow: UnitOfWork, org: Org, at: datetime) -> int:
 
 def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | None = None) -> int:
     """Post the burn since `metered_since` and move it to now; the org row must be locked."""
-    accrued = metering.accrual(
-        rate=burn_rate(org),
-        start=org.metered_since,
-        end=uow.now,
-        balance=pool_balance(uow, org.id),
-    )
+    rate, posted = burn_rate(org), pool_balance(uow, org.id)
+    accrued = metering.accrual(rate=rate, start=org.metered_since, end=uow.now, balance=posted)
     if accrued > 0:
         own = posting or ledger.Posting(uow.session, org.id, actor, uow.now)
         # The accrual never exceeds the posted balance, so this debit cannot fail.
         if not own.withdraw(AccountKind.POOL, accrued):  # pragma: no cover - guarded above
             raise AssertionError("metering accrual exceeded the pool")
         own.adjust(AccountKind.METERED, accrued)
-        # The seconds the burn ran, so a chart can draw when it began.
-        ran = int((uow.now - org.metered_since).total_seconds())
+        # When the burn began (this many seconds ago) and for how long it burnt (until the pool
+        # ran dry, if it did): a chart of the pool can then draw it where it happened.
+        since = org.metered_since
+        ago = int((uow.now - since).total_seconds())
+        ran = int((burnt_until(rate, since, posted, uow.now) - since).total_seconds())
         own.record(
             TransferKind.METERING,
             AccountKind.POOL,
             AccountKind.METERED,
             accrued,
-            metrics={"seconds": ran},
+            metrics={"began_seconds_ago": ago, "burnt_seconds": ran},
         )
         own.flush()
     if org.metered_since < uow.now:
@@ -99,6 +98,12 @@ def moves_rate(
         paused=org.paused,
     )
     return after != burn_rate(org)
+
+
+def burnt_until(rate: int, since: datetime, posted: int, now: datetime) -> datetime:
+    """Return when the burn since `since` stopped: now, or the instant the pool ran dry."""
+    dry = metering.depletion_instant(rate=rate, since=since, balance=posted)
+    return now if dry is None or dry > now else dry
 
 
 def change_seats(org: Org, seat: Seat, delta: int) -> None:

@@ -78,25 +78,28 @@ def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
 @dataclass(frozen=True)
 class PoolPoint:
     """The pool's posted balance just after one batch of transfers. For the seat burn posted at
-    that instant, `burn_began` is when that burn began: the balance fell in a straight line
-    from then to `at`, and stood still before."""
+    that instant, the balance stood still until `burn_began`, fell in a straight line until
+    `burn_ended` (`at`, or when the pool ran dry), and stood still again until `at`."""
 
     at: datetime
     balance: int
     burn_began: datetime | None = None
+    burn_ended: datetime | None = None
 
 
 @dataclass(frozen=True)
 class PoolHistory:
-    """The pool's balance over time, and when the burn running now began (None: none runs)."""
+    """The pool's balance over time; when the burn running now began (None: none runs) and
+    when it ran the pool dry, if it has."""
 
     points: list[PoolPoint]
     burning_since: datetime | None
+    dry_since: datetime | None = None
 
 
 def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHistory:
     """Return the pool's balance after each batch that moved it, oldest first (the last
-    `limit`). The burn is posted (kind metering, with the seconds it ran) at the instant before
+    `limit`). The burn is posted (kind metering, saying when it ran) at the instant before
     anything else moves the pool, and whenever the rate changes."""
     with uow:
         org = load_org(uow, org_id)
@@ -126,8 +129,15 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHist
         points, balance = [], 0
         for at, change, burned, batch_id in rows:
             balance += int(change)
-            seconds = (ran.get(batch_id) or {}).get("seconds", 0) if burned else None
-            began = at - timedelta(seconds=seconds) if seconds is not None else None
-            points.append(PoolPoint(at, balance, began))
-        burning = metering.burn_rate(org) > 0
-        return PoolHistory(points[-limit:], org.metered_since if burning else None)
+            if burned:
+                burn = ran.get(batch_id) or {}
+                began = at - timedelta(seconds=burn.get("began_seconds_ago", 0))
+                ended = began + timedelta(seconds=burn.get("burnt_seconds", 0))
+                points.append(PoolPoint(at, balance, began, min(ended, at)))
+            else:
+                points.append(PoolPoint(at, balance))
+        rate = metering.burn_rate(org)
+        if rate == 0:
+            return PoolHistory(points[-limit:], None)
+        until = metering.burnt_until(rate, org.metered_since, balance, uow.now)
+        return PoolHistory(points[-limit:], org.metered_since, until if until < uow.now else None)

@@ -78,6 +78,16 @@ def _preview(uow: UnitOfWork, org: Org) -> ResetResult:
     return ResetResult(len(students), revoked, int(invitations or 0), org.invite_code)
 
 
+def _differs(now: ResetResult, shown: ResetResult) -> bool:
+    """Whether a reset now would do other than the preview showed. An invitation that expired
+    since is no difference: there is one less to revoke, and nothing else changes."""
+    return (now.removed, now.revoked, now.invite_code) != (
+        shown.removed,
+        shown.revoked,
+        shown.invite_code,
+    ) or now.invitations_revoked > shown.invitations_revoked
+
+
 def preview_reset(uow: UnitOfWork, org_id: str) -> ResetResult:
     """Return what a reset now would do, changing nothing."""
     with uow:
@@ -101,7 +111,7 @@ def reset_org(
 
     def apply() -> ResetResult:
         org = load_org(uow, org_id, lock=True)
-        if expected is not None and _preview(uow, org) != expected:
+        if expected is not None and _differs(_preview(uow, org), expected):
             raise PreviewOutdated("the class changed since the preview: look at it again")
         students = _students(uow, org_id)
         posting = ledger.Posting(uow.session, org.id, actor, uow.now)

@@ -21,7 +21,7 @@ from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.lookups import load_org
 from creditpool.services.transactions import retrying
 from creditpool.services.usage import apply_usage, check_metrics
-from creditpool.services.wallets import lock_wallets, release_expired_holds
+from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
 from creditpool.storage.schema import UsageEvent
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -146,8 +146,10 @@ def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> No
         for member in named
         if len(member) <= MAX_ID_LENGTH and member.isascii() and member.isprintable()
     )
-    release_expired_holds(uow, org_id, members)
+    # Holds, then every wallet in id order, and only then the wallets' held amounts change.
+    expired = lock_expired_holds(uow, org_id, members)
     lock_wallets(uow, org_id, members)
+    release_locked_holds(uow, org_id, expired)
 
 
 def _apply_event(uow: UnitOfWork, org_id: str, raw: object, actor: str) -> UsageEventResult:

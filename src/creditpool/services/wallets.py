@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -35,10 +36,27 @@ def load_chargeable(uow: UnitOfWork, org_id: str, member_id: str) -> tuple[Org, 
     return org, member
 
 
+@dataclass(frozen=True)
+class ExpiredHolds:
+    """Pending holds past their expiry, locked, and what each member gets back."""
+
+    hold_ids: list[str]
+    freed: dict[str, int]
+
+
 def release_expired_holds(
     uow: UnitOfWork, org_id: str, member_ids: Sequence[str] | None = None
 ) -> int:
     """Mark pending holds past their expiry as expired and free their credits; return how many."""
+    expired = lock_expired_holds(uow, org_id, member_ids)
+    release_locked_holds(uow, org_id, expired)
+    return len(expired.hold_ids)
+
+
+def lock_expired_holds(
+    uow: UnitOfWork, org_id: str, member_ids: Sequence[str] | None = None
+) -> ExpiredHolds:
+    """Lock the pending holds past their expiry (of these members, or all), in id order."""
     query = (
         select(Hold.id, Hold.member_id, Hold.amount)
         .where(
@@ -57,19 +75,23 @@ def release_expired_holds(
         for hold_id, member_id, amount in uow.session.execute(scoped).tuples():
             hold_ids.append(hold_id)
             freed[member_id] += amount
-    for part in chunks(hold_ids):
+    return ExpiredHolds(hold_ids, dict(freed))
+
+
+def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) -> None:
+    """Mark locked holds expired and give their credits back to the wallets, in member order."""
+    for part in chunks(expired.hold_ids):
         uow.session.execute(
             bulk_update(Hold)
             .where(Hold.org_id == org_id, Hold.id.in_(part))
             .values(status=HoldStatus.EXPIRED, closed_at=uow.now)
         )
-    for member_id in sorted(freed):
+    for member_id in sorted(expired.freed):
         uow.session.execute(
             bulk_update(Account)
             .where(Account.org_id == org_id, Account.id == wallet_account(member_id))
-            .values(held=Account.held - freed[member_id])
+            .values(held=Account.held - expired.freed[member_id])
         )
-    return len(hold_ids)
 
 
 def make_spendable(

@@ -38,16 +38,27 @@ def pool_chart(history: PoolHistory, balance: BalanceView) -> Chart:
     now = balance.at
     past: list[tuple[datetime, int]] = []
 
-    def move(at: datetime, value: int, burn_began: datetime | None) -> None:
-        if past:
-            # Level until the burn began (or, for a transfer, until that instant)...
-            level_until = at if burn_began is None else max(burn_began, past[-1][0])
-            past.append((level_until, past[-1][1]))
-        past.append((at, value))  # ...then a slope down under the burn, or a step
+    def move(
+        at: datetime, value: int, began: datetime | None = None, ended: datetime | None = None
+    ) -> None:
+        """Reach `value` at `at`: a step there, or a slope from `began` to `ended`, then level."""
+        if not past:
+            past.append((at, value))
+            return
+        last_at, last_value = past[-1]
+        if began is None:
+            past.extend([(at, last_value), (at, value)])
+            return
+        began = max(began, last_at)
+        ended = max(min(ended or at, at), began)
+        past.extend([(began, last_value), (ended, value)])
+        if ended < at:
+            past.append((at, value))  # dry from `ended` on
 
     for point in history.points:
-        move(point.at, point.balance, point.burn_began)
-    move(now, balance.available, history.burning_since)  # the burn not posted yet
+        move(point.at, point.balance, point.burn_began, point.burn_ended)
+    # The burn not posted yet: from when it began to now, or to when it ran the pool dry.
+    move(now, balance.available, history.burning_since, history.dry_since)
     start = min(past[0][0], now - LEAST_SPAN)
     end = _forecast_end(balance, looked_back=now - start)
     forecast = [(now, balance.available)]

@@ -265,7 +265,8 @@ async def restore_member(
     """Bring a removed member back, with its history."""
 
     def run(grant: Grant, form: FormData) -> str:
-        back = members.restore_member(uow, org, member, actor=grant.actor)
+        may_govern = auth.grants(grant, Permission.GOVERN)
+        back = members.restore_member(uow, org, member, actor=grant.actor, may_govern=may_govern)
         return f"{back.name} is back, as {back.role} with a {back.seat} seat."
 
     return await _act(request, uow, user, org, Permission.MANAGE, "removed", run)

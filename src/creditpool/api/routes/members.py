@@ -30,7 +30,7 @@ from creditpool.api.schemas import (
 )
 from creditpool.domain.model import InvitationStatus, MemberStatus
 from creditpool.domain.roles import Permission
-from creditpool.services import groups, invitations, members, orgs
+from creditpool.services import auth, groups, invitations, members, orgs
 from creditpool.services.auth import Grant
 
 router = APIRouter(tags=["members"])
@@ -193,9 +193,17 @@ def restore_member(
     org: str, member: str, uow: UowDep, grant: Manage, idempotency_key: IdempotencyKey = None
 ) -> Member:
     """Active again as it was before its removal: the same role and seat (so the same burn),
-    its history, groups and any credits left on it. 409 `already_member` if it is active."""
+    its history, groups and any credits left on it. 409 `already_member` if it is active;
+    403 `forbidden` for a manager bringing back a manager (making managers is the owner's)."""
     return Member.of(
-        members.restore_member(uow, org, member, actor=grant.actor, idempotency_key=idempotency_key)
+        members.restore_member(
+            uow,
+            org,
+            member,
+            actor=grant.actor,
+            may_govern=auth.grants(grant, Permission.GOVERN),
+            idempotency_key=idempotency_key,
+        )
     )
 
 
