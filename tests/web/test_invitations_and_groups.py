@@ -285,6 +285,6 @@ def expect_wallets(page: Page, wallets: dict[tuple[str, str], str]) -> None:
 
 
 def expect_groups_column(page: Page, groups: dict[tuple[str, str], str]) -> None:
-    """Each member row's Groups cell (its third `td`: tick, seat, groups)."""
+    """The groups each member row names (beside the member's name and role)."""
     for (_, email), names in groups.items():
-        expect(member_row(page, email).locator("td").nth(2)).to_have_text(names)
+        expect(member_row(page, email).locator("[data-groups]")).to_have_text(names)
