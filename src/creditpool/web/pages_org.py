@@ -7,27 +7,25 @@ page with the reason next to the form it came from, and nothing has changed.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
-from creditpool.domain.errors import Conflict, InvalidInput, NotFound, PreviewOutdated
-from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat, TransferKind
-from creditpool.domain.policies import OrgSettings, SettingsChange
+from creditpool.domain.errors import Conflict, InvalidInput, NotFound
+from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
+from creditpool.domain.policies import OrgSettings
 from creditpool.domain.roles import Permission
-from creditpool.services import auth, groups, invitations, members, orgs, reports, resets
+from creditpool.services import auth, groups, invitations, members, orgs, reports
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
 from creditpool.services.targets import Target
 from creditpool.services.users import UserView
+from creditpool.services.views import MemberView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.chart import pool_chart
@@ -46,12 +44,14 @@ router = APIRouter(include_in_schema=False)
 PAGE = 500
 
 
-def _grant(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
+def grant_for(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
+    """Authorize the signed-in user on the org (NotFound, Forbidden) or raise."""
     return auth.authorize(uow, principal_of(user), org, permission)
 
 
-def _everyone(uow: UnitOfWork, org: str, status: MemberStatus | None) -> list[Any]:
-    found: list[Any] = []
+def all_members(uow: UnitOfWork, org: str, status: MemberStatus | None) -> list[MemberView]:
+    """Every member of the org (of one status, or all), page by page."""
+    found: list[MemberView] = []
     while True:
         after = found[-1].id if found else None
         batch = members.list_members(uow, org, status=status, after=after, limit=PAGE)
@@ -78,7 +78,7 @@ def dashboard(
     an API key's secret, shown this once."""
     view = orgs.get_org(uow, org)
     config = request.app.state.config
-    everyone = _everyone(uow, org, None)
+    everyone = all_members(uow, org, None)
     group_list = groups.list_groups(uow, org)
     owner_or_operator = grant.role in (Role.OWNER, None)
     active = [m for m in everyone if m.status == MemberStatus.ACTIVE]
@@ -109,7 +109,7 @@ def dashboard(
     return render(request, "dashboard.html", context, user=user, status_code=status_code)
 
 
-async def _act(
+async def act(
     request: Request,
     uow: UnitOfWork,
     user: UserView,
@@ -120,7 +120,7 @@ async def _act(
 ) -> Response:
     """Authorize, run one action, and redirect with its confirmation or re-render with why
     not."""
-    grant = _grant(uow, user, org, permission)
+    grant = grant_for(uow, user, org, permission)
     form = await request.form()
     try:
         message = run(grant, form)
@@ -161,7 +161,7 @@ def _settings_form(settings: OrgSettings, typed: FormData | None) -> dict[str, A
 @router.get("/orgs/{org}")
 def manage(request: Request, org: str, uow: PageUow, user: CurrentUser) -> HTMLResponse:
     """The class manager."""
-    grant = _grant(uow, user, org, Permission.MANAGE)
+    grant = grant_for(uow, user, org, Permission.MANAGE)
     return dashboard(request, uow, user, org, grant)
 
 
@@ -193,7 +193,7 @@ async def move_credits(request: Request, org: str, uow: PageUow, user: CurrentUs
         )
         return f"Allotted {_c(batch.total)} credits to {len(batch.members)} member(s)."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "members", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "members", run)
 
 
 @router.post("/orgs/{org}/members/{member}/credits", dependencies=[Csrf])
@@ -214,7 +214,7 @@ async def member_credits(
         )
         return f"Added {_c(amount)} credits."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+    return await act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
 
 
 @router.post("/orgs/{org}/members/{member}/seat", dependencies=[Csrf])
@@ -228,7 +228,7 @@ async def change_seat(
         changed = members.change_member(uow, org, member, seat=seat, actor=grant.actor)
         return f"{changed.name}'s seat is now {changed.seat}."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+    return await act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
 
 
 @router.post("/orgs/{org}/members/{member}/role", dependencies=[Csrf])
@@ -242,7 +242,7 @@ async def change_role(
         changed = members.change_member(uow, org, member, role=role, actor=grant.actor)
         return f"{changed.name} is now {changed.role}."
 
-    return await _act(request, uow, user, org, Permission.GOVERN, f"member-{member}", run)
+    return await act(request, uow, user, org, Permission.GOVERN, f"member-{member}", run)
 
 
 @router.post("/orgs/{org}/members/{member}/remove", dependencies=[Csrf])
@@ -255,7 +255,7 @@ async def remove_member(
         removed = members.remove_member(uow, org, member, actor=grant.actor)
         return f"Removed {removed.name}."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
+    return await act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
 
 
 @router.post("/orgs/{org}/members/{member}/restore", dependencies=[Csrf])
@@ -269,7 +269,7 @@ async def restore_member(
         back = members.restore_member(uow, org, member, actor=grant.actor, may_govern=may_govern)
         return f"{back.name} is back, as {back.role} with a {back.seat} seat."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "removed", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "removed", run)
 
 
 @router.post("/orgs/{org}/invite-link/rotate", dependencies=[Csrf])
@@ -280,7 +280,7 @@ async def rotate_link(request: Request, org: str, uow: PageUow, user: CurrentUse
         orgs.rotate_invite_code(uow, org, actor=grant.actor)
         return "New invite link made; the old one no longer works."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "invite", run)
 
 
 @router.post("/orgs/{org}/invitations", dependencies=[Csrf])
@@ -298,7 +298,7 @@ async def invite(request: Request, org: str, uow: PageUow, user: CurrentUser) ->
         request.app.state.on_mail_queued()
         return f"Invited {len(made)} address(es)."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "invite", run)
 
 
 @router.post("/orgs/{org}/invitations/{invitation}/revoke", dependencies=[Csrf])
@@ -311,7 +311,7 @@ async def revoke_invitation(
         invitations.revoke_invitation(uow, org, invitation)
         return "Invitation revoked."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "invite", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "invite", run)
 
 
 @router.post("/orgs/{org}/groups", dependencies=[Csrf])
@@ -322,7 +322,7 @@ async def create_group(request: Request, org: str, uow: PageUow, user: CurrentUs
         made = groups.create_group(uow, org, forms.text(form, "name"), actor=grant.actor)
         return f"Group {made.name} created."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "groups", run)
+    return await act(request, uow, user, org, Permission.MANAGE, "groups", run)
 
 
 @router.post("/orgs/{org}/groups/{group}", dependencies=[Csrf])
@@ -344,272 +344,7 @@ async def edit_group(
         )
         return f"Group {changed.name} saved: {changed.member_count} member(s)."
 
-    return await _act(request, uow, user, org, Permission.MANAGE, "groups", run)
-
-
-@router.post("/orgs/{org}/settings", dependencies=[Csrf])
-async def save_settings(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Returnable, automatic allocation, seat rates."""
-
-    def run(grant: Grant, form: FormData) -> str:
-        change = SettingsChange(
-            returnable=forms.flag(form, "returnable"),
-            auto_enabled=forms.flag(form, "auto_enabled"),
-            auto_bundle=forms.policy_amount(form, "bundle"),
-            auto_max_per_member=forms.policy_amount(form, "max_per_member"),
-            rate_licensed=forms.policy_amount(form, "rate_licensed"),
-            rate_unlicensed=forms.policy_amount(form, "rate_unlicensed"),
-            rate_external=forms.policy_amount(form, "rate_external"),
-        )
-        orgs.update_settings(uow, org, change, actor=grant.actor)
-        return "Settings saved."
-
-    return await _act(request, uow, user, org, Permission.GOVERN, "settings", run)
-
-
-@router.post("/orgs/{org}/pause", dependencies=[Csrf])
-async def pause(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Pause or resume the org."""
-
-    def run(grant: Grant, form: FormData) -> str:
-        paused = forms.text(form, "action") == "pause"
-        orgs.set_paused(uow, org, paused=paused, actor=grant.actor)
-        return "Paused: nothing burns and usage is refused." if paused else "Resumed."
-
-    return await _act(request, uow, user, org, Permission.GOVERN, "settings", run)
-
-
-@router.post("/orgs/{org}/api-keys", dependencies=[Csrf])
-async def create_key(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """A key for the vendor's product; shown once, on the page that made it."""
-    grant = _grant(uow, user, org, Permission.GOVERN)
-    form = await request.form()
-    try:
-        issued = auth.create_api_key(
-            uow, org, name=forms.text(form, "name"), scopes=["usage"], actor=grant.actor
-        )
-    except (InvalidInput, Conflict) as error:
-        return dashboard(
-            request,
-            uow,
-            user,
-            org,
-            grant,
-            errors={"keys": error.detail},
-            status_code=status_of(error),
-        )
-    # Shown once, on this answer alone: never stored, not even in the session cookie.
-    flash(request, "Key made: copy it now, it is not shown again.")
-    page = dashboard(request, uow, user, org, grant, new_key=issued.secret)
-    page.headers["Cache-Control"] = "no-store"
-    return page
-
-
-@router.post("/orgs/{org}/api-keys/{key}/revoke", dependencies=[Csrf])
-async def revoke_key(
-    request: Request, org: str, key: str, uow: PageUow, user: CurrentUser
-) -> Response:
-    """The key stops working at once."""
-
-    def run(grant: Grant, form: FormData) -> str:
-        auth.revoke_api_key(uow, org, key)
-        return "Key revoked."
-
-    return await _act(request, uow, user, org, Permission.GOVERN, "keys", run)
-
-
-def _reset_page(
-    request: Request,
-    uow: UnitOfWork,
-    user: UserView,
-    org: str,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    context = {
-        "org": orgs.get_org(uow, org),
-        "preview": resets.preview_reset(uow, org),
-        "error": error,
-    }
-    return render(request, "reset.html", context, user=user, status_code=status_code)
-
-
-@router.get("/orgs/{org}/reset")
-def reset_page(request: Request, org: str, uow: PageUow, user: CurrentUser) -> HTMLResponse:
-    """What a reset would do, and the button that does it."""
-    _grant(uow, user, org, Permission.GOVERN)
-    return _reset_page(request, uow, user, org)
-
-
-@router.post("/orgs/{org}/reset", dependencies=[Csrf])
-async def reset(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Reset the class, exactly as the preview the owner confirmed said, or not at all."""
-    grant = _grant(uow, user, org, Permission.GOVERN)
-    form = await request.form()
-    try:
-        expected = resets.ResetResult(
-            removed=int(forms.text(form, "removed")),
-            revoked=int(forms.text(form, "revoked")),
-            invitations_revoked=int(forms.text(form, "invitations")),
-            invite_code=forms.text(form, "code"),
-        )
-    except (ValueError, InvalidInput):
-        message = "Confirm the reset from this page, which shows what it will do."
-        return _reset_page(request, uow, user, org, error=message, status_code=422)
-    try:
-        done = resets.reset_org(uow, org, actor=grant.actor, expected=expected)
-    except PreviewOutdated:
-        message = "The class changed since you looked. This is what a reset would do now."
-        return _reset_page(request, uow, user, org, error=message, status_code=409)
-    flash(
-        request,
-        f"Class reset: {done.removed} removed, {_c(done.revoked)} credits back in the pool, "
-        f"{done.invitations_revoked} invitation(s) revoked, new invite link made.",
-    )
-    raise RedirectTo(f"/orgs/{org}")
-
-
-@router.get("/orgs/{org}/ledger")
-def ledger(
-    request: Request,
-    org: str,
-    uow: PageUow,
-    user: CurrentUser,
-    member: Annotated[str, Query(max_length=64)] = "",
-    kind: Annotated[str, Query(max_length=32)] = "",
-    before: Annotated[str, Query(max_length=64)] = "",
-) -> HTMLResponse:
-    """Every transfer, newest first, by member and kind."""
-    _grant(uow, user, org, Permission.READ)
-    chosen_kind = kind if kind in {k.value for k in TransferKind} else None
-    rows = reports.list_transfers(
-        uow, org, member_id=member or None, kind=chosen_kind, before=before or None, limit=101
-    )
-    people = _everyone(uow, org, None)
-    context = {
-        "org": orgs.get_org(uow, org),
-        "transfers": rows[:100],
-        "older": rows[99].id if len(rows) > 100 else None,
-        "people": people,
-        "names": {person.id: person.name for person in people},
-        "kinds": [k.value for k in TransferKind],
-        "member": member,
-        "kind": chosen_kind or "",
-    }
-    return render(request, "ledger.html", context, user=user)
-
-
-@router.get("/orgs/{org}/members.csv")
-def members_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Every member with its figures, as CSV."""
-    _grant(uow, user, org, Permission.READ)
-    people = _everyone(uow, org, None)
-    group_names = {group.id: group.name for group in groups.list_groups(uow, org)}
-    metrics = sorted({name for person in people for name in person.usage})
-    header = [
-        "id",
-        "name",
-        "email",
-        "role",
-        "seat",
-        "status",
-        "credits_available",
-        "credits_held",
-        "credits_allocated",
-        "credits_used",
-        "auto_allocated",
-        *metrics,
-        "groups",
-    ]
-    rows = (
-        [
-            p.id,
-            p.name,
-            p.email,
-            p.role,
-            p.seat,
-            p.status,
-            _c(p.credits_available),
-            _c(p.credits_held),
-            _c(p.credits_allocated),
-            _c(p.credits_used),
-            _c(p.auto_allocated),
-            *[p.usage.get(name, 0) for name in metrics],
-            "; ".join(group_names.get(g, g) for g in p.groups),
-        ]
-        for p in people
-    )
-    return _csv(f"members-{org}.csv", header, rows)
-
-
-@router.get("/orgs/{org}/transfers.csv")
-def transfers_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Every transfer, newest first, as CSV."""
-    _grant(uow, user, org, Permission.READ)
-
-    def rows() -> Iterator[list[Any]]:
-        before = None
-        while True:
-            batch = reports.list_transfers(uow, org, before=before, limit=PAGE)
-            for t in batch:
-                yield [
-                    t.id,
-                    t.created_at.isoformat(),
-                    t.kind,
-                    t.debit_account,
-                    t.credit_account,
-                    _c(t.amount),
-                    t.member_id or "",
-                    t.reference or "",
-                    json.dumps(t.metrics) if t.metrics else "",
-                    t.actor,
-                    t.batch_id,
-                ]
-            if len(batch) < PAGE:
-                return
-            before = batch[-1].id
-
-    header = [
-        "id",
-        "created_at",
-        "kind",
-        "from",
-        "to",
-        "amount",
-        "member_id",
-        "reference",
-        "metrics",
-        "actor",
-        "batch_id",
-    ]
-    return _csv(f"transfers-{org}.csv", header, rows())
-
-
-def _csv(filename: str, header: list[str], rows: Any) -> StreamingResponse:
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([_inert(cell) for cell in row])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
-
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def _inert(cell: Any) -> Any:
-    """Keep a spreadsheet from running a cell as a formula (a name like "=HYPERLINK(...)")."""
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + cell
-    return cell
+    return await act(request, uow, user, org, Permission.MANAGE, "groups", run)
 
 
 def _c(micros: int) -> str:

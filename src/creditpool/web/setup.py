@@ -12,7 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from creditpool.config import Config
 from creditpool.domain.errors import CreditpoolError, Forbidden
-from creditpool.web import pages_account, pages_operator, pages_org
+from creditpool.web import pages_account, pages_ledger, pages_operator, pages_org, pages_owner
 from creditpool.web.session import CsrfRefused, RedirectTo, render, signed_in
 
 SESSION_DAYS = 14
@@ -44,7 +44,13 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         return response
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in (pages_account.router, pages_org.router, pages_operator.router):
+    for router in (
+        pages_account.router,
+        pages_org.router,
+        pages_owner.router,
+        pages_ledger.router,
+        pages_operator.router,
+    ):
         app.include_router(router)
 
     @app.exception_handler(RedirectTo)

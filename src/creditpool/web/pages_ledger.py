@@ -1,0 +1,163 @@
+"""The ledger page and the CSV exports of members and transfers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.model import TransferKind
+from creditpool.domain.roles import Permission
+from creditpool.services import groups, orgs, reports
+from creditpool.web.pages_org import PAGE, all_members, grant_for
+from creditpool.web.session import CurrentUser, PageUow, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/orgs/{org}/ledger")
+def ledger(
+    request: Request,
+    org: str,
+    uow: PageUow,
+    user: CurrentUser,
+    member: Annotated[str, Query(max_length=64)] = "",
+    kind: Annotated[str, Query(max_length=32)] = "",
+    before: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """Every transfer, newest first, by member and kind."""
+    grant_for(uow, user, org, Permission.READ)
+    chosen_kind = kind if kind in {k.value for k in TransferKind} else None
+    rows = reports.list_transfers(
+        uow, org, member_id=member or None, kind=chosen_kind, before=before or None, limit=101
+    )
+    people = all_members(uow, org, None)
+    context = {
+        "org": orgs.get_org(uow, org),
+        "transfers": rows[:100],
+        "older": rows[99].id if len(rows) > 100 else None,
+        "people": people,
+        "names": {person.id: person.name for person in people},
+        "kinds": [k.value for k in TransferKind],
+        "member": member,
+        "kind": chosen_kind or "",
+    }
+    return render(request, "ledger.html", context, user=user)
+
+
+@router.get("/orgs/{org}/members.csv")
+def members_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Every member with its figures, as CSV."""
+    grant_for(uow, user, org, Permission.READ)
+    people = all_members(uow, org, None)
+    group_names = {group.id: group.name for group in groups.list_groups(uow, org)}
+    metrics = sorted({name for person in people for name in person.usage})
+    header = [
+        "id",
+        "name",
+        "email",
+        "role",
+        "seat",
+        "status",
+        "credits_available",
+        "credits_held",
+        "credits_allocated",
+        "credits_used",
+        "auto_allocated",
+        *metrics,
+        "groups",
+    ]
+    rows = (
+        [
+            p.id,
+            p.name,
+            p.email,
+            p.role,
+            p.seat,
+            p.status,
+            format_credits(p.credits_available),
+            format_credits(p.credits_held),
+            format_credits(p.credits_allocated),
+            format_credits(p.credits_used),
+            format_credits(p.auto_allocated),
+            *[p.usage.get(name, 0) for name in metrics],
+            "; ".join(group_names.get(g, g) for g in p.groups),
+        ]
+        for p in people
+    )
+    return _csv(f"members-{org}.csv", header, rows)
+
+
+@router.get("/orgs/{org}/transfers.csv")
+def transfers_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
+    """Every transfer, newest first, as CSV."""
+    grant_for(uow, user, org, Permission.READ)
+
+    def rows() -> Iterator[list[Any]]:
+        before = None
+        while True:
+            batch = reports.list_transfers(uow, org, before=before, limit=PAGE)
+            for t in batch:
+                yield [
+                    t.id,
+                    t.created_at.isoformat(),
+                    t.kind,
+                    t.debit_account,
+                    t.credit_account,
+                    format_credits(t.amount),
+                    t.member_id or "",
+                    t.reference or "",
+                    json.dumps(t.metrics) if t.metrics else "",
+                    t.actor,
+                    t.batch_id,
+                ]
+            if len(batch) < PAGE:
+                return
+            before = batch[-1].id
+
+    header = [
+        "id",
+        "created_at",
+        "kind",
+        "from",
+        "to",
+        "amount",
+        "member_id",
+        "reference",
+        "metrics",
+        "actor",
+        "batch_id",
+    ]
+    return _csv(f"transfers-{org}.csv", header, rows())
+
+
+def _csv(filename: str, header: list[str], rows: Any) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_inert(cell) for cell in row])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _inert(cell: Any) -> Any:
+    """Keep a spreadsheet from running a cell as a formula (a name like "=HYPERLINK(...)")."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
