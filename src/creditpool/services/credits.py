@@ -150,9 +150,10 @@ def revoke_credits(
         ids = [member.id for member in members]
         # Holds, then the wallets in id order; only then do the wallets' held amounts change.
         expired = lock_expired_holds(uow, org_id, ids)
-        lock_wallets(uow, org_id, ids)
+        spendable = lock_wallets(uow, org_id, ids)
         release_locked_holds(uow, org_id, expired)
-        spendable = lock_wallets(uow, org_id, ids)  # what each can spend now
+        for member_id, freed in expired.freed.items():
+            spendable[member_id] += freed  # what each can spend once its lapsed holds let go
         if amount is not None:
             short = [member_id for member_id in ids if spendable[member_id] < amount]
             if short:

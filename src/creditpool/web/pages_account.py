@@ -77,12 +77,13 @@ async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
     if code:
         # Signing up from an invite link: one step, and the new person is in.
         return join(request, code, uow, created)
-    invitation = _safe_next(next).removeprefix("/invitations/")
-    if invitation != _safe_next(next):
+    then = _safe_next(next)
+    invitation = then.removeprefix("/invitations/")
+    if invitation != then:
         # Signing up from an e-mailed invitation: accept it at once when it is this person's.
         return accept_invitation(request, invitation, uow, created)
     flash(request, f"Welcome, {created.name}.")
-    raise RedirectTo(_safe_next(next))
+    raise RedirectTo(then)
 
 
 @router.get("/sign-in")

@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from creditpool.config import Config
 from creditpool.domain.errors import CreditpoolError, Forbidden
 from creditpool.web import pages_account, pages_ledger, pages_operator, pages_org, pages_owner
-from creditpool.web.session import CsrfRefused, RedirectTo, render, signed_in
+from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in
 
 SESSION_DAYS = 14
 
@@ -72,8 +72,6 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
 
 def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
     """An error page for the pages (the API answers problem+json instead)."""
-    from creditpool.web.session import page_uow
-
     user = signed_in(request, page_uow(request))
     if isinstance(error, Forbidden):
         title, status = "Not allowed", 403
