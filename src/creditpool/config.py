@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+MIN_OPERATOR_KEY_LENGTH = 32
+_OFF = ("0", "off", "false", "no")
+_ON = ("1", "on", "true", "yes")
+
+
+class ConfigError(ValueError):
+    """A CREDITPOOL_* variable holds a value the service refuses to start with."""
 
 
 @dataclass(frozen=True)
@@ -17,18 +25,73 @@ class Config:
     public_url: str = DEFAULT_PUBLIC_URL  # where people reach the pages: invite links use it
     smtp_url: str | None = None  # smtp://user:password@host:port, or smtps:// for TLS
     mail_from: str = "creditpool <creditpool@localhost>"
+    # Sending a password to the mail server over a connection that is not encrypted.
+    smtp_allow_plaintext_auth: bool = False
+    smtp_ca_file: str | None = None  # trust this CA bundle for the mail server, not the system's
     operator_key: str | None = None  # accepted as an operator key when set
     secret_key: str | None = None  # signs web sessions; else one made once, kept in the database
+    # Rate limits (off for load tests): failed password checks per e-mail address in a window,
+    # and anonymous requests per client address a minute.
+    rate_limits: bool = True
+    failed_password_limit: int = 10
+    failed_password_window: timedelta = timedelta(minutes=15)
+    anonymous_limit_per_minute: int = 60
+    # A signed-in browser's session ends after this long unused, and this long after sign-in.
+    session_idle: timedelta = timedelta(hours=24)
+    session_lifetime: timedelta = timedelta(days=14)
+    max_body_bytes: int = 1024 * 1024  # larger request bodies are refused with 413
+
+    @property
+    def https(self) -> bool:
+        """Whether people reach the service over https (cookies are then Secure, HSTS sent)."""
+        return self.public_url.startswith("https://")
 
     @classmethod
     def from_environment(cls) -> Config:
-        """Return the configuration the CREDITPOOL_* variables describe."""
+        """Return the configuration the CREDITPOOL_* variables describe.
+
+        Raises ConfigError for a value the service must not start with.
+        """
         env = os.environ
+        operator_key = env.get("CREDITPOOL_OPERATOR_KEY") or None
+        if operator_key is not None and len(operator_key) < MIN_OPERATOR_KEY_LENGTH:
+            raise ConfigError(
+                f"CREDITPOOL_OPERATOR_KEY must be at least {MIN_OPERATOR_KEY_LENGTH} characters "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return cls(
             database_url=env.get("CREDITPOOL_DATABASE_URL", DEFAULT_DATABASE_URL),
             public_url=env.get("CREDITPOOL_PUBLIC_URL", DEFAULT_PUBLIC_URL).rstrip("/"),
             smtp_url=env.get("CREDITPOOL_SMTP_URL") or None,
             mail_from=env.get("CREDITPOOL_MAIL_FROM", cls.mail_from),
-            operator_key=env.get("CREDITPOOL_OPERATOR_KEY") or None,
+            smtp_allow_plaintext_auth=_flag(env, "CREDITPOOL_SMTP_ALLOW_PLAINTEXT_AUTH", False),
+            smtp_ca_file=env.get("CREDITPOOL_SMTP_CA_FILE") or None,
+            operator_key=operator_key,
             secret_key=env.get("CREDITPOOL_SECRET_KEY") or None,
+            rate_limits=_flag(env, "CREDITPOOL_RATE_LIMITS", True),
+            failed_password_limit=_positive(env, "CREDITPOOL_FAILED_PASSWORD_LIMIT", 10),
+            anonymous_limit_per_minute=_positive(env, "CREDITPOOL_ANONYMOUS_LIMIT", 60),
+            session_idle=timedelta(hours=_positive(env, "CREDITPOOL_SESSION_IDLE_HOURS", 24)),
+            session_lifetime=timedelta(days=_positive(env, "CREDITPOOL_SESSION_DAYS", 14)),
+            max_body_bytes=_positive(env, "CREDITPOOL_MAX_BODY_BYTES", cls.max_body_bytes),
         )
+
+
+def _flag(env: os._Environ[str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    raise ConfigError(f"{name} is on or off, not {value!r}")
+
+
+def _positive(env: os._Environ[str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name} is a whole number of at least 1, not {value!r}")
+    return int(value)

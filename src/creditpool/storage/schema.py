@@ -60,6 +60,8 @@ class User(Base):
     name: Mapped[str]
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_operator: Mapped[bool] = mapped_column(default=False)
+    # Set once the person followed the confirmation link mailed to `email`.
+    email_verified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
 
 
@@ -281,6 +283,9 @@ class Invitation(Base):
     seat: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64))
+    # Who sent it (an actor, as the ledger names one): accepting it grants no more than the
+    # sender may grant at that moment.
+    invited_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
@@ -316,10 +321,60 @@ class PersonalToken(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(default="")
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie names the row and carries a secret whose hash is kept
+    here, so signing out, an idle or absolute lifetime, or a password change ends it on the
+    server. Global, like users."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the absolute end, whatever the activity
+    ended_at: Mapped[datetime | None]
+
+
+class UserLink(Base):
+    """A single-use link mailed to a person: a password reset or an e-mail confirmation. Only
+    a hash of its secret is kept; it expires, and is spent by its first use."""
+
+    __tablename__ = "user_links"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(320))  # the address it was sent to
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("purpose IN ('reset', 'verify')", name="purpose"),)
+
+
+class RateLimit(Base):
+    """A counter of attempts in a fixed window, shared by every process serving the database.
+
+    `bucket` names what is counted (failed password checks for one address, anonymous requests
+    from one client address) as a digest, so no address is kept readable.
+    """
+
+    __tablename__ = "rate_limits"
+
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(index=True)
+    hits: Mapped[int] = mapped_column(Integer)
 
 
 class InstanceSecret(Base):
@@ -361,15 +416,20 @@ class ApiKey(Base):
 
 
 class MailMessage(Base):
-    """An e-mail waiting in the outbox until the SMTP server takes it; retried on failure."""
+    """An e-mail waiting in the outbox until the SMTP server takes it; retried on failure.
+
+    `org_id` is empty for mail to a person about their account (a password reset, say). A
+    secret link the message carries is kept apart, in `secret_link`, and cleared once sent.
+    """
 
     __tablename__ = "mail_outbox"
 
-    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
+    secret_link: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
