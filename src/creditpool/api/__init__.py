@@ -1,1 +1,1 @@
-"""The HTTP API, version 1 (../shared/API.md): thin handlers over the services."""
+"""The HTTP API, version 1: thin handlers over the services (served at /api/v1/openapi.json)."""
