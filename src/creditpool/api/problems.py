@@ -20,6 +20,7 @@ from creditpool.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     Unauthenticated,
     error_for_code,
 )
@@ -28,6 +29,7 @@ logger = logging.getLogger("creditpool.api")
 
 PROBLEM_JSON = "application/problem+json"
 _STATUS_BY_KIND: list[tuple[type[CreditpoolError], int]] = [
+    (PayloadTooLarge, 413),  # before InvalidInput, its parent
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (Forbidden, 403),

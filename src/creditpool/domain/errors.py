@@ -8,6 +8,7 @@ business failures.
     ├── InvalidInput             validation_error: malformed arguments, caught before any change
     │   ├── InvalidAmount        invalid_amount: not a number, over 6 places, <= 0, too large
     │   ├── InvalidPolicy        invalid_policy: a bundle <= 0, or a cap not a multiple of it
+    │   ├── PayloadTooLarge      payload_too_large: a request body over the size limit (413)
     │   └── IdempotencyMismatch  idempotency_mismatch: a key reused with other arguments
     ├── Unauthenticated          unauthenticated: no caller, or a bad token or password
     ├── Forbidden                forbidden: the caller's role does not allow the action
@@ -20,7 +21,8 @@ business failures.
         ├── AlreadyMember        already_member: the user is an active member already
         ├── AlreadyExists        already_exists: a unique name or e-mail is taken
         ├── OwnerRequired        owner_required: the action would leave the org without owner
-        └── MemberRemoved        member_removed: the member was removed from the org
+        ├── MemberRemoved        member_removed: the member was removed from the org
+        └── LimitExceeded        limit_exceeded: a balance or running total would pass its limit
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class InvalidPolicy(InvalidInput):
     """Raised when automatic-allocation settings contradict each other."""
 
     code = "invalid_policy"
+
+
+class PayloadTooLarge(InvalidInput):
+    """Raised when a request body is larger than the service reads; nothing was read whole."""
+
+    code = "payload_too_large"
 
 
 class IdempotencyMismatch(InvalidInput):
@@ -130,6 +138,12 @@ class MemberRemoved(Conflict):
     """Raised when usage or a hold names a removed member."""
 
     code = "member_removed"
+
+
+class LimitExceeded(Conflict):
+    """Raised when a change would push a balance or running total past what it can hold."""
+
+    code = "limit_exceeded"
 
 
 class PreviewOutdated(Conflict):
