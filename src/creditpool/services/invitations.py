@@ -125,7 +125,8 @@ def invite_by_email(
                 org_id=org_id,
                 to_address=address,
                 subject=f"You are invited to {org.name}",
-                body=_invitation_text(org, public_url, token, invitation.expires_at),
+                body=_invitation_text(org, invitation.expires_at),
+                secret_link=f"{public_url.rstrip('/')}/invitations/{token}",
             )
             views.append(_view(invitation, uow.now))
         uow.session.flush()
@@ -162,11 +163,11 @@ def _new_invitation(
     return invitation, f"{org.id}.{invitation_id}.{secret}"
 
 
-def _invitation_text(org: Org, public_url: str, token: str, expires_at: datetime) -> str:
-    link = f"{public_url.rstrip('/')}/invitations/{token}"
+def _invitation_text(org: Org, expires_at: datetime) -> str:
+    # The link itself waits apart and joins the text only when sent (see services.mail).
     return (
         f"Hello,\n\nYou are invited to join {org.name} on creditpool.\n\n"
-        f"Accept the invitation here (sign up first if you have no account):\n{link}\n\n"
+        f"Accept the invitation here (sign up first if you have no account):\n{mail.LINK}\n\n"
         f"The link works once, until {expires_at:%Y-%m-%d %H:%M} UTC.\n"
     )
 

@@ -1,6 +1,11 @@
 """The mail outbox: e-mails are written in the same transaction as what they announce, and
 sent afterwards, so a failing mail server never loses an invitation. Failed sends are retried
 with a growing delay, up to MAX_ATTEMPTS.
+
+A secret link a message carries (an invitation, a password reset) is not kept readable in the
+outbox longer than needed: the body holds the placeholder LINK where the link goes, the link
+waits in `secret_link`, and the two meet only in the text handed to the mail server. Once the
+message is sent, or given up on, `secret_link` is cleared, so the database keeps no usable link.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ MAX_ATTEMPTS = 8
 # Wait 1, 2, 4, ... minutes between attempts, at most 2 hours.
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=2)
+# Where a message's secret link goes in its body. Braces and a name nobody writes by chance:
+# ordinary text does not hold it (and if a name someone typed did, the worst is the recipient
+# seeing their own link twice).
+LINK = "{{creditpool:secret-link}}"
 
 
 @dataclass(frozen=True)
@@ -35,21 +44,37 @@ MailSender = Callable[[OutgoingMail], None]
 
 
 def enqueue(
-    uow: UnitOfWork, *, org_id: str, to_address: str, subject: str, body: str
+    uow: UnitOfWork,
+    *,
+    org_id: str,
+    to_address: str,
+    subject: str,
+    body: str,
+    secret_link: str | None = None,
 ) -> MailMessage:
-    """Put a message in the outbox, inside the caller's open transaction."""
+    """Put a message in the outbox, inside the caller's open transaction.
+
+    `org_id` is "" for mail about a person's account. A `secret_link` goes where the body
+    holds LINK, only in the text sent; it is forgotten once the message is sent or given up.
+    """
     message = MailMessage(
         org_id=org_id,
         id=new_id("msg"),
         to_address=to_address,
         subject=subject,
         body=body,
+        secret_link=secret_link,
         attempts=0,
         next_attempt_at=uow.now,
         created_at=uow.now,
     )
     uow.session.add(message)
     return message
+
+
+def text_to_send(body: str, secret_link: str | None) -> str:
+    """Return the body with its secret link in place of LINK (once it is gone, LINK stays)."""
+    return body if secret_link is None else body.replace(LINK, secret_link)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -88,17 +113,25 @@ def deliver_due(uow: UnitOfWork, send: MailSender, *, limit: int = 100) -> Deliv
             message = uow.session.get(MailMessage, key, with_for_update={"key_share": True})
             if message is None or message.sent_at is not None:
                 continue  # another worker sent it meanwhile
-            outgoing = OutgoingMail(message.id, message.to_address, message.subject, message.body)
+            outgoing = OutgoingMail(
+                message.id,
+                message.to_address,
+                message.subject,
+                text_to_send(message.body, message.secret_link),
+            )
             try:
                 send(outgoing)
             except Exception as error:  # any failure of the mail server is retried later
                 message.attempts += 1
                 message.last_error = f"{type(error).__name__}: {error}"[:500]
                 message.next_attempt_at = uow.now + retry_delay(message.attempts)
+                if message.attempts >= MAX_ATTEMPTS:
+                    message.secret_link = None  # given up: nothing will need the link again
                 failed += 1
             else:
                 message.attempts += 1
                 message.sent_at = uow.now
+                message.secret_link = None  # delivered: the mailbox has it, we need not
                 sent += 1
             uow.commit()
     return DeliveryReport(sent, failed)
@@ -113,11 +146,23 @@ def pending_count(uow: UnitOfWork) -> int:
 
 
 def outbox_for(uow: UnitOfWork, to_address: str) -> list[tuple[str, str, datetime | None]]:
-    """Return (subject, body, sent_at) of the messages to one address, oldest first."""
+    """Return (subject, text, sent_at) of the messages to one address, oldest first.
+
+    The text is what is (or was) sent, with the secret link in place while the outbox still
+    holds it.
+    """
     with uow:
         rows = uow.session.execute(
-            select(MailMessage.subject, MailMessage.body, MailMessage.sent_at)
+            select(
+                MailMessage.subject,
+                MailMessage.body,
+                MailMessage.secret_link,
+                MailMessage.sent_at,
+            )
             .where(MailMessage.to_address == to_address)
             .order_by(MailMessage.id)
         ).tuples()
-        return list(rows)
+        return [
+            (subject, text_to_send(body, secret_link), sent_at)
+            for subject, body, secret_link, sent_at in rows
+        ]
