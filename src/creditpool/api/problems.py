@@ -21,6 +21,7 @@ from creditpool.domain.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     Unauthenticated,
     error_for_code,
 )
@@ -35,6 +36,7 @@ _STATUS_BY_KIND: list[tuple[type[CreditpoolError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
 ]
 _TITLES = {
     400: "Bad request",
@@ -46,6 +48,7 @@ _TITLES = {
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable request",
+    429: "Too many requests",
     500: "Internal error",
 }
 
@@ -107,6 +110,8 @@ def install(app: FastAPI) -> None:
             return request.app.state.html_error(request, error)  # type: ignore[no-any-return]
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
         return problem(status, error.code, error.detail, headers)
 
     @app.exception_handler(RequestValidationError)

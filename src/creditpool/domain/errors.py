@@ -14,6 +14,7 @@ business failures.
     ├── Forbidden                forbidden: the caller's role does not allow the action
     ├── NotFound                 not_found: no such thing in this org (or in an org not yours)
     │   └── InviteInvalid        invite_invalid: an unknown, rotated or used invitation
+    ├── RateLimited              rate_limited: too many attempts; `retry_after` says when to retry
     └── Conflict                 the request is well formed but the state refuses it
         ├── InsufficientCredits  insufficient_credits: a pool, wallet or hold cannot cover it
         ├── NotReturnable        not_returnable: the org forbids credits going back to the pool
@@ -150,6 +151,16 @@ class PreviewOutdated(Conflict):
     """Raised when a reset confirmed from a preview would now do something else."""
 
     code = "preview_outdated"
+
+
+class RateLimited(CreditpoolError):
+    """Raised when a caller went over a rate limit; `retry_after` is seconds until it lifts."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 def error_for_code(code: str, detail: str) -> CreditpoolError:
