@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from creditpool import __version__
 from creditpool.api import problems
+from creditpool.api.limits import BodySizeLimit
 from creditpool.api.routes import credits, members, orgs, users
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
@@ -108,6 +109,9 @@ def create_app(
         if uow is not None and uow.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return response
+
+    # Added last, so it runs first: a body too large is refused before anything reads it.
+    app.add_middleware(BodySizeLimit, max_body_bytes=config.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
