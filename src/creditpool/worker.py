@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 
 from creditpool.config import Config
-from creditpool.mailer import smtp_sender
+from creditpool.mailer import sender_for
 from creditpool.services import holds, mail, usage_batch
+from creditpool.services.mail import MailSender
 from creditpool.services.transactions import IDEMPOTENCY_WINDOW
 from creditpool.storage.schema import IdempotencyRecord
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -46,11 +47,12 @@ def forget_idempotency_keys(uow: UnitOfWork) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def run_once(uow: UnitOfWork, config: Config) -> PassReport:
-    """Do every due job once."""
+def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) -> PassReport:
+    """Do every due job once; mail goes through `send`, or else the server `config` names."""
     sent = failed = 0
-    if config.smtp_url:
-        report = mail.deliver_due(uow, smtp_sender(config.smtp_url, mail_from=config.mail_from))
+    send = send or sender_for(config)
+    if send is not None:
+        report = mail.deliver_due(uow, send)
         sent, failed = report.sent, report.failed
     expired = holds.expire_holds(uow)
     forgotten = forget_idempotency_keys(uow) + usage_batch.forget_old_usage_keys(uow)
@@ -63,13 +65,15 @@ class Worker(threading.Thread):
     def __init__(self, uow: UnitOfWork, config: Config, interval: float = INTERVAL_SECONDS):
         super().__init__(name="creditpool-worker", daemon=True)
         self._uow, self._config, self._interval = uow, config, interval
+        # Made now so that a mail setting the service refuses stops it at start (ConfigError).
+        self._send = sender_for(config)
         self._stopping = threading.Event()
         self._wake = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                run_once(self._uow, self._config)
+                run_once(self._uow, self._config, self._send)
             except Exception:
                 logger.exception("a worker pass failed; trying again later")
             self._wake.wait(self._interval)
