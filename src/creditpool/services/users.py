@@ -1,23 +1,42 @@
-"""Users: people with a login, global across orgs."""
+"""Users: people with a login, global across orgs, and their passwords.
+
+Passwords are hashed with Argon2, slow on purpose, so the code takes care that nobody can make
+it hash for free or learn from how long it took: a taken e-mail is refused before the new
+password is hashed; an unknown e-mail is checked against a dummy hash, so it costs the same as
+a wrong password; and an address locked out by too many failures (services.rate_limits) is
+refused before any hashing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from creditpool.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
+from creditpool.domain.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from creditpool.domain.text import clean_name
+from creditpool.services import rate_limits
 from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import User
+from creditpool.storage.schema import IdempotencyRecord, User, WebSession
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
 _hasher = PasswordHasher()
+# A hash of no one's password, checked when an e-mail is unknown so that costs a wrong
+# password's time; made once per set of hasher parameters.
+_dummy_hash: str | None = None
+SIGNUP_REFUSED = "this e-mail address cannot be used to sign up"
 
 
 @dataclass(frozen=True)
@@ -29,10 +48,14 @@ class UserView:
     name: str
     is_operator: bool
     created_at: datetime
+    email_verified: bool = False
 
 
-def _view(user: User) -> UserView:
-    return UserView(user.id, user.email, user.name, user.is_operator, user.created_at)
+def user_view(user: User) -> UserView:
+    """Return the view of a user row."""
+    return UserView(
+        user.id, user.email, user.name, user.is_operator, user.created_at, user.email_verified
+    )
 
 
 def normalise_email(email: str) -> str:
@@ -51,6 +74,32 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None or _hasher.check_needs_rehash(_dummy_hash):
+        _dummy_hash = _hasher.hash("not anyone's password")
+    return _dummy_hash
+
+
+def _password_matches(password_hash: str | None, password: str) -> bool:
+    """Check a password against a hash, or against the dummy when there is none: the same
+    Argon2 work either way."""
+    try:
+        return bool(_hasher.verify(password_hash or _dummy(), password)) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _email_taken(uow: UnitOfWork, email: str, idempotency_key: str | None) -> bool:
+    """Whether the address has an account (and this is not a retry of the sign-up made it)."""
+    with uow:
+        taken = uow.session.scalars(select(User.id).where(User.email == email)).first()
+        if taken is None or idempotency_key is None:
+            return taken is not None
+        retry = uow.session.get(IdempotencyRecord, ("", "signup", idempotency_key))
+        return retry is None
+
+
 def create_user(
     uow: UnitOfWork,
     *,
@@ -59,21 +108,28 @@ def create_user(
     password: str | None = None,
     password_hash: str | None = None,
     idempotency_key: str | None = None,
+    on_created: Callable[[User], None] | None = None,
 ) -> UserView:
     """Sign a person up; the e-mail is unique whatever its case.
 
     Give `password`, or a `password_hash` made by hash_password (the demo signs up many people
-    with one password, and Argon2 is slow on purpose).
+    with one password, and Argon2 is slow on purpose). A taken address is refused before the
+    password is hashed. `on_created` runs inside the transaction with the new row (it mails
+    a confirmation link).
     """
     email = normalise_email(email)
     name = clean_name(name)
     if password is not None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            hash_password(password)  # raises InvalidInput, before anything else
+        if _email_taken(uow, email, idempotency_key):
+            raise AlreadyExists(SIGNUP_REFUSED)
         password_hash = hash_password(password)
 
     def apply() -> UserView:
         taken = uow.session.scalars(select(User.id).where(User.email == email)).first()
         if taken is not None:
-            raise AlreadyExists(f"a user with e-mail {email} exists")
+            raise AlreadyExists(SIGNUP_REFUSED)
         user = User(
             id=new_id("usr"),
             email=email,
@@ -84,7 +140,9 @@ def create_user(
         )
         uow.session.add(user)
         uow.session.flush()
-        return _view(user)
+        if on_created is not None:
+            on_created(user)
+        return user_view(user)
 
     return run_write(
         uow,
@@ -104,7 +162,7 @@ def get_user(uow: UnitOfWork, user_id: str) -> UserView:
         user = uow.session.get(User, user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
-        return _view(user)
+        return user_view(user)
 
 
 def find_user(uow: UnitOfWork, email: str) -> UserView:
@@ -115,22 +173,99 @@ def find_user(uow: UnitOfWork, email: str) -> UserView:
         ).one_or_none()
         if user is None:
             raise NotFound(f"no user with e-mail {email}")
-        return _view(user)
+        return user_view(user)
 
 
-def authenticate(uow: UnitOfWork, *, email: str, password: str) -> UserView:
-    """Return the user whose e-mail and password these are; Unauthenticated otherwise."""
+def _failures_bucket(email: str) -> str:
+    return rate_limits.bucket_of("failed-password", email.strip().lower())
+
+
+def authenticate(
+    uow: UnitOfWork,
+    *,
+    email: str,
+    password: str,
+    password_limit: rate_limits.Limit | None = None,
+) -> UserView:
+    """Return the user whose e-mail and password these are; Unauthenticated otherwise.
+
+    With `password_limit`, an address with that many failures in the window is refused with
+    RateLimited before any hashing, until the window ends (so for at most its length), and
+    each failure counts; a success forgets the failures before it.
+    """
+    bucket = _failures_bucket(email)
+    if password_limit is not None:
+        rate_limits.check(uow, bucket, password_limit)
     with uow:
         user = uow.session.scalars(
             select(User).where(User.email == email.strip().lower())
         ).one_or_none()
-        try:
-            if user is None or user.password_hash is None:
-                raise VerificationError("no such user")
-            _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError) as error:
-            raise Unauthenticated("wrong e-mail or password") from error
-        return _view(user)
+        view = None if user is None else user_view(user)
+        stored_hash = None if user is None else user.password_hash
+    matches = _password_matches(stored_hash, password)  # an unknown address costs the same
+    if view is None or not matches:
+        if password_limit is not None:
+            rate_limits.hit(uow, bucket, password_limit)
+        raise Unauthenticated("wrong e-mail or password")
+    if password_limit is not None:
+        rate_limits.forgive(uow, bucket)
+    return view
+
+
+def end_sessions_in(uow: UnitOfWork, user_id: str, *, keep: str | None = None) -> None:
+    """End every web session of the user but `keep`, inside the caller's open transaction."""
+    live = update(WebSession).where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+    if keep is not None:
+        live = live.where(WebSession.id != keep)
+    uow.session.execute(live.values(ended_at=uow.now))
+
+
+def change_password(
+    uow: UnitOfWork,
+    user_id: str,
+    *,
+    current_password: str,
+    new_password: str,
+    keep_session: str | None = None,
+    password_limit: rate_limits.Limit | None = None,
+) -> None:
+    """Change the user's password, given the current one; end every other web session.
+
+    A wrong current password is Forbidden and counts as a failed password check.
+    """
+    user = get_user(uow, user_id)
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        hash_password(new_password)  # raises InvalidInput before any hashing
+    try:
+        authenticate(
+            uow, email=user.email, password=current_password, password_limit=password_limit
+        )
+    except Unauthenticated as error:
+        raise Forbidden("the current password is wrong") from error
+    new_hash = hash_password(new_password)
+    with uow:
+        row = uow.session.get(User, user_id)
+        if row is None:
+            raise NotFound(f"no user {user_id}")
+        row.password_hash = new_hash
+        end_sessions_in(uow, user_id, keep=keep_session)
+        uow.commit()
+
+
+def set_password(uow: UnitOfWork, email: str, password: str) -> UserView:
+    """Set a user's password (the operator's command line) and end all their web sessions."""
+    new_hash = hash_password(password)
+    with uow:
+        user = uow.session.scalars(
+            select(User).where(User.email == email.strip().lower())
+        ).one_or_none()
+        if user is None:
+            raise NotFound(f"no user with e-mail {email}")
+        user.password_hash = new_hash
+        end_sessions_in(uow, user.id)
+        view = user_view(user)
+        uow.commit()
+        return view
 
 
 def grant_operator(uow: UnitOfWork, email: str) -> UserView:
@@ -142,6 +277,6 @@ def grant_operator(uow: UnitOfWork, email: str) -> UserView:
         if user is None:
             raise NotFound(f"no user with e-mail {email}")
         user.is_operator = True
-        view = _view(user)
+        view = user_view(user)
         uow.commit()
         return view

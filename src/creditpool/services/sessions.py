@@ -1,0 +1,96 @@
+"""Signed-in browsers, revocable on the server.
+
+Signing in makes a WebSession row and hands the browser `<session id>.<secret>`; the row keeps
+only the secret's SHA-256. A session is live while it has not been ended (signing out, "sign
+out everywhere", a password change or reset), has been used within the idle limit, and is
+younger than its absolute lifetime. So a copied cookie stops working once its session ends,
+whatever the cookie's own signature says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from creditpool.domain.errors import NotFound
+from creditpool.services.users import UserView, end_sessions_in, get_user, user_view
+from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.schema import User, WebSession
+from creditpool.storage.unit_of_work import UnitOfWork
+
+# Writing last_seen_at on every page would make every read a write; once a minute is enough.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A live session and the person it belongs to."""
+
+    session_id: str
+    user: UserView
+
+
+def start_session(uow: UnitOfWork, user_id: str, *, lifetime: timedelta) -> str:
+    """Open a new session for the user; return the token the browser keeps (shown once)."""
+    get_user(uow, user_id)  # NotFound for a user that is not there
+    with uow:
+        session_id, secret = new_id("ses"), new_secret()
+        uow.session.add(
+            WebSession(
+                id=session_id,
+                user_id=user_id,
+                secret_hash=_digest(secret),
+                created_at=uow.now,
+                last_seen_at=uow.now,
+                expires_at=uow.now + lifetime,
+            )
+        )
+        uow.commit()
+        return f"{session_id}.{secret}"
+
+
+def resume_session(uow: UnitOfWork, token: str, *, idle: timedelta) -> SignedIn | None:
+    """Return the live session this token names and its user, or None if it is not live."""
+    session_id, _, secret = token.partition(".")
+    if not secret or not session_id.isascii():
+        return None
+    with uow:
+        row = uow.session.get(WebSession, session_id)
+        if (
+            row is None
+            or row.ended_at is not None
+            or uow.now >= row.expires_at
+            or uow.now - row.last_seen_at > idle
+            or not hmac.compare_digest(_digest(secret), row.secret_hash)
+        ):
+            return None
+        user = uow.session.get(User, row.user_id)
+        if user is None:
+            return None
+        if uow.now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+            row.last_seen_at = uow.now
+            uow.commit()
+        return SignedIn(row.id, user_view(user))
+
+
+def end_session(uow: UnitOfWork, session_id: str) -> None:
+    """End one session (signing out): its cookie is refused from now on."""
+    with uow:
+        row = uow.session.get(WebSession, session_id)
+        if row is None:
+            raise NotFound(f"no session {session_id}")
+        row.ended_at = row.ended_at or uow.now
+        uow.commit()
+
+
+def end_all_sessions(uow: UnitOfWork, user_id: str) -> None:
+    """End every session of the user, in every browser ("sign out everywhere")."""
+    with uow:
+        end_sessions_in(uow, user_id)
+        uow.commit()

@@ -1,0 +1,166 @@
+"""Links mailed to a person about their account: a password reset, an e-mail confirmation.
+
+A link is `<public url>/password-reset/<link id>.<secret>` (or `/verify-email/...`): a UserLink
+row keeps only the secret's SHA-256, the address it went to, and when it expires. It works
+once: using it marks it used. A reset link lasts an hour and ends every session of the person;
+a confirmation link lasts a week. Asking for a reset answers the same whether or not the
+address has an account, so the answer tells nobody who has one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from creditpool.domain.errors import InvalidInput, NotFound
+from creditpool.services import mail
+from creditpool.services.users import end_sessions_in, hash_password, normalise_email
+from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.schema import User, UserLink
+from creditpool.storage.unit_of_work import UnitOfWork
+
+RESET_LIFETIME = timedelta(hours=1)
+VERIFY_LIFETIME = timedelta(days=7)
+
+
+class LinkPurpose(StrEnum):
+    """What a mailed link does."""
+
+    RESET = "reset"
+    VERIFY = "verify"
+
+
+_PATHS = {LinkPurpose.RESET: "password-reset", LinkPurpose.VERIFY: "verify-email"}
+_LIFETIMES = {LinkPurpose.RESET: RESET_LIFETIME, LinkPurpose.VERIFY: VERIFY_LIFETIME}
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_link(uow: UnitOfWork, user: User, purpose: LinkPurpose, public_url: str) -> str:
+    """Add a link for `user` inside the open transaction; return its URL."""
+    link_id, secret = new_id("lnk"), new_secret()
+    uow.session.add(
+        UserLink(
+            id=link_id,
+            user_id=user.id,
+            purpose=purpose.value,
+            email=user.email,
+            secret_hash=_digest(secret),
+            created_at=uow.now,
+            expires_at=uow.now + _LIFETIMES[purpose],
+        )
+    )
+    return f"{public_url.rstrip('/')}/{_PATHS[purpose]}/{link_id}.{secret}"
+
+
+def mail_verification(uow: UnitOfWork, user: User, public_url: str) -> None:
+    """Put a confirmation link for the user's address in the outbox, in the open transaction."""
+    link = _new_link(uow, user, LinkPurpose.VERIFY, public_url)
+    mail.enqueue(
+        uow,
+        org_id="",
+        to_address=user.email,
+        subject="Confirm your e-mail address for creditpool",
+        body=(
+            f"Hello {user.name},\n\nPlease confirm that this address is yours:\n{mail.LINK}\n\n"
+            f"The link works once, for {VERIFY_LIFETIME.days} days. If you did not sign up for "
+            "creditpool, ignore this message.\n"
+        ),
+        secret_link=link,
+    )
+
+
+def send_verification(uow: UnitOfWork, user_id: str, *, public_url: str) -> None:
+    """Mail the user a new link that confirms their address (unless it is confirmed)."""
+    with uow:
+        user = uow.session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        if user.email_verified:
+            return
+        mail_verification(uow, user, public_url)
+        uow.commit()
+
+
+def request_password_reset(uow: UnitOfWork, email: str, *, public_url: str) -> None:
+    """Mail a reset link if the address has an account; answer the same either way."""
+    try:
+        address = normalise_email(email)
+    except InvalidInput:
+        return  # no account can have it: the same answer as for an unknown address
+    with uow:
+        user = uow.session.scalars(select(User).where(User.email == address)).one_or_none()
+        if user is None:
+            return
+        link = _new_link(uow, user, LinkPurpose.RESET, public_url)
+        mail.enqueue(
+            uow,
+            org_id="",
+            to_address=user.email,
+            subject="Reset your creditpool password",
+            body=(
+                f"Hello {user.name},\n\nSomeone (we hope you) asked to reset the password of "
+                f"your creditpool account. Choose a new one here:\n{mail.LINK}\n\n"
+                "The link works once, for an hour. If you did not ask, ignore this message: "
+                "your password stays as it is.\n"
+            ),
+            secret_link=link,
+        )
+        uow.commit()
+
+
+def _live_link(uow: UnitOfWork, token: str, purpose: LinkPurpose) -> tuple[UserLink, User]:
+    link_id, _, secret = token.partition(".")
+    link = uow.session.get(UserLink, link_id) if link_id.isascii() and secret else None
+    gone = NotFound("this link is unknown, used or expired")
+    if link is None or link.purpose != purpose.value or link.used_at is not None:
+        raise gone
+    expires_at = link.expires_at
+    if expires_at.tzinfo is None:  # SQLite hands back naive UTC
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if uow.now >= expires_at or not hmac.compare_digest(_digest(secret), link.secret_hash):
+        raise gone
+    user = uow.session.get(User, link.user_id)
+    if user is None or user.email != link.email:
+        raise gone  # the address changed since the link was sent
+    return link, user
+
+
+def check_reset_link(uow: UnitOfWork, token: str) -> str:
+    """Return the address a live reset link is for; NotFound for an unknown, used or expired one."""
+    with uow:
+        _, user = _live_link(uow, token, LinkPurpose.RESET)
+        return user.email
+
+
+def reset_password(uow: UnitOfWork, token: str, *, password: str) -> str:
+    """Set a new password from a reset link, spend the link, and end every session of the
+    person; return the user's id."""
+    with uow:
+        _live_link(uow, token, LinkPurpose.RESET)  # a bad link costs no hashing
+    new_hash = hash_password(password)  # outside the transaction: Argon2 is slow on purpose
+    with uow:
+        link, user = _live_link(uow, token, LinkPurpose.RESET)
+        link.used_at = uow.now
+        user.password_hash = new_hash
+        # Whoever asked for the link proved the mailbox: the address is confirmed too.
+        user.email_verified = True
+        end_sessions_in(uow, user.id)
+        uow.commit()
+        return user.id
+
+
+def verify_email(uow: UnitOfWork, token: str) -> str:
+    """Mark the address a confirmation link was sent to as confirmed; return the user's id."""
+    with uow:
+        link, user = _live_link(uow, token, LinkPurpose.VERIFY)
+        link.used_at = uow.now
+        user.email_verified = True
+        uow.commit()
+        return user.id
