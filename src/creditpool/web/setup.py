@@ -18,8 +18,17 @@ from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, si
 SESSION_DAYS = 14
 
 
+CONTENT_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_POLICY = "frame-ancestors 'none'"
+HSTS = "max-age=31536000"
+
+
 def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
     """Serve the pages from `app`, beside the API; `secret_key` signs the session cookies."""
+    docs_path = app.docs_url or "/docs"
     secure = config.public_url.startswith("https://")
     app.add_middleware(
         SessionMiddleware,
@@ -38,9 +47,15 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         # No page of ours may be framed by another site (clickjacking), and invitation links
         # in our URLs never leak to another site through the Referer header.
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        # Only our own files may script or style a page: injected markup cannot run.
+        # FastAPI's interactive docs bring their own inline script and a CDN's files.
+        policy = DOCS_POLICY if request.url.path.startswith(docs_path) else CONTENT_POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if config.https:
+            # Browsers then refuse plain http to us for a year, even from a typed address.
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
