@@ -6,6 +6,7 @@ Thin: each command parses its arguments, calls a service, and prints the result.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import replace
 from typing import Annotated
 
@@ -76,6 +77,29 @@ def users_create(
     except CreditpoolError as error:
         raise _fail(error) from error
     typer.echo(f"created user {user.id} <{user.email}>")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Make a random password and print it.")
+    ] = False,
+) -> None:
+    """Set a person's password (asked twice, hidden); every browser they use is signed out."""
+    if generate:
+        password = secrets.token_urlsafe(15)
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = users.set_password(_unit_of_work(), email, password)
+    except CreditpoolError as error:
+        raise _fail(error) from error
+    if generate:
+        typer.echo(f"new password for {user.email}: {password}")
+    else:
+        typer.echo(f"the password of {user.email} is set")
+    typer.echo("every session of theirs is ended", err=True)
 
 
 @users_app.command("grant-operator")

@@ -15,7 +15,7 @@ from sqlalchemy import delete
 
 from creditpool.config import Config
 from creditpool.mailer import sender_for
-from creditpool.services import holds, mail, usage_batch
+from creditpool.services import holds, mail, rate_limits, usage_batch
 from creditpool.services.mail import MailSender
 from creditpool.services.transactions import IDEMPOTENCY_WINDOW
 from creditpool.storage.schema import IdempotencyRecord
@@ -56,6 +56,9 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
         sent, failed = report.sent, report.failed
     expired = holds.expire_holds(uow)
     forgotten = forget_idempotency_keys(uow) + usage_batch.forget_old_usage_keys(uow)
+    # Rate-limit windows are over once older than the longest window: forget them.
+    longest = max(config.failed_password_window, rate_limits.ANONYMOUS_WINDOW)
+    rate_limits.purge_old_windows(uow, longest)
     return PassReport(sent, failed, expired, forgotten)
 
 

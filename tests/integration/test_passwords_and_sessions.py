@@ -9,6 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
+from creditpool.config import Config
 from creditpool.domain.errors import (
     AlreadyExists,
     Forbidden,
@@ -19,6 +20,7 @@ from creditpool.domain.errors import (
 from creditpool.services import mail, rate_limits, sessions, user_links, users
 from creditpool.storage.schema import MailMessage, RateLimit, UserLink, WebSession
 from creditpool.storage.unit_of_work import UnitOfWork
+from creditpool.worker import run_once
 from tests.support.clock import FakeClock
 
 PASSWORD = "correct horse battery"
@@ -351,3 +353,16 @@ def test_sign_up_can_mail_a_confirmation_link_good_for_seven_days(
     reset = _link_of(uow, "bo@example.test").rpartition("/")[2]
     with pytest.raises(NotFound):
         user_links.verify_email(uow, reset)
+
+
+def test_the_worker_forgets_windows_older_than_the_longest(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    minute = rate_limits.Limit(5, timedelta(minutes=1))
+    rate_limits.hit(uow, rate_limits.bucket_of("anonymous", "192.0.2.1"), minute)
+    clock.advance(minutes=15)
+    rate_limits.hit(uow, rate_limits.bucket_of("anonymous", "192.0.2.2"), minute)
+    clock.advance(seconds=1)
+    run_once(uow, Config(rate_limits=True))
+    with uow:
+        assert len(list(uow.session.scalars(select(RateLimit.bucket)))) == 1
