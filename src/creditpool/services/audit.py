@@ -20,6 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
+from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.schema import Account, Hold, Member, Org, Transfer, UsageTotal
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -68,20 +69,22 @@ def audit(uow: UnitOfWork, org_id: str | None = None) -> AuditReport:
 
         flows: dict[tuple[str, str], int] = defaultdict(int)
         transfers = 0
-        for org, debit, credit, amount, count in session.execute(
+        # Sums of transfers grow without bound (allot, revoke, allot again): summed exactly.
+        for org, debit, credit, high, low, count in session.execute(
             scoped(
                 select(
                     Transfer.org_id,
                     Transfer.debit_account_id,
                     Transfer.credit_account_id,
-                    func.sum(Transfer.amount),
+                    *exact_sum(Transfer.amount),
                     func.count(),
                 ).group_by(Transfer.org_id, Transfer.debit_account_id, Transfer.credit_account_id),
                 Transfer.org_id,
             )
         ).tuples():
-            flows[(org, debit)] -= int(amount)
-            flows[(org, credit)] += int(amount)
+            amount = combine(high, low)
+            flows[(org, debit)] -= amount
+            flows[(org, credit)] += amount
             transfers += int(count)
             for account in (debit, credit):
                 if (org, account) not in accounts:
@@ -102,15 +105,15 @@ def audit(uow: UnitOfWork, org_id: str | None = None) -> AuditReport:
         report.checked.append("no pool or wallet negative, no wallet over-held")
 
         pending: dict[tuple[str, str], int] = defaultdict(int)
-        for org, member_id, amount in session.execute(
+        for org, member_id, high, low in session.execute(
             scoped(
-                select(Hold.org_id, Hold.member_id, func.sum(Hold.amount))
+                select(Hold.org_id, Hold.member_id, *exact_sum(Hold.amount))
                 .where(Hold.status == HoldStatus.PENDING)
                 .group_by(Hold.org_id, Hold.member_id),
                 Hold.org_id,
             )
         ).tuples():
-            pending[(org, f"wallet:{member_id}")] = int(amount)
+            pending[(org, f"wallet:{member_id}")] = combine(high, low)
         for key, (kind, _, held) in sorted(accounts.items()):
             if kind == AccountKind.WALLET and held != pending.get(key, 0):
                 report.breaches.append(
@@ -127,20 +130,21 @@ def audit(uow: UnitOfWork, org_id: str | None = None) -> AuditReport:
 def _audit_member_totals(uow: UnitOfWork, org_id: str | None, report: AuditReport) -> None:
     session = uow.session
     expected: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    query = select(Transfer.org_id, Transfer.member_id, Transfer.kind, func.sum(Transfer.amount))
+    query = select(Transfer.org_id, Transfer.member_id, Transfer.kind, *exact_sum(Transfer.amount))
     query = query.where(Transfer.member_id.is_not(None)).group_by(
         Transfer.org_id, Transfer.member_id, Transfer.kind
     )
     if org_id is not None:
         query = query.where(Transfer.org_id == org_id)
-    for org, member_id, kind, amount in session.execute(query).tuples():
+    for org, member_id, kind, high, low in session.execute(query).tuples():
         totals = expected[(org, member_id or "")]
+        amount = combine(high, low)
         if kind in (TransferKind.ALLOCATION, TransferKind.AUTO_ALLOCATION):
-            totals["allocated"] += int(amount)
+            totals["allocated"] += amount
         if kind == TransferKind.AUTO_ALLOCATION:
-            totals["auto_allocated"] += int(amount)
+            totals["auto_allocated"] += amount
         if kind == TransferKind.USAGE:
-            totals["used"] += int(amount)
+            totals["used"] += amount
     metrics: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     usage = select(Transfer.org_id, Transfer.member_id, Transfer.metrics).where(
         Transfer.kind == TransferKind.USAGE, Transfer.metrics.is_not(None)

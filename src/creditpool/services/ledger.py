@@ -7,6 +7,8 @@ Invariants, enforced here and by the schema, checked by `creditpool audit`:
 2. An account's balance is credits in minus credits out, so in every org the balances sum to
    zero and each equals the sum of its transfers.
 3. A pool or wallet never goes below zero, and a wallet's open holds never exceed its balance.
+4. No balance or running total passes ±(2^63 - 1): a change that would is refused with
+   LimitExceeded and nothing moves (see totals.py).
 
 Debits from pools and wallets are single conditional statements (`balance - held >= :n`), never
 read-then-write, so two racing requests cannot both spend the same credit. Batch operations
@@ -34,6 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
+from creditpool.services.totals import limit_exceeded, within_limit
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import Account, Member, Transfer
 
@@ -65,15 +68,26 @@ def add_to_member_totals(
     increment are exactly what the rows now hold.
     """
     ids = [member.id for member in members]
+    changed = 0
     for part in chunks(ids):
-        session.execute(
-            bulk_update(Member)
-            .where(Member.org_id == org_id, Member.id.in_(part))
-            .values(
-                allocated_total=Member.allocated_total + allocated,
-                auto_allocated_total=Member.auto_allocated_total + auto_allocated,
+        changed += rowcount(
+            session.execute(
+                bulk_update(Member)
+                .where(
+                    Member.org_id == org_id,
+                    Member.id.in_(part),
+                    within_limit(Member.allocated_total, allocated),
+                    within_limit(Member.auto_allocated_total, auto_allocated),
+                )
+                .values(
+                    allocated_total=Member.allocated_total + allocated,
+                    auto_allocated_total=Member.auto_allocated_total + auto_allocated,
+                )
             )
         )
+    if changed != len(ids):
+        # The caller's transaction rolls back whole: no member's total moved.
+        raise limit_exceeded("a member's total of credits allotted")
     for member in members:
         set_committed_value(member, "allocated_total", member.allocated_total + allocated)
         set_committed_value(
@@ -173,20 +187,35 @@ class Posting:
         """Add `delta` to an account that may go anywhere its constraints allow."""
         result = self.session.execute(
             bulk_update(Account)
-            .where(Account.org_id == self.org_id, Account.id == account_id)
+            .where(
+                Account.org_id == self.org_id,
+                Account.id == account_id,
+                within_limit(Account.balance, delta),
+            )
             .values(balance=Account.balance + delta)
         )
         if rowcount(result) != 1:
+            if account_id in balances(self.session, self.org_id, [account_id]):
+                raise limit_exceeded(f"the balance of {account_id}")
             raise LookupError(f"no account {account_id} in org {self.org_id}")
 
     def deposit_each(self, account_ids: Sequence[str], amount: int) -> None:
         """Add `amount` to each of several accounts, in one statement per chunk."""
+        changed = 0
         for part in chunks(account_ids):
-            self.session.execute(
-                bulk_update(Account)
-                .where(Account.org_id == self.org_id, Account.id.in_(part))
-                .values(balance=Account.balance + amount)
+            changed += rowcount(
+                self.session.execute(
+                    bulk_update(Account)
+                    .where(
+                        Account.org_id == self.org_id,
+                        Account.id.in_(part),
+                        within_limit(Account.balance, amount),
+                    )
+                    .values(balance=Account.balance + amount)
+                )
             )
+        if changed != len(account_ids):
+            raise limit_exceeded("a wallet's balance")
 
     def record(
         self,

@@ -12,6 +12,7 @@ from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.services import metering
 from creditpool.services.lookups import load_member, load_org
+from creditpool.services.totals import combine, exact_sum
 from creditpool.services.views import (
     AccessView,
     BalanceView,
@@ -105,11 +106,12 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHist
         org = load_org(uow, org_id)
         pool = str(AccountKind.POOL)
         is_metering = Transfer.kind == TransferKind.METERING
-        delta = func.sum(
+        # A batch's movements of the pool may add up past 2^63 on the way: summed exactly.
+        delta = exact_sum(
             case((Transfer.credit_account_id == pool, Transfer.amount), else_=-Transfer.amount)
         )
         rows = uow.session.execute(
-            select(func.min(Transfer.created_at), delta, is_metering, Transfer.batch_id)
+            select(func.min(Transfer.created_at), *delta, is_metering, Transfer.batch_id)
             .where(
                 Transfer.org_id == org_id,
                 or_(Transfer.debit_account_id == pool, Transfer.credit_account_id == pool),
@@ -127,8 +129,8 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHist
             .all()
         )
         points, balance = [], 0
-        for at, change, burned, batch_id in rows:
-            balance += int(change)
+        for at, high, low, burned, batch_id in rows:
+            balance += combine(high, low)
             if burned:
                 burn = ran.get(batch_id) or {}
                 began = at - timedelta(seconds=burn.get("began_seconds_ago", 0))

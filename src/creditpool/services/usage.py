@@ -18,6 +18,7 @@ from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import bulk_update, wallet_account
+from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
 from creditpool.services.transactions import run_write
 from creditpool.services.views import UsageResult, member_view, transfer_view
 from creditpool.services.wallets import load_chargeable, make_spendable
@@ -136,10 +137,16 @@ def add_usage(
     """
     fresh = uow.session.execute(
         bulk_update(Member)
-        .where(Member.org_id == org_id, Member.id == member_id)
+        .where(
+            Member.org_id == org_id,
+            Member.id == member_id,
+            within_limit(Member.used_total, amount),
+        )
         .values(used_total=Member.used_total + amount)
         .returning(*(getattr(Member, name) for name in _MEMBER_FIGURES))
-    ).one()
+    ).one_or_none()
+    if fresh is None:
+        raise limit_exceeded("the member's total of credits used")
     loaded = uow.session.identity_map.get(uow.session.identity_key(Member, (org_id, member_id)))
     if loaded is not None:
         for name, value in zip(_MEMBER_FIGURES, fresh, strict=True):
@@ -153,9 +160,14 @@ def add_usage(
             for name, value in sorted(metrics.items())
         ]
     )
-    uow.session.execute(
+    # RETURNING names each row inserted or added to; one the WHERE refused is missing.
+    added = uow.session.scalars(
         statement.on_conflict_do_update(
             index_elements=["org_id", "member_id", "metric"],
             set_={"total": UsageTotal.total + statement.excluded.total},
-        )
-    )
+            # A metric is at most 2^53 (check_metrics), so this difference is in range.
+            where=UsageTotal.total <= MAX_TOTAL - statement.excluded.total,
+        ).returning(UsageTotal.metric)
+    ).all()
+    if len(added) != len(metrics):
+        raise limit_exceeded("the member's total of a usage metric")

@@ -25,6 +25,7 @@ from creditpool.domain.model import (
 from creditpool.domain.policies import AutoAllocation, OrgSettings
 from creditpool.services import metering
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
+from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.schema import (
     Account,
     GroupMember,
@@ -198,15 +199,15 @@ def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
 
 def org_view(uow: UnitOfWork, org: Org) -> OrgView:
     """Return the org as callers see it now."""
-    usage = dict(
-        uow.session.execute(
-            select(UsageTotal.metric, func.sum(UsageTotal.total))
+    # Members' totals of one metric may add up past 2^63: summed exactly (see totals.py).
+    usage = {
+        metric: combine(high, low)
+        for metric, high, low in uow.session.execute(
+            select(UsageTotal.metric, *exact_sum(UsageTotal.total))
             .where(UsageTotal.org_id == org.id)
             .group_by(UsageTotal.metric)
-        )
-        .tuples()
-        .all()
-    )
+        ).tuples()
+    }
     return OrgView(
         id=org.id,
         name=org.name,
@@ -214,7 +215,7 @@ def org_view(uow: UnitOfWork, org: Org) -> OrgView:
         invite_code=org.invite_code,
         settings=settings_of(org),
         balance=balance_view(uow, org, uow.now),
-        usage={metric: int(total) for metric, total in usage.items()},
+        usage=usage,
         created_at=org.created_at,
     )
 
@@ -228,7 +229,8 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
     people: dict[str, tuple[str, str, int, int]] = {}  # e-mail, name, balance, held
     usage: dict[str, dict[str, int]] = defaultdict(dict)
     groups: dict[str, list[str]] = defaultdict(list)
-    # Holds past their expiry count as released even before a write releases them.
+    # Holds past their expiry count as released even before a write releases them. Their sum
+    # cannot overflow: pending holds add up to the wallet's `held`, at most its balance.
     held_now = (
         select(func.coalesce(func.sum(Hold.amount), 0))
         .where(
