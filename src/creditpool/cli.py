@@ -8,15 +8,16 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from creditpool.config import Config
+from creditpool.config import Config, ConfigError
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import CreditpoolError
 from creditpool.services import audit as audit_service
-from creditpool.services import orgs, users
+from creditpool.services import operators, orgs, users
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -30,6 +31,17 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
+
+
+@app.callback()
+def _refuse_a_bad_configuration() -> None:
+    # Before any command: a CREDITPOOL_* value the service must not start with is a message
+    # and exit code 2 (a usage error), never a traceback.
+    try:
+        Config.from_environment()
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _unit_of_work() -> UnitOfWork:
@@ -112,6 +124,16 @@ def users_grant_operator(email: str) -> None:
     typer.echo(f"{user.email} is now an operator")
 
 
+@users_app.command("revoke-operator")
+def users_revoke_operator(email: str) -> None:
+    """Take a user's operator powers back, at once."""
+    try:
+        user = operators.revoke_operator(_unit_of_work(), email)
+    except CreditpoolError as error:
+        raise _fail(error) from error
+    typer.echo(f"{user.email} is no longer an operator")
+
+
 @orgs_app.command("list")
 def orgs_list() -> None:
     """List every org with its pool."""
@@ -187,12 +209,10 @@ def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for.")] = "operator key",
 ) -> None:
     """Create an operator key; it is printed once."""
-    from creditpool.services import auth
-
     if not operator:
         typer.echo("org API keys are made in the API or the pages; use --operator here", err=True)
         raise typer.Exit(code=2)
-    issued = auth.create_operator_key(_unit_of_work(), name=name)
+    issued = operators.create_operator_key(_unit_of_work(), name=name)
     typer.echo(f"{issued.id}: {issued.secret}")
     typer.echo("keep it safe: it is shown this once", err=True)
 
@@ -207,5 +227,30 @@ def demo() -> None:
         lines = fill_demo(_unit_of_work())
     except CreditpoolError as error:
         raise _fail(error) from error
+def _moment(moment: datetime | None, *, never: str = "never") -> str:
+    return never if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the operator keys (never their secrets), revoked ones too."""
+    for key in operators.list_operator_keys(_unit_of_work()):
+        typer.echo(
+            f"{key.id}  {key.name!r}  created {_moment(key.created_at)}  "
+            f"last used {_moment(key.last_used_at)}  "
+            + ("live" if key.revoked_at is None else f"revoked {_moment(key.revoked_at)}")
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Stop an operator key working, at once."""
+    try:
+        key = operators.revoke_operator_key(_unit_of_work(), key_id)
+    except CreditpoolError as error:
+        raise _fail(error) from error
+    typer.echo(f"{key.id} ({key.name!r}) revoked {_moment(key.revoked_at)}: it no longer works")
+
+
     for line in lines:
         typer.echo(line)
