@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from creditpool.domain.errors import (
     AlreadyExists,
@@ -40,16 +40,21 @@ from creditpool.storage.ids import new_id, new_secret
 from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
+from creditpool.services.rate_limits import Limit
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _digest(secret: str) -> str:
+def digest_secret(secret: str) -> str:
+    """Return what is stored of a secret: its SHA-256, in hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _matches(secret: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(_digest(secret), stored_hash)
+# A personal token asked to expire lives at least a minute and at most a year.
+MIN_TOKEN_LIFETIME = timedelta(seconds=60)
+MAX_TOKEN_LIFETIME = timedelta(days=365)
+    return hmac.compare_digest(digest_secret(secret), stored_hash)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,27 @@ class ApiKeyView:
     id: str
     name: str
     scopes: list[str]
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new personal token: its id, the secret (shown this once), name and expiry."""
+
+    id: str
+    secret: str
+    name: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PersonalTokenView:
+    """A personal token as listed: never the secret."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
     created_at: datetime
     last_used_at: datetime | None
 
@@ -89,20 +115,45 @@ def _shown_once(what: str) -> AlreadyExists:
 
 
 def issue_personal_token(
-    uow: UnitOfWork, *, email: str, password: str, idempotency_key: str | None = None
-) -> IssuedSecret:
-    """Return a new bearer token for the user whose e-mail and password these are."""
-    user = authenticate(uow, email=email, password=password)
+    uow: UnitOfWork,
+    *,
+    email: str,
+    password: str,
+    name: str = "",
+    expires_in: timedelta | None = None,
+    idempotency_key: str | None = None,
+    password_limit: Limit | None = None,
+) -> IssuedToken:
+    """Return a new bearer token for the user whose e-mail and password these are.
 
-    def apply() -> IssuedSecret:
+    `password_limit` locks an address out after too many failed passwords (users.authenticate).
+
+    `name` says what the token is for (empty: unnamed); `expires_in`, between a minute and a
+    year, makes it stop working by itself (None: it works until revoked).
+    """
+    name = clean_name(name, what="a token's name") if name.strip() else ""
+    if expires_in is not None and not (MIN_TOKEN_LIFETIME <= expires_in <= MAX_TOKEN_LIFETIME):
+        raise InvalidInput(
+            f"expires_in is {MIN_TOKEN_LIFETIME.total_seconds():.0f} to "
+            f"{MAX_TOKEN_LIFETIME.total_seconds():.0f} seconds"
+        )
+    user = authenticate(uow, email=email, password=password, password_limit=password_limit)
+
+    def apply() -> IssuedToken:
         token_id, secret = new_id("tok"), new_secret()
         uow.session.add(
             PersonalToken(
-                id=token_id, user_id=user.id, secret_hash=_digest(secret), created_at=uow.now
+                id=token_id,
+                user_id=user.id,
+                name=name,
+                secret_hash=digest_secret(secret),
+                created_at=uow.now,
+                expires_at=expires_at,
             )
         )
-        return IssuedSecret(token_id, f"cpt.{token_id}.{secret}")
+        return IssuedToken(token_id, f"cpt.{token_id}.{secret}", name, expires_at)
 
+        expires_at = None if expires_in is None else uow.now + expires_in
     return run_write(
         uow,
         apply,
@@ -110,8 +161,11 @@ def issue_personal_token(
         actor=f"user:{user.id}",
         key=idempotency_key,
         operation="issue_personal_token",
-        arguments={},
-        result_type=IssuedSecret,
+        arguments={
+            "name": name,
+            "expires_in": None if expires_in is None else expires_in.total_seconds(),
+        },
+        result_type=IssuedToken,
         replay_as=_shown_once("a token"),
     )
 
@@ -123,6 +177,31 @@ def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> No
         if token is None or token.user_id != user_id:
             raise NotFound(f"no token {token_id}")
         token.revoked_at = token.revoked_at or uow.now
+def list_personal_tokens(
+    uow: UnitOfWork, user_id: str, *, after: str | None = None, limit: int = 50
+) -> list[PersonalTokenView]:
+    """Return the user's live tokens (neither revoked nor expired) by id, without secrets."""
+    with uow:
+        query = (
+            select(PersonalToken)
+            .where(
+                PersonalToken.user_id == user_id,
+                PersonalToken.revoked_at.is_(None),
+                or_(PersonalToken.expires_at.is_(None), PersonalToken.expires_at > uow.now),
+            )
+            .order_by(PersonalToken.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(PersonalToken.id > after)
+        return [
+            PersonalTokenView(
+                token.id, token.name, token.created_at, token.last_used_at, token.expires_at
+            )
+            for token in uow.session.scalars(query)
+        ]
+
+
         uow.commit()
 
 
@@ -150,7 +229,7 @@ def create_api_key(
                 id=key_id,
                 name=name,
                 scopes=sorted(set(scopes)),
-                secret_hash=_digest(secret),
+                secret_hash=digest_secret(secret),
                 created_at=uow.now,
             )
         )
@@ -192,18 +271,6 @@ def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
             raise NotFound(f"no API key {key_id} in this org")
         key.revoked_at = key.revoked_at or uow.now
         uow.commit()
-
-
-def create_operator_key(uow: UnitOfWork, *, name: str) -> IssuedSecret:
-    """Make a key with the operator's powers, for a machine; the secret is returned this once."""
-    name = clean_name(name)
-    with uow:
-        key_id, secret = new_id("opk"), new_secret()
-        uow.session.add(
-            OperatorKey(id=key_id, name=name, secret_hash=_digest(secret), created_at=uow.now)
-        )
-        uow.commit()
-        return IssuedSecret(key_id, f"cpo.{key_id}.{secret}")
 
 
 def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | None) -> Principal:
@@ -267,6 +334,8 @@ class Grant:
     actor: str
     member_id: str | None = None
     role: Role | None = None
+    if token.expires_at is not None and token.expires_at <= uow.now:
+        return None  # expired: refused like a revoked token
 
 
 def grants(grant: Grant, permission: Permission) -> bool:
