@@ -34,15 +34,18 @@ from creditpool.domain.model import MemberStatus, Role
 from creditpool.domain.roles import KNOWN_SCOPES, Permission, role_allows, scopes_allow
 from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_org
+from creditpool.services.rate_limits import Limit
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
 from creditpool.storage.ids import new_id, new_secret
 from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
-from creditpool.services.rate_limits import Limit
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A personal token asked to expire lives at least a minute and at most a year.
+MIN_TOKEN_LIFETIME = timedelta(seconds=60)
+MAX_TOKEN_LIFETIME = timedelta(days=365)
 
 
 def digest_secret(secret: str) -> str:
@@ -51,9 +54,6 @@ def digest_secret(secret: str) -> str:
 
 
 def _matches(secret: str, stored_hash: str) -> bool:
-# A personal token asked to expire lives at least a minute and at most a year.
-MIN_TOKEN_LIFETIME = timedelta(seconds=60)
-MAX_TOKEN_LIFETIME = timedelta(days=365)
     return hmac.compare_digest(digest_secret(secret), stored_hash)
 
 
@@ -65,13 +65,6 @@ class IssuedSecret:
     secret: str
 
 
-@dataclass(frozen=True)
-class ApiKeyView:
-    """An org API key as listed: never the secret."""
-
-    id: str
-    name: str
-    scopes: list[str]
 @dataclass(frozen=True)
 class IssuedToken:
     """A new personal token: its id, the secret (shown this once), name and expiry."""
@@ -93,6 +86,13 @@ class PersonalTokenView:
     expires_at: datetime | None
 
 
+@dataclass(frozen=True)
+class ApiKeyView:
+    """An org API key as listed: never the secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
     created_at: datetime
     last_used_at: datetime | None
 
@@ -141,6 +141,7 @@ def issue_personal_token(
 
     def apply() -> IssuedToken:
         token_id, secret = new_id("tok"), new_secret()
+        expires_at = None if expires_in is None else uow.now + expires_in
         uow.session.add(
             PersonalToken(
                 id=token_id,
@@ -153,7 +154,6 @@ def issue_personal_token(
         )
         return IssuedToken(token_id, f"cpt.{token_id}.{secret}", name, expires_at)
 
-        expires_at = None if expires_in is None else uow.now + expires_in
     return run_write(
         uow,
         apply,
@@ -170,13 +170,6 @@ def issue_personal_token(
     )
 
 
-def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> None:
-    """Stop one of the user's tokens working at once."""
-    with uow:
-        token = uow.session.get(PersonalToken, token_id)
-        if token is None or token.user_id != user_id:
-            raise NotFound(f"no token {token_id}")
-        token.revoked_at = token.revoked_at or uow.now
 def list_personal_tokens(
     uow: UnitOfWork, user_id: str, *, after: str | None = None, limit: int = 50
 ) -> list[PersonalTokenView]:
@@ -202,6 +195,13 @@ def list_personal_tokens(
         ]
 
 
+def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> None:
+    """Stop one of the user's tokens working at once."""
+    with uow:
+        token = uow.session.get(PersonalToken, token_id)
+        if token is None or token.user_id != user_id:
+            raise NotFound(f"no token {token_id}")
+        token.revoked_at = token.revoked_at or uow.now
         uow.commit()
 
 
@@ -305,6 +305,8 @@ def _personal(uow: UnitOfWork, token_id: str, secret: str) -> Principal | None:
     token = uow.session.get(PersonalToken, token_id)
     if token is None or token.revoked_at is not None or not _matches(secret, token.secret_hash):
         return None
+    if token.expires_at is not None and token.expires_at <= uow.now:
+        return None  # expired: refused like a revoked token
     user = uow.session.get(User, token.user_id)
     assert user is not None
     _touch(token, uow.now)
@@ -334,8 +336,6 @@ class Grant:
     actor: str
     member_id: str | None = None
     role: Role | None = None
-    if token.expires_at is not None and token.expires_at <= uow.now:
-        return None  # expired: refused like a revoked token
 
 
 def grants(grant: Grant, permission: Permission) -> bool:
