@@ -26,7 +26,7 @@ from creditpool.domain.errors import InvalidAmount, InvalidInput
 from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import SettingsChange
 from creditpool.domain.text import check_clean_text
-from creditpool.services.auth import ApiKeyView
+from creditpool.services.auth import ApiKeyView, PersonalTokenView
 from creditpool.services.invitations import InvitationView
 from creditpool.services.resets import ResetResult
 from creditpool.services.users import UserView
@@ -153,10 +153,21 @@ class SignUp(RequestBody):
 
 
 class TokenRequest(RequestBody):
-    """Credentials exchanged for a personal token."""
+    """Credentials exchanged for a personal token, optionally named and expiring."""
 
     email: Email
     password: Annotated[str, Field(max_length=1000)]
+    name: Annotated[str, Field(max_length=200, description="What the token is for.")] = ""
+    expires_in: Annotated[
+        int | None,
+        Field(
+            ge=60,
+            le=31_536_000,
+            strict=True,
+            description="Seconds until the token stops working by itself: 60 (a minute) to "
+            "31536000 (a year). Absent or null: it works until revoked.",
+        ),
+    ] = None
 
 
 class User(BaseModel):
@@ -174,10 +185,33 @@ class User(BaseModel):
 
 
 class Secret(BaseModel):
-    """A new token or key: the secret is shown this once."""
+    """A new personal token: the token is shown this once."""
 
     id: str
     token: str
+    name: str
+    expires_at: datetime | None
+
+
+class PersonalToken(BaseModel):
+    """A personal token as listed, never the token itself."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, view: PersonalTokenView) -> PersonalToken:
+        """Return the body for a token."""
+        return cls(
+            id=view.id,
+            name=view.name,
+            created_at=view.created_at,
+            last_used_at=view.last_used_at,
+            expires_at=view.expires_at,
+        )
 
 
 class ApiKeySecret(BaseModel):

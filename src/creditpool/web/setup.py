@@ -13,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from creditpool.config import Config
 from creditpool.domain.errors import CreditpoolError, Forbidden
 from creditpool.web import pages_account, pages_ledger, pages_operator, pages_org, pages_owner
+from creditpool.web import pages_tokens
 from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in
 
 SESSION_DAYS = 14
@@ -65,6 +66,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         pages_owner.router,
         pages_ledger.router,
         pages_operator.router,
+        pages_tokens.router,
     ):
         app.include_router(router)
 

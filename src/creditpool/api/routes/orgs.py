@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from creditpool.api.deps import (
     Allow,
@@ -162,9 +162,15 @@ def list_transfers(
     "/orgs/{org}/api-keys", status_code=status.HTTP_201_CREATED, summary="Create an API key"
 )
 def create_api_key(
-    org: str, body: NewApiKey, uow: UowDep, grant: Govern, idempotency_key: IdempotencyKey = None
+    org: str,
+    body: NewApiKey,
+    uow: UowDep,
+    grant: Govern,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> ApiKeySecret:
     """A key for the vendor's product; the key is shown this once."""
+    response.headers["Cache-Control"] = "no-store"  # a secret: no cache may keep it
     issued = auth.create_api_key(
         uow,
         org,
