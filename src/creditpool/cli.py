@@ -156,6 +156,7 @@ def serve(
     import uvicorn
 
     from creditpool.api.app import create_app
+    from creditpool.api.request_log import log_config
     from creditpool.worker import Worker
 
     config = Config.from_environment()
@@ -176,7 +177,16 @@ def serve(
     worker.start()
     typer.echo(f"creditpool serves http://{host}:{port} (API under /api/v1, docs at /api/v1/docs)")
     try:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        # Uvicorn's access log writes raw paths, which carry invitation tokens and invite
+        # codes: our middleware logs each request by its route template instead.
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            log_config=log_config(),
+        )
     finally:
         worker.stop()
 

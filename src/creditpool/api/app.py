@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from creditpool import __version__
 from creditpool.api import problems
 from creditpool.api.limits import BodySizeLimit
+from creditpool.api.request_log import RequestLog
 from creditpool.api.routes import credits, members, orgs, users
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
@@ -112,6 +113,8 @@ def create_app(
 
     # Added last, so it runs first: a body too large is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_body_bytes=config.max_body_bytes)
+    # Outermost: one log line for every request, refused or failed ones too.
+    app.add_middleware(RequestLog)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
