@@ -22,14 +22,21 @@ from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def app(engine: Engine, clock: FakeClock) -> Iterator[FastAPI]:
-    """The application, its database work rolled back after the test."""
-    config = Config(
+def config(engine: Engine) -> Config:
+    """The application's configuration; a test module overrides this fixture to change it."""
+    return Config(
         database_url=str(engine.url),
         public_url=PUBLIC_URL,
         operator_key=OPERATOR_KEY,
         secret_key="a session secret for the tests",  # nothing to read from the database
+        # Every test calls from one address many times: the rate-limit tests turn them on.
+        rate_limits=False,
     )
+
+
+@pytest.fixture
+def app(engine: Engine, clock: FakeClock, config: Config) -> Iterator[FastAPI]:
+    """The application, its database work rolled back after the test."""
     application = create_app(config, engine, clock=clock)
     connection = engine.connect()
     outer = connection.begin()

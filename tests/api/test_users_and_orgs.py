@@ -61,7 +61,7 @@ def test_sign_up_refuses_a_taken_email_in_any_case_and_a_short_password(api: Api
     )
     assert created.status_code == 201, created.text
     user = created.json()
-    assert set(user) == {"id", "email", "name", "created_at"}
+    assert set(user) == {"id", "email", "name", "created_at", "email_verified"}
     assert user["name"] == "Ada"
     assert user["email"].lower() == "ada.lovelace@example.test"
     assert _instant(user["created_at"]) == START

@@ -177,11 +177,37 @@ class User(BaseModel):
     email: str
     name: str
     created_at: datetime
+    email_verified: bool = Field(description="Whether the person confirmed the address.")
 
     @classmethod
     def of(cls, view: UserView) -> User:
         """Return the body for a user."""
-        return cls(id=view.id, email=view.email, name=view.name, created_at=view.created_at)
+        return cls(
+            id=view.id,
+            email=view.email,
+            name=view.name,
+            created_at=view.created_at,
+            email_verified=view.email_verified,
+        )
+
+
+class PasswordChange(RequestBody):
+    """The current password, and the one to use from now on."""
+
+    current_password: Annotated[str, Field(max_length=1000)]
+    new_password: Annotated[str, Field(min_length=8, max_length=1000)]
+
+
+class PasswordResetRequest(RequestBody):
+    """The address to mail a reset link to, if it has an account."""
+
+    email: Annotated[str, Field(max_length=320)]
+
+
+class NewPassword(RequestBody):
+    """A new password, set through a reset link."""
+
+    password: Annotated[str, Field(min_length=8, max_length=1000)]
 
 
 class Secret(BaseModel):

@@ -16,6 +16,7 @@ from creditpool.api.deps import (
     UowDep,
 )
 from creditpool.api.pages import Cursor, Limit, page
+from creditpool.api.rate_limits import AnonymousLimit
 from creditpool.api.schemas import (
     Group,
     GroupMembers,
@@ -112,7 +113,12 @@ def revoke_invitation(org: str, invitation: str, uow: UowDep, _: Manage) -> None
     invitations.revoke_invitation(uow, org, invitation)
 
 
-@router.post("/join/{code}", status_code=status.HTTP_201_CREATED, summary="Join by invite link")
+@router.post(
+    "/join/{code}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Join by invite link",
+    dependencies=[AnonymousLimit],
+)
 def join(
     code: str, uow: UowDep, user_id: CurrentUserId, idempotency_key: IdempotencyKey = None
 ) -> Member:
@@ -126,6 +132,7 @@ def join(
     "/invitations/{token}/accept",
     status_code=status.HTTP_201_CREATED,
     summary="Accept an e-mailed invitation",
+    dependencies=[AnonymousLimit],
 )
 def accept(
     token: str, uow: UowDep, user_id: CurrentUserId, idempotency_key: IdempotencyKey = None

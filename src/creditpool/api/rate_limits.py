@@ -1,0 +1,27 @@
+"""Rate limits as dependencies of the API's anonymous calls (see services.rate_limits)."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+
+from creditpool.api.deps import ConfigDep, UowDep
+from creditpool.services import rate_limits
+from creditpool.services.rate_limits import Limit, Limits
+
+
+def anonymous_limit(request: Request, uow: UowDep, config: ConfigDep) -> None:
+    """Count a call from its client address; 429 `rate_limited` over the limit."""
+    limit = Limits.from_config(config).anonymous
+    if limit is None:
+        return
+    # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
+    host = request.client.host if request.client is not None else "unknown"
+    rate_limits.hit(uow, rate_limits.bucket_of("anonymous", host), limit)
+
+
+def failed_password_limit(config: ConfigDep) -> Limit | None:
+    """The limit on failed password checks per e-mail address, or None when limits are off."""
+    return Limits.from_config(config).failed_passwords
+
+
+AnonymousLimit = Depends(anonymous_limit)
