@@ -6,8 +6,9 @@ text. On a database that has orgs already, it adds nothing and says so.
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
 
 from sqlalchemy import select
 
@@ -18,12 +19,34 @@ from creditpool.services import credits as credit_service
 from creditpool.services import groups, members, orgs, reports, users
 from creditpool.services.targets import Target
 from creditpool.services.usage import charge_usage
-from creditpool.storage.schema import Org
+from creditpool.storage.schema import Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed to the user: a demo, not a secret
 OPERATOR_EMAIL = "operator@demo.creditpool.test"
 ACTOR = "demo"
+# Each demo account gets its own random password, printed once: a demo left running where
+# others can reach it must not open with a password anyone can read in the source.
+PASSWORD_BYTES = 12
+
+
+def _confirmed(user: User) -> None:
+    # The demo's addresses are made up: nobody could follow a confirmation link sent to them.
+    user.email_verified = True
+
+
+@dataclass
+class _Accounts:
+    """The demo's people and their passwords, in the order they were made."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, uow: UnitOfWork, email: str, name: str) -> users.UserView:
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        user = users.create_user(
+            uow, email=email, name=name, password=password, on_created=_confirmed
+        )
+        self.lines.append(f"{user.email}  {password}")
+        return user
 
 
 def _is_empty(uow: UnitOfWork) -> bool:
@@ -31,40 +54,39 @@ def _is_empty(uow: UnitOfWork) -> bool:
         return uow.session.scalars(select(Org.id).limit(1)).first() is None
 
 
-def _person(uow: UnitOfWork, name: str) -> users.UserView:
-    email = f"{name.split()[0].lower()}@demo.creditpool.test"
-    return users.create_user(uow, email=email, name=name, password_hash=_demo_hash())
-
-
-@cache
-def _demo_hash() -> str:
-    # One hash for every demo user: Argon2 takes most of a second, on purpose.
-    return users.hash_password(DEMO_PASSWORD)
+def _person(uow: UnitOfWork, accounts: _Accounts, name: str) -> users.UserView:
+    return accounts.add(uow, f"{name.split()[0].lower()}@demo.creditpool.test", name)
 
 
 def fill_demo(uow: UnitOfWork) -> list[str]:
-    """Create the demo orgs if the database has none; return a walkthrough of what happened."""
+    """Create the demo orgs if the database has none; return a walkthrough of what happened,
+    ending with one `e-mail  password` line for each account it made."""
     if not _is_empty(uow):
-        return ["the database already has orgs: the demo adds nothing"]
-    lines: list[str] = []
-    users.create_user(uow, email=OPERATOR_EMAIL, name="Operator", password_hash=_demo_hash())
+        return [
+            "the database already has orgs: the demo adds nothing (its passwords were printed "
+            "when it was made)"
+        ]
+    accounts = _Accounts()
+    accounts.add(uow, OPERATOR_EMAIL, "Operator")
     users.grant_operator(uow, OPERATOR_EMAIL)
-    lines += _render_class(uow)
-    lines += _export_team(uow)
-    lines += _metered_school(uow)
+    lines: list[str] = []
+    lines += _render_class(uow, accounts)
+    lines += _export_team(uow, accounts)
+    lines += _metered_school(uow, accounts)
     lines.append("")
     lines.append(
-        f"Every demo user's password is {DEMO_PASSWORD!r}; the operator is {OPERATOR_EMAIL}."
+        f"Sign in with one of these demo accounts (e-mail, then password), shown this once; "
+        f"{OPERATOR_EMAIL} is the operator:"
     )
-    return lines
+    return lines + accounts.lines
 
 
-def _render_class(uow: UnitOfWork) -> list[str]:
-    instructor = _person(uow, "Iris Instructor")
+def _render_class(uow: UnitOfWork, accounts: _Accounts) -> list[str]:
+    instructor = _person(uow, accounts, "Iris Instructor")
     org = orgs.create_org(uow, name="Render class 3B", owner_user_id=instructor.id, actor=ACTOR)
     credit_service.record_purchase(uow, org.id, credits("100"), reference="PO-1001", actor=ACTOR)
     students = [
-        members.add_member(uow, org.id, user_id=_person(uow, name).id, actor=ACTOR)
+        members.add_member(uow, org.id, user_id=_person(uow, accounts, name).id, actor=ACTOR)
         for name in ("Ada Student", "Ben Student", "Cleo Student")
     ]
     batch = credit_service.allocate_credits(
@@ -96,8 +118,8 @@ def _render_class(uow: UnitOfWork) -> list[str]:
     return lines
 
 
-def _export_team(uow: UnitOfWork) -> list[str]:
-    lead = _person(uow, "Eve Editor")
+def _export_team(uow: UnitOfWork, accounts: _Accounts) -> list[str]:
+    lead = _person(uow, accounts, "Eve Editor")
     policy = SettingsChange(
         returnable=False,
         auto_enabled=True,
@@ -108,7 +130,9 @@ def _export_team(uow: UnitOfWork) -> list[str]:
         uow, name="Export studio", owner_user_id=lead.id, settings=policy, actor=ACTOR
     )
     credit_service.record_purchase(uow, org.id, credits("50"), actor=ACTOR)
-    artist = members.add_member(uow, org.id, user_id=_person(uow, "Finn Artist").id, actor=ACTOR)
+    artist = members.add_member(
+        uow, org.id, user_id=_person(uow, accounts, "Finn Artist").id, actor=ACTOR
+    )
     result = charge_usage(uow, org.id, artist.id, credits("7"), metrics={"exports": 1}, actor=ACTOR)
     return [
         f"Automatic allocation: {org.name!r} ({org.id}), bundles of 5 up to 20, not returnable",
@@ -117,8 +141,8 @@ def _export_team(uow: UnitOfWork) -> list[str]:
     ]
 
 
-def _metered_school(uow: UnitOfWork) -> list[str]:
-    principal = _person(uow, "Paula Principal")
+def _metered_school(uow: UnitOfWork, accounts: _Accounts) -> list[str]:
+    principal = _person(uow, accounts, "Paula Principal")
     rates = SettingsChange(rate_licensed=credits("1"), rate_unlicensed=credits("0.1"))
     org = orgs.create_org(
         uow, name="Hill school", owner_user_id=principal.id, settings=rates, actor=ACTOR
@@ -126,7 +150,9 @@ def _metered_school(uow: UnitOfWork) -> list[str]:
     credit_service.record_purchase(uow, org.id, credits("25"), actor=ACTOR)
     group = groups.create_group(uow, org.id, "Year 7 music", actor=ACTOR)
     pupils = [
-        members.add_member(uow, org.id, user_id=_person(uow, name).id, seat=seat, actor=ACTOR)
+        members.add_member(
+            uow, org.id, user_id=_person(uow, accounts, name).id, seat=seat, actor=ACTOR
+        )
         for name, seat in (
             ("Gus Pupil", Seat.LICENSED),
             ("Hana Pupil", Seat.LICENSED),

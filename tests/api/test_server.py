@@ -25,7 +25,7 @@ from creditpool.storage.schema import Base
 from tests.api.support import PASSWORD, bearer
 from tests.support.server import Server, running_server
 
-SERVER_OPERATOR_KEY = "cpo-server-test-key-9876543210"
+SERVER_OPERATOR_KEY = "cpo-server-test-key-9876543210-long-enough"  # 32 or more
 
 # Every call of API.md, as (method, path) under /api/v1.
 API_MD_CALLS = [
@@ -144,10 +144,12 @@ def test_serve_demo_fills_an_empty_database_and_says_how_to_sign_in(
 ) -> None:
     server = start_server("--demo")
     printed = server.stdout()
-    password = re.search(r"password is '([^']+)'", printed)
-    assert password, printed
+    # One "e-mail  password" line per account, each password its own.
+    passwords = dict(re.findall(r"^([\w.+-]+@[\w-]+(?:\.[\w-]+)+)  (\S+)$", printed, re.M))
     emails = set(re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", printed))
-    operators = re.findall(r"operator is ([\w.+-]+@[\w-]+(?:\.[\w-]+)+)", printed)
+    assert set(passwords) == emails, printed
+    assert len(set(passwords.values())) == len(passwords)
+    operators = re.findall(r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+) is the operator", printed)
     assert len(operators) == 1, printed
     printed_org_ids = set(re.findall(r"\b(org_[0-9a-z]+)\b", printed))
 
@@ -162,7 +164,7 @@ def test_serve_demo_fills_an_empty_database_and_says_how_to_sign_in(
         assert len(emails) >= 2
         tokens = {}
         for email in sorted(emails):
-            issued = http.post("/tokens", json={"email": email, "password": password.group(1)})
+            issued = http.post("/tokens", json={"email": email, "password": passwords[email]})
             assert issued.status_code == 201, (email, issued.text)
             tokens[email] = issued.json()["token"]
         # The demo operator is an operator user: it sees every org.
