@@ -285,6 +285,7 @@ def _cases() -> list[Case]:
         Case("POST /users", ANYONE, 201, new_user, in_org=False),
         Case("POST /tokens", ANYONE, 201, new_token, in_org=False),
         Case("DELETE /tokens/{id}", PEOPLE, 204, _delete_token, in_org=False),
+        Case("GET /tokens", PEOPLE, 200, at("GET", "/tokens"), in_org=False),
         Case("GET /me", PEOPLE, 200, at("GET", "/me"), in_org=False),
         Case("POST /join/{code}", PEOPLE, 201, _join, in_org=False, after=_leave_join_org),
         Case(

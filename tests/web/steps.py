@@ -33,15 +33,27 @@ def sign_in_operator(page: Page) -> None:
     sign_in(page, OPERATOR_EMAIL)
 
 
-def open_org(page: Page, name: str, owner_email: str, *, metering: str = "") -> str:
-    """As the signed-in operator, open an org for `owner_email`; return the org's id."""
+def open_org(
+    page: Page, name: str, owner_email: str, *, metering: str = "", owner_confirmed: bool = False
+) -> str:
+    """As the signed-in operator, open an org for `owner_email`; return the org's id.
+
+    An owner who has not confirmed their e-mail address takes a second click, vouching for them.
+    """
     page.goto("/operator")
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("Owner's e-mail").fill(owner_email)
     if metering:
         page.get_by_label("Seat metering").select_option(metering)
     page.get_by_role("button", name="Open the org").click()
-    expect(page.get_by_role("status")).to_contain_text(f"Opened {name}")
+    if not owner_confirmed:
+        expect(page.locator("#owner-unconfirmed")).to_contain_text(owner_email)
+        page.get_by_label(f"I know who {owner_email} is").check()
+        page.get_by_role("button", name="Open the org").click()
+    state = "confirmed" if owner_confirmed else "not confirmed"
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Opened {name} for {owner_email} (e-mail {state})"
+    )
     link = page.locator(f'tr[data-org="{name}"] a').first
     href = link.get_attribute("href") or ""
     return href.removeprefix("/orgs/")

@@ -1,16 +1,24 @@
-"""The operator's console: every org, opening one, recording a purchase."""
+"""The operator's console: every org, opening one, recording a purchase; the operators and
+the operator keys, each taken back with one button.
+
+Opening an org for an owner whose e-mail address is not confirmed takes a second click: anyone
+can sign up with any address, so the operator confirms they know who that owner is.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, InvalidInput, NotFound
 from creditpool.domain.metering import USUAL_SEAT_RATES
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits as credit_service
-from creditpool.services import orgs, users
+from creditpool.services import operators, orgs, users
 from creditpool.services.users import UserView
 from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -27,22 +35,33 @@ def console(
     user: UserView,
     *,
     errors: dict[str, str] | None = None,
+    unconfirmed: UnconfirmedOwner | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render the console."""
+    """Render the console; `unconfirmed` asks for the second click that opens an org anyway."""
     everything: list[OrgView] = []
     while True:
         batch = orgs.list_orgs(uow, after=everything[-1].id if everything else None, limit=PAGE)
         everything += batch
         if len(batch) < PAGE:
             break
-    return render(
-        request,
-        "operator.html",
-        {"orgs": everything, "errors": errors or {}},
-        user=user,
-        status_code=status_code,
-    )
+    context = {
+        "orgs": everything,
+        "errors": errors or {},
+        "unconfirmed": unconfirmed,
+        "operators": operators.list_operators(uow),
+        "operator_keys": operators.list_operator_keys(uow),
+    }
+    return render(request, "operator.html", context, user=user, status_code=status_code)
+
+
+@dataclass(frozen=True)
+class UnconfirmedOwner:
+    """An org about to be opened for an owner whose e-mail is not confirmed: the form again."""
+
+    name: str
+    owner_email: str
+    metering: str
 
 
 @router.get("/operator")
@@ -57,8 +76,12 @@ async def create_org(request: Request, uow: PageUow, user: Operator) -> Response
     form = await request.form()
     try:
         owner = users.find_user(uow, forms.text(form, "owner_email"))
+        metering = forms.text(form, "metering", required=False)
+        if not owner.email_verified and not forms.flag(form, "owner_unconfirmed_ok"):
+            again = UnconfirmedOwner(forms.text(form, "name"), owner.email, metering)
+            return console(request, uow, user, unconfirmed=again)
         rates = None
-        if forms.text(form, "metering", required=False) == "school":
+        if metering == "school":
             usual = USUAL_SEAT_RATES
             rates = SettingsChange(
                 rate_licensed=usual.licensed,
@@ -82,7 +105,8 @@ async def create_org(request: Request, uow: PageUow, user: Operator) -> Response
         )
     except (InvalidInput, Conflict) as error:
         return console(request, uow, user, errors={"create": error.detail}, status_code=422)
-    flash(request, f"Opened {created.name}.")
+    confirmed = "confirmed" if owner.email_verified else "not confirmed"
+    flash(request, f"Opened {created.name} for {owner.email} (e-mail {confirmed}).")
     raise RedirectTo("/operator")
 
 
@@ -101,4 +125,29 @@ async def purchase(request: Request, org: str, uow: PageUow, user: Operator) -> 
     except (InvalidInput, Conflict) as error:
         return console(request, uow, user, errors={org: error.detail}, status_code=422)
     flash(request, f"Recorded a purchase of {format_credits(bought.amount)} credits.")
+    raise RedirectTo("/operator")
+
+
+@router.post("/operator/keys/{key}/revoke", dependencies=[Csrf])
+async def revoke_key(request: Request, key: str, uow: PageUow, user: Operator) -> Response:
+    """The operator key stops working at once."""
+    try:
+        revoked = operators.revoke_operator_key(uow, key)
+    except NotFound as error:
+        return console(request, uow, user, errors={"keys": error.detail}, status_code=404)
+    flash(request, f"Operator key {revoked.name} revoked: it no longer works.")
+    raise RedirectTo("/operator")
+
+
+@router.post("/operator/operators/revoke", dependencies=[Csrf])
+async def revoke_operator(request: Request, uow: PageUow, user: Operator) -> Response:
+    """Take a person's operator powers back; never one's own."""
+    form = await request.form()
+    try:
+        taken = operators.revoke_operator(uow, forms.text(form, "email"), by_user_id=user.id)
+    except (InvalidInput, NotFound, Conflict) as error:
+        return console(
+            request, uow, user, errors={"operators": error.detail}, status_code=status_of(error)
+        )
+    flash(request, f"{taken.email} is no longer an operator.")
     raise RedirectTo("/operator")
