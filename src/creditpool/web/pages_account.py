@@ -9,15 +9,20 @@ from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
 from creditpool.domain.model import InvitationStatus
-from creditpool.services import invitations, members, orgs, reports, users
+from creditpool.services import invitations, members, orgs, reports, sessions, user_links, users
 from creditpool.web import forms
 from creditpool.web.session import (
+    AnonymousLimit,
     Csrf,
     CurrentUser,
     MaybeUser,
     PageUow,
     RedirectTo,
+    begin_session,
+    config_of,
+    current_session_id,
     flash,
+    limits_of,
     meters_seats,
     render,
 )
@@ -26,6 +31,7 @@ router = APIRouter(include_in_schema=False)
 Next = Annotated[str, Query(max_length=500)]
 HISTORY = 50  # the latest transfers shown on My credits, per org
 Email = Annotated[str, Query(max_length=320)]  # filled in for the person (an invitation's)
+TAKEN = "This address cannot be used to sign up. If it is yours, sign in or reset your password."
 
 
 def _safe_next(target: str) -> str:
@@ -52,27 +58,31 @@ def sign_up_page(
     return render(request, "sign_up.html", context, user=user)
 
 
-@router.post("/sign-up", dependencies=[Csrf])
+@router.post("/sign-up", dependencies=[AnonymousLimit, Csrf])
 async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
-    """Create an account and sign in."""
+    """Create an account, mail a link that confirms its address, and sign in."""
     form = await request.form()
+    public_url = config_of(request).public_url
     try:
         created = users.create_user(
             uow,
             email=forms.text(form, "email"),
             name=forms.text(form, "name"),
             password=forms.password(form),
+            on_created=lambda user: user_links.mail_verification(uow, user, public_url),
         )
     except (InvalidInput, AlreadyExists) as error:
+        # A taken address is named no more than the API's 409 must: no echo, no account hint.
+        taken = isinstance(error, AlreadyExists)
         context = {
             "next": _safe_next(next),
-            "error": error.detail,
-            "email": form.get("email"),
+            "error": TAKEN if taken else error.detail,
+            "email": "" if taken else form.get("email"),
             "name": form.get("name"),
         }
         return render(request, "sign_up.html", context, status_code=422)
-    request.session.clear()  # a new session for a new person
-    request.session["user_id"] = created.id
+    request.app.state.on_mail_queued()
+    begin_session(request, uow, created.id)
     code = forms.text(form, "join_code", required=False)
     if code:
         # Signing up from an invite link: one step, and the new person is in.
@@ -95,13 +105,16 @@ def sign_in_page(
     return render(request, "sign_in.html", context, user=user)
 
 
-@router.post("/sign-in", dependencies=[Csrf])
+@router.post("/sign-in", dependencies=[AnonymousLimit, Csrf])
 async def sign_in(request: Request, uow: PageUow, next: Next = "/") -> Response:
-    """Check the password and sign in."""
+    """Check the password and sign in (a locked-out address gets the 429 page)."""
     form = await request.form()
     try:
         user = users.authenticate(
-            uow, email=forms.text(form, "email"), password=forms.password(form)
+            uow,
+            email=forms.text(form, "email"),
+            password=forms.password(form),
+            password_limit=limits_of(request).failed_passwords,
         )
     except (InvalidInput, Unauthenticated):
         context = {
@@ -110,20 +123,22 @@ async def sign_in(request: Request, uow: PageUow, next: Next = "/") -> Response:
             "email": form.get("email"),
         }
         return render(request, "sign_in.html", context, status_code=401)
-    request.session.clear()  # a new session for a new sign-in
-    request.session["user_id"] = user.id
+    begin_session(request, uow, user.id)
     raise RedirectTo(_safe_next(next))
 
 
 @router.post("/sign-out", dependencies=[Csrf])
-def sign_out(request: Request) -> Response:
-    """Forget the session."""
+def sign_out(request: Request, uow: PageUow) -> Response:
+    """End this browser's session on the server, so even a copy of its cookie is refused."""
+    session_id = current_session_id(request, uow)
+    if session_id is not None:
+        sessions.end_session(uow, session_id)
     request.session.clear()
     flash(request, "Signed out.")
     raise RedirectTo("/sign-in")
 
 
-@router.get("/join/{code}")
+@router.get("/join/{code}", dependencies=[AnonymousLimit])
 def join_page(request: Request, code: str, uow: PageUow, user: MaybeUser) -> HTMLResponse:
     """What joining by this link means, and a button (or an account first)."""
     try:
@@ -133,7 +148,7 @@ def join_page(request: Request, code: str, uow: PageUow, user: MaybeUser) -> HTM
     return render(request, "join.html", {"org_name": org_name, "code": code}, user=user)
 
 
-@router.post("/join/{code}", dependencies=[Csrf])
+@router.post("/join/{code}", dependencies=[AnonymousLimit, Csrf])
 def join(request: Request, code: str, uow: PageUow, user: CurrentUser) -> Response:
     """Join the org as a member."""
     try:
@@ -147,7 +162,7 @@ def join(request: Request, code: str, uow: PageUow, user: CurrentUser) -> Respon
     raise RedirectTo("/me")
 
 
-@router.get("/invitations/{token}")
+@router.get("/invitations/{token}", dependencies=[AnonymousLimit])
 def invitation_page(request: Request, token: str, uow: PageUow, user: MaybeUser) -> HTMLResponse:
     """An e-mailed invitation: who it is for, and a button to accept."""
     try:
@@ -161,7 +176,7 @@ def invitation_page(request: Request, token: str, uow: PageUow, user: MaybeUser)
     return render(request, "invitation.html", context, user=user)
 
 
-@router.post("/invitations/{token}", dependencies=[Csrf])
+@router.post("/invitations/{token}", dependencies=[AnonymousLimit, Csrf])
 def accept_invitation(request: Request, token: str, uow: PageUow, user: CurrentUser) -> Response:
     """Accept the invitation as the signed-in user."""
     try:

@@ -1,8 +1,10 @@
 """Who is signed in, CSRF protection, flash messages and rendering, for the pages.
 
-The session is a signed cookie (Starlette's SessionMiddleware) holding the user's id, a CSRF
-token and pending flash messages. Every form carries the CSRF token; `check_csrf` refuses a POST
-without the right one before anything runs.
+The cookie is signed (Starlette's SessionMiddleware) and holds a CSRF token, pending flash
+messages and, once signed in, `<session id>.<secret>` of a server-side session
+(services.sessions): a page trusts it only while that session is live, so signing out, "sign out
+everywhere" or a password change refuses the cookie even if it was copied. Every form carries
+the CSRF token; `check_csrf` refuses a POST without the right one before anything runs.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from creditpool.config import Config
 from creditpool.domain.amounts import format_credits
-from creditpool.domain.errors import Forbidden, NotFound
-from creditpool.services import users
+from creditpool.domain.errors import Forbidden
+from creditpool.services import rate_limits, sessions
 from creditpool.services.auth import Principal
+from creditpool.services.rate_limits import Limits
 from creditpool.services.users import UserView
 from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -59,19 +63,70 @@ def page_uow(request: Request) -> UnitOfWork:
 PageUow = Annotated[UnitOfWork, Depends(page_uow)]
 
 
+SESSION_KEY = "sid"  # where the cookie keeps "<session id>.<secret>"
+
+
+def config_of(request: Request) -> Config:
+    """The server's configuration."""
+    config: Config = request.app.state.config
+    return config
+
+
+def live_session(request: Request, uow: PageUow) -> sessions.SignedIn | None:
+    """This browser's live session and its user, or None (and the cookie forgets a dead one)."""
+    # Several dependencies of one request ask: read the session once.
+    cached: tuple[sessions.SignedIn | None] | None = getattr(request.state, "signed_in", None)
+    if cached is not None:
+        return cached[0]
+    token = request.session.get(SESSION_KEY)
+    live = None
+    if isinstance(token, str):
+        live = sessions.resume_session(uow, token, idle=config_of(request).session_idle)
+        if live is None:
+            request.session.pop(SESSION_KEY, None)
+    request.state.signed_in = (live,)
+    return live
+
+
 def signed_in(request: Request, uow: PageUow) -> UserView | None:
     """The signed-in user, or None."""
-    user_id = request.session.get("user_id")
-    if not isinstance(user_id, str):
-        return None
-    try:
-        return users.get_user(uow, user_id)
-    except NotFound:
-        request.session.pop("user_id", None)
-        return None
+    live = live_session(request, uow)
+    return None if live is None else live.user
 
 
 MaybeUser = Annotated[UserView | None, Depends(signed_in)]
+
+
+def begin_session(request: Request, uow: UnitOfWork, user_id: str) -> None:
+    """Sign this browser in as the user: a new cookie session over a new server session."""
+    token = sessions.start_session(uow, user_id, lifetime=config_of(request).session_lifetime)
+    request.session.clear()  # a new session for a new sign-in: no CSRF token or flash carried
+    request.session[SESSION_KEY] = token
+    request.state.signed_in = None  # read it again if asked
+
+
+def current_session_id(request: Request, uow: PageUow) -> str | None:
+    """The id of this browser's live session, or None."""
+    live = live_session(request, uow)
+    return None if live is None else live.session_id
+
+
+def limits_of(request: Request) -> Limits:
+    """The rate limits the server applies."""
+    return Limits.from_config(config_of(request))
+
+
+def anonymous_limit(request: Request) -> None:
+    """Count a request from its client address; RateLimited (a 429 page) over the limit."""
+    limit = limits_of(request).anonymous
+    if limit is None:
+        return
+    # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
+    host = request.client.host if request.client is not None else "unknown"
+    rate_limits.hit(page_uow(request), rate_limits.bucket_of("anonymous", host), limit)
+
+
+AnonymousLimit = Depends(anonymous_limit)
 
 
 def require_user(request: Request, user: MaybeUser) -> UserView:

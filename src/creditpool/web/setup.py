@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,13 +12,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from creditpool.config import Config
-from creditpool.domain.errors import CreditpoolError, Forbidden
-from creditpool.web import pages_account, pages_ledger, pages_operator, pages_org, pages_owner
-from creditpool.web import pages_tokens
+from creditpool.domain.errors import CreditpoolError, Forbidden, RateLimited
+from creditpool.web import (
+    pages_account,
+    pages_ledger,
+    pages_operator,
+    pages_org,
+    pages_owner,
+    pages_password,
+    pages_tokens,
+)
 from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in
-
-SESSION_DAYS = 14
-
 
 CONTENT_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,7 +40,9 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         SessionMiddleware,
         secret_key=secret_key,
         session_cookie="creditpool_session",
-        max_age=SESSION_DAYS * 24 * 3600,
+        # The server-side session decides when a sign-in ends (services.sessions); the cookie
+        # lasts as long as the longest of them, and carries the CSRF token meanwhile.
+        max_age=int(config.session_lifetime.total_seconds()),
         same_site="lax",
         https_only=secure,
     )
@@ -67,6 +74,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         pages_ledger.router,
         pages_operator.router,
         pages_tokens.router,
+        pages_password.router,
     ):
         app.include_router(router)
 
@@ -89,6 +97,8 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
 
 def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
     """An error page for the pages (the API answers problem+json instead)."""
+    if isinstance(error, RateLimited):
+        return _rate_limited_page(request, error)
     user = signed_in(request, page_uow(request))
     if isinstance(error, Forbidden):
         title, status = "Not allowed", 403
@@ -102,3 +112,20 @@ def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
     return render(
         request, "error.html", {"title": title, "message": message}, user=user, status_code=status
     )
+
+
+def _rate_limited_page(request: Request, error: RateLimited) -> HTMLResponse:
+    # Counting the request was a write of its own: look up no session, just say when to retry.
+    minutes, seconds = divmod(error.retry_after, 60)
+    wait = f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes else ""
+    if seconds or not minutes:
+        wait += f"{' ' if wait else ''}{seconds} second{'s' if seconds != 1 else ''}"
+    retry_at = request.app.state.clock.now() + timedelta(seconds=error.retry_after)
+    response = render(
+        request,
+        "rate_limited.html",
+        {"wait": wait, "retry_at": f"{retry_at:%H:%M:%S}"},
+        status_code=429,
+    )
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
