@@ -111,10 +111,10 @@ def test_email_invitations_are_listed_revoked_and_accepted(world: World, app: Fa
     api, org = world.api, world.org_id
     invitee, invitee_token = api.sign_up("Invitee")
     other = "someone.else@example.test"
-    made = api.call(
+    made = api.call(  # the owner: only the owner (or an operator) makes managers
         "POST",
         f"/orgs/{org}/invitations",
-        token=world.manager,
+        token=world.owner,
         json={"emails": [invitee["email"], other], "role": "manager", "seat": "unlicensed"},
     )
     assert made.status_code == 201, made.text

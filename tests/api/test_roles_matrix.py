@@ -122,6 +122,16 @@ class Stage:
         self.ok("DELETE", f"/orgs/{self.org}/members/{member}")
         return member
 
+    def fresh_manager(self) -> str:
+        member = self.fresh_member()
+        self.ok("PATCH", f"/orgs/{self.org}/members/{member}", {"role": "manager"})
+        return member
+
+    def fresh_removed_manager(self) -> str:
+        manager = self.fresh_manager()
+        self.ok("DELETE", f"/orgs/{self.org}/members/{manager}")
+        return manager
+
     def fresh_group(self) -> str:
         return str(self.ok("POST", f"/orgs/{self.org}/groups", {"name": _unique("Group")})["id"])
 
@@ -255,6 +265,8 @@ def _cases() -> list[Case]:
                 "hold": stage.fresh_hold,
                 "member": stage.fresh_member,
                 "removed member": stage.fresh_removed_member,
+                "manager": stage.fresh_manager,
+                "removed manager": stage.fresh_removed_manager,
                 "group": stage.fresh_group,
                 "api-key": lambda: stage.ok(
                     "POST", f"/orgs/{org}/api-keys", {"name": "spare", "scopes": ["usage"]}
@@ -365,6 +377,17 @@ def _cases() -> list[Case]:
                 {"emails": [f"{_unique('invitee')}@example.test"]},
             ),
         ),
+        # Only the owner (or an operator) makes managers, by any road.
+        Case(
+            "POST /orgs/{org}/invitations as manager",
+            GOVERN,
+            201,
+            lambda stage, _: (
+                "POST",
+                f"/orgs/{stage.org}/invitations",
+                {"emails": [f"{_unique('invitee')}@example.test"], "role": "manager"},
+            ),
+        ),
         Case("GET /orgs/{org}/invitations", MANAGE, 200, at("GET", "/orgs/{org}/invitations")),
         Case(
             "DELETE /orgs/{org}/invitations/{id}",
@@ -410,6 +433,18 @@ def _cases() -> list[Case]:
             MANAGE,
             200,
             on("POST", "/orgs/{org}/members/{id}/restore", "removed member"),
+        ),
+        Case(
+            "DELETE /orgs/{org}/members/{manager}",
+            GOVERN,
+            200,
+            on("DELETE", "/orgs/{org}/members/{id}", "manager"),
+        ),
+        Case(
+            "POST /orgs/{org}/members/{manager}/restore",
+            GOVERN,
+            200,
+            on("POST", "/orgs/{org}/members/{id}/restore", "removed manager"),
         ),
         Case(
             "POST /orgs/{org}/groups",

@@ -361,7 +361,9 @@ class Org(BaseModel):
     id: str
     name: str
     paused: bool
-    invite_code: str
+    invite_code: str | None = Field(
+        description="The invite code; null for a caller that may not invite (an org API key)."
+    )
     settings: Settings
     balance: Balance
     usage: dict[str, int]

@@ -4,16 +4,24 @@ A caller is an operator (a user marked as one, or an operator key), a member of 
 role, an org API key with scopes, or a stranger. A stranger to an org sees 404, never 403, so
 that ids of other orgs reveal nothing; a member whose role falls short sees 403.
 
-| action (permission)                                 | operator | owner | manager | member | key |
-| --------------------------------------------------- | -------- | ----- | ------- | ------ | --- |
-| create org, list all orgs, purchase (OPERATE)       | yes      |       |         |        |     |
-| settings, pause, API keys, reset, roles (GOVERN)    | yes      | yes   |         |        |     |
-| invite, rotate, groups, allot, revoke, seats (MANAGE)| yes     | yes   | yes     |        |     |
-| see org, balance, members, groups, ledger (READ)    | yes      | yes   | yes     |        | yes |
-| see own wallet and usage (READ_OWN)                 | yes      | yes   | yes     | yes    | yes |
-| charge usage, holds, check access (CHARGE)          | yes      |       |         |        | yes |
+| action (permission)                                  | operator | owner | manager | member | key |
+| ---------------------------------------------------- | -------- | ----- | ------- | ------ | --- |
+| create org, list all orgs, purchase (OPERATE)        | yes      |       |         |        |     |
+| settings, pause, API keys, reset, roles (GOVERN)     | yes      | yes   |         |        |     |
+| invite, see invitations, invite link and code,       | yes      | yes   | yes     |        |     |
+|   rotate, groups, allot, revoke, seats (MANAGE)      |          |       |         |        |     |
+| see org (no invite code), balance, members, groups,  | yes      | yes   | yes     |        | yes |
+|   ledger (READ)                                      |          |       |         |        |     |
+| see own wallet and usage (READ_OWN)                  | yes      | yes   | yes     | yes    | yes |
+| charge usage, holds, check access (CHARGE)           | yes      |       |         |        | yes |
 
-"key" is an org API key with the `usage` scope.
+"key" is an org API key with the `usage` scope: it reads only what charging needs, so never the
+invite code, the invitations or the org's keys.
+
+Who may make whom what (`may_grant`): a role is granted by inviting, bringing a member back or
+changing a role, and taken by removal or a role change. Managers handle members only; the
+owner and operators handle managers too. Nobody is made owner except by the owner handing the
+org over (or an operator doing it).
 """
 
 from __future__ import annotations
@@ -59,3 +67,10 @@ def scopes_allow(scopes: frozenset[str], permission: Permission) -> bool:
 
 
 KNOWN_SCOPES = frozenset(_BY_SCOPE)
+
+
+def may_grant(granter: Role | None, role: Role) -> bool:
+    """Return whether a caller acting as `granter` (None: an operator) may give or take `role`."""
+    if granter is None or granter is Role.OWNER:
+        return True
+    return granter is Role.MANAGER and role is Role.MEMBER

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from creditpool.domain.errors import (
     AlreadyExists,
@@ -31,12 +31,19 @@ from creditpool.domain.errors import (
     Unauthenticated,
 )
 from creditpool.domain.model import MemberStatus, Role
-from creditpool.domain.roles import KNOWN_SCOPES, Permission, role_allows, scopes_allow
+from creditpool.domain.roles import (
+    KNOWN_SCOPES,
+    Permission,
+    may_grant,
+    role_allows,
+    scopes_allow,
+)
 from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_org
 from creditpool.services.rate_limits import Limit
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
+from creditpool.services.views import OrgView
 from creditpool.storage.ids import new_id, new_secret
 from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -248,19 +255,41 @@ def create_api_key(
     )
 
 
-def list_api_keys(uow: UnitOfWork, org_id: str) -> list[ApiKeyView]:
-    """Return the org's live keys, oldest first, without their secrets."""
+def list_api_keys(
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[ApiKeyView]:
+    """Return the org's live keys, oldest (or newest) first, without their secrets; a page of
+    them with `after` (the last id of the previous page) and `limit`."""
     with uow:
         load_org(uow, org_id)
-        keys = uow.session.scalars(
-            select(ApiKey)
-            .where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
-            .order_by(ApiKey.id)
-        )
+        query = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+        query = query.order_by(ApiKey.id.desc() if newest_first else ApiKey.id)
+        if after is not None:
+            query = query.where(ApiKey.id < after if newest_first else ApiKey.id > after)
+        if limit is not None:
+            query = query.limit(limit)
         return [
             ApiKeyView(key.id, key.name, list(key.scopes), key.created_at, key.last_used_at)
-            for key in keys
+            for key in uow.session.scalars(query)
         ]
+
+
+def count_api_keys(uow: UnitOfWork, org_id: str) -> int:
+    """Return how many live keys the org has."""
+    with uow:
+        return (
+            uow.session.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .where(ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+            )
+            or 0
+        )
 
 
 def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
@@ -335,12 +364,67 @@ class Grant:
 
     actor: str
     member_id: str | None = None
-    role: Role | None = None
+    role: Role | None = None  # None: an operator, or an org API key (then `scopes` is set)
+    scopes: frozenset[str] | None = None  # an org API key's scopes
 
 
 def grants(grant: Grant, permission: Permission) -> bool:
     """Whether an authorized caller may also act under another permission of the same org."""
+    if grant.scopes is not None:
+        return scopes_allow(grant.scopes, permission)
     return grant.role is None or role_allows(grant.role, permission)
+
+
+def check_may_grant(granter: Role | None, role: Role, *, doing: str) -> None:
+    """Raise Forbidden unless a caller acting as `granter` (None: an operator) may give or take
+    `role`, by domain/roles.py's `may_grant`; `doing` names the action for the refusal."""
+    if not may_grant(granter, role):
+        article = "an" if role is Role.OWNER else "a"
+        raise Forbidden(f"only the owner or an operator may {doing} {article} {role}")
+
+
+def standing_of(uow: UnitOfWork, org_id: str, actor: str) -> Grant | None:
+    """Return what `actor` (as the ledger names a caller) may do in the org now, if it may
+    still manage it (invite); None if it may not: a user removed or made a member, a user no
+    longer an operator, a revoked operator key, an org API key. Runs in an open transaction.
+
+    The configured operator key (`operator-key:configured`) is the installation's own and is
+    taken to stand: the service cannot see the configuration.
+    """
+    kind, _, ident = actor.partition(":")
+    if kind == "operator-key":
+        if ident == "configured":
+            return Grant(actor)
+        key = uow.session.get(OperatorKey, ident)
+        return Grant(actor) if key is not None and key.revoked_at is None else None
+    user = uow.session.get(User, ident) if kind == "user" else None
+    if user is None:
+        return None
+    if user.is_operator:
+        return Grant(actor)
+    membership = uow.session.execute(
+        select(Member.id, Member.role).where(
+            Member.org_id == org_id,
+            Member.user_id == user.id,
+            Member.status == MemberStatus.ACTIVE,
+        )
+    ).one_or_none()
+    if membership is None or not role_allows(Role(membership.role), Permission.MANAGE):
+        return None
+    return Grant(actor, membership.id, Role(membership.role))
+
+
+def org_seen_by(org: OrgView, caller: Grant | Principal) -> OrgView:
+    """Return the org as this caller may read it: the invite code only for who may manage the
+    org, never for an org API key (which reads only what charging needs).
+
+    A user's Principal stands for a user listing the orgs it owns or manages.
+    """
+    if isinstance(caller, Grant):
+        shows = grants(caller, Permission.MANAGE)
+    else:
+        shows = caller.org_id is None or scopes_allow(caller.scopes, Permission.MANAGE)
+    return org if shows else replace(org, invite_code=None)
 
 
 def authorize(
@@ -366,7 +450,7 @@ def authorize(
                 raise NotFound(f"no org {org_id}")
             if not scopes_allow(principal.scopes, permission):
                 raise Forbidden("this key's scopes do not allow that")
-            return Grant(principal.actor)
+            return Grant(principal.actor, scopes=principal.scopes)
         membership = uow.session.execute(
             select(Member.id, Member.role).where(
                 Member.org_id == org_id,

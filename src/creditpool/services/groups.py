@@ -5,13 +5,14 @@ A group never changes what anyone burns, and a member may be in any number of gr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete, func, insert, select
 
-from creditpool.domain.errors import AlreadyExists, NotFound
+from creditpool.domain.errors import AlreadyExists, InvalidInput, NotFound
 from creditpool.domain.model import MemberStatus
 from creditpool.domain.text import clean_name
+from creditpool.services.ledger import chunks
 from creditpool.services.lookups import load_active_members, load_group, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import GroupView
@@ -167,11 +168,43 @@ def delete_group(uow: UnitOfWork, org_id: str, group_id: str) -> None:
         uow.commit()
 
 
-def list_groups(uow: UnitOfWork, org_id: str) -> list[GroupView]:
-    """Return the org's groups by name."""
+def list_groups(
+    uow: UnitOfWork, org_id: str, *, after: str | None = None, limit: int | None = None
+) -> list[GroupView]:
+    """Return the org's groups by name; a page of them with `after` (the last id of the
+    previous page) and `limit`."""
     with uow:
         load_org(uow, org_id)
-        groups = list(
-            uow.session.scalars(select(Group).where(Group.org_id == org_id).order_by(Group.name))
+        query = select(Group).where(Group.org_id == org_id).order_by(Group.name)
+        if after is not None:
+            last = uow.session.get(Group, (org_id, after))
+            if last is None:
+                raise InvalidInput("the cursor names a group deleted since; list from the start")
+            query = query.where(Group.name > last.name)  # names are unique within the org
+        if limit is not None:
+            query = query.limit(limit)
+        return group_views(uow, org_id, list(uow.session.scalars(query)))
+
+
+def count_groups(uow: UnitOfWork, org_id: str) -> int:
+    """Return how many groups the org has."""
+    with uow:
+        return (
+            uow.session.scalar(
+                select(func.count()).select_from(Group).where(Group.org_id == org_id)
+            )
+            or 0
         )
-        return group_views(uow, org_id, groups)
+
+
+def group_names(uow: UnitOfWork, org_id: str, group_ids: Collection[str]) -> dict[str, str]:
+    """Return the names of these groups of the org, by id."""
+    with uow:
+        names: dict[str, str] = {}
+        for part in chunks(sorted(set(group_ids))):
+            names.update(
+                uow.session.execute(
+                    select(Group.id, Group.name).where(Group.org_id == org_id, Group.id.in_(part))
+                ).tuples()
+            )
+        return names

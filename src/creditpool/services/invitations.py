@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 
 from creditpool.domain.errors import AlreadyMember, InvalidInput, InviteInvalid, NotFound
 from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
+from creditpool.domain.roles import may_grant
 from creditpool.services import mail
+from creditpool.services.auth import check_may_grant, standing_of
 from creditpool.services.lookups import load_org
 from creditpool.services.members import join
 from creditpool.services.transactions import run_write
@@ -93,11 +95,18 @@ def invite_by_email(
     seat: Seat = Seat.LICENSED,
     public_url: str,
     actor: str,
+    caller_role: Role | None = None,
     idempotency_key: str | None = None,
 ) -> list[InvitationView]:
-    """Invite people by e-mail; each gets a single-use link. All of them, or none."""
+    """Invite people by e-mail; each gets a single-use link. All of them, or none.
+
+    `caller_role` is the inviter's role in the org (None: an operator): a manager invites
+    members only (Forbidden otherwise). The invitation records `actor` as its sender, so that
+    accepting it grants no more than the sender may grant then.
+    """
     if role is Role.OWNER:
         raise InvalidInput("nobody is invited as owner; hand the org over instead")
+    check_may_grant(caller_role, role, doing="invite")
     if not 1 <= len(emails) <= MAX_EMAILS:
         raise InvalidInput(f"invite 1 to {MAX_EMAILS} e-mail addresses at a time")
     addresses = list(dict.fromkeys(normalise_email(email) for email in emails))
@@ -119,7 +128,7 @@ def invite_by_email(
             raise AlreadyMember(f"{sorted(members)[0]} is already a member of the org")
         views = []
         for address in addresses:
-            invitation, token = _new_invitation(uow, org, address, role, seat)
+            invitation, token = _new_invitation(uow, org, address, role, seat, actor)
             mail.enqueue(
                 uow,
                 org_id=org_id,
@@ -145,7 +154,7 @@ def invite_by_email(
 
 
 def _new_invitation(
-    uow: UnitOfWork, org: Org, address: str, role: Role, seat: Seat
+    uow: UnitOfWork, org: Org, address: str, role: Role, seat: Seat, invited_by: str
 ) -> tuple[Invitation, str]:
     invitation_id, secret = new_id("inv"), new_secret()
     invitation = Invitation(
@@ -156,6 +165,7 @@ def _new_invitation(
         seat=seat,
         status=InvitationStatus.PENDING,
         token_hash=_digest(secret),
+        invited_by=invited_by,
         created_at=uow.now,
         expires_at=uow.now + INVITATION_LIFETIME,
     )
@@ -173,16 +183,54 @@ def _invitation_text(org: Org, expires_at: datetime) -> str:
 
 
 def list_invitations(
-    uow: UnitOfWork, org_id: str, *, status: InvitationStatus | None = None
+    uow: UnitOfWork,
+    org_id: str,
+    *,
+    status: InvitationStatus | None = None,
+    before: str | None = None,
+    limit: int | None = None,
 ) -> list[InvitationView]:
-    """Return the org's invitations, newest first, optionally of one status."""
+    """Return the org's invitations, newest first, optionally of one status; a page of them
+    with `before` (the last id of the previous page) and `limit`."""
     with uow:
         load_org(uow, org_id)
-        rows = uow.session.scalars(
-            select(Invitation).where(Invitation.org_id == org_id).order_by(Invitation.id.desc())
+        query = (
+            select(Invitation)
+            .where(Invitation.org_id == org_id, *_of_status(status, uow.now))
+            .order_by(Invitation.id.desc())
         )
-        views = [_view(invitation, uow.now) for invitation in rows]
-        return [view for view in views if status is None or view.status is status]
+        if before is not None:
+            query = query.where(Invitation.id < before)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_view(invitation, uow.now) for invitation in uow.session.scalars(query)]
+
+
+def count_invitations(
+    uow: UnitOfWork, org_id: str, *, status: InvitationStatus | None = None
+) -> int:
+    """Return how many invitations the org has, optionally of one status."""
+    with uow:
+        return (
+            uow.session.scalar(
+                select(func.count())
+                .select_from(Invitation)
+                .where(Invitation.org_id == org_id, *_of_status(status, uow.now))
+            )
+            or 0
+        )
+
+
+def _of_status(status: InvitationStatus | None, now: datetime) -> list[ColumnElement[bool]]:
+    """The conditions for one shown status: a pending invitation past its expiry is expired."""
+    if status is None:
+        return []
+    if status is InvitationStatus.PENDING:
+        return [Invitation.status == status, Invitation.expires_at > now]
+    if status is InvitationStatus.EXPIRED:
+        lapsed = (Invitation.status == InvitationStatus.PENDING) & (Invitation.expires_at <= now)
+        return [(Invitation.status == status) | lapsed]
+    return [Invitation.status == status]
 
 
 def revoke_invitation(uow: UnitOfWork, org_id: str, invitation_id: str) -> None:
@@ -217,9 +265,8 @@ def accept_invitation(
         if user is None or user.email != invitation.email:
             raise InviteInvalid("this invitation was sent to another e-mail address")
         org = load_org(uow, org_id, lock=True)
-        member = join(
-            uow, org, user_id=user_id, role=Role(invitation.role), seat=Seat(invitation.seat)
-        )
+        role = _role_granted(uow, invitation)
+        member = join(uow, org, user_id=user_id, role=role, seat=Seat(invitation.seat))
         invitation.status = InvitationStatus.ACCEPTED
         return member_view(uow, org, member)
 
@@ -233,6 +280,26 @@ def accept_invitation(
         arguments={"invitation": invitation_id},
         result_type=MemberView,
     )
+
+
+def _role_granted(uow: UnitOfWork, invitation: Invitation) -> Role:
+    """The role accepting the invitation grants: no more than its sender may grant now.
+
+    A sender who may still invite but no longer make managers (an owner who has handed the org
+    over, say) lets the person in as a member; a sender who can no longer invite at all
+    (removed, a member now, no longer an operator, a revoked operator key) voids it. An
+    invitation older than the record of its sender grants at most the member role.
+    """
+    invited = Role(invitation.role)
+    if invitation.invited_by is None:
+        return Role.MEMBER
+    sender = standing_of(uow, invitation.org_id, invitation.invited_by)
+    if sender is None:
+        raise InviteInvalid(
+            "whoever sent this invitation can no longer invite people to this org; "
+            "ask its owner or a manager for a new one"
+        )
+    return invited if may_grant(sender.role, invited) else Role.MEMBER
 
 
 def join_by_code(

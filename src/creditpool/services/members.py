@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from creditpool.domain.errors import (
     AlreadyMember,
-    Forbidden,
     InvalidInput,
     MemberRemoved,
     NotFound,
@@ -24,6 +23,7 @@ from creditpool.domain.errors import (
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
 from creditpool.services import ledger, metering
+from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
 from creditpool.services.transactions import run_write
@@ -69,20 +69,19 @@ def restore_member(
     member_id: str,
     *,
     actor: str,
-    may_govern: bool = True,
+    caller_role: Role | None = None,
     idempotency_key: str | None = None,
 ) -> MemberView:
     """Bring a removed member back as it was: its role, its seat (so its burn), its history.
 
-    Only a caller who governs the org (`may_govern`) brings a manager back: making managers is
-    the owner's.
+    `caller_role` is the caller's role in the org (None: an operator): only the owner or an
+    operator brings a manager back, as only they make managers (Forbidden otherwise).
     """
 
     def apply() -> MemberView:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
-        if member.role == Role.MANAGER and not may_govern:
-            raise Forbidden("only the owner brings a manager back")
+        check_may_grant(caller_role, Role(member.role), doing="bring back")
         restored = join(
             uow, org, user_id=member.user_id, role=Role(member.role), seat=Seat(member.seat)
         )
@@ -145,14 +144,21 @@ def change_member(
     role: Role | None = None,
     seat: Seat | None = None,
     actor: str,
+    caller_role: Role | None = None,
 ) -> MemberView:
-    """Change a member's seat (the burn moves at once) or role (owner hands the org over)."""
+    """Change a member's seat (the burn moves at once) or role (owner hands the org over).
+
+    `caller_role` is the caller's role in the org (None: an operator); a role change needs the
+    power to give the new role and to take the old one (Forbidden otherwise).
+    """
     with uow:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
         if member.status == MemberStatus.REMOVED:
             raise MemberRemoved("a removed member has no seat or role to change")
         if role is not None and role != member.role:
+            check_may_grant(caller_role, Role(member.role), doing="change the role of")
+            check_may_grant(caller_role, role, doing="make someone")
             _change_role(uow, org, member, role)
         if seat is not None and seat != member.seat:
             if metering.moves_rate(org, [(Seat(member.seat), -1), (seat, +1)]):
@@ -179,13 +185,25 @@ def _change_role(uow: UnitOfWork, org: Org, member: Member, role: Role) -> None:
     member.role = role
 
 
-def remove_member(uow: UnitOfWork, org_id: str, member_id: str, *, actor: str) -> MemberView:
-    """Remove a member, keeping its history; removing a removed member changes nothing."""
+def remove_member(
+    uow: UnitOfWork,
+    org_id: str,
+    member_id: str,
+    *,
+    actor: str,
+    caller_role: Role | None = None,
+) -> MemberView:
+    """Remove a member, keeping its history; removing a removed member changes nothing.
+
+    `caller_role` is the caller's role in the org (None: an operator): only the owner or an
+    operator removes a manager (Forbidden otherwise), as only they bring one back.
+    """
     with uow:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
         if member.role == Role.OWNER:
             raise OwnerRequired("the owner cannot be removed; hand the org over first")
+        check_may_grant(caller_role, Role(member.role), doing="remove")
         if member.status == MemberStatus.ACTIVE:
             posting = ledger.Posting(uow.session, org.id, actor, uow.now)
             remove_members(uow, org, [member], posting, reference="member removed")

@@ -61,7 +61,7 @@ class OrgView:
     id: str
     name: str
     paused: bool
-    invite_code: str
+    invite_code: str | None  # None for a caller that may not see it (services.auth.org_seen_by)
     settings: OrgSettings
     balance: BalanceView
     usage: dict[str, int]

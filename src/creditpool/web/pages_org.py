@@ -16,10 +16,10 @@ from starlette.datastructures import FormData
 
 from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
-from creditpool.domain.errors import Conflict, InvalidInput, NotFound
+from creditpool.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings
-from creditpool.domain.roles import Permission
+from creditpool.domain.roles import Permission, may_grant
 from creditpool.services import auth, groups, invitations, members, orgs, reports
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
@@ -42,6 +42,7 @@ from creditpool.web.session import (
 
 router = APIRouter(include_in_schema=False)
 PAGE = 500
+SHOWN = 200  # invitations, groups and keys the page lists at most; it says how many more
 
 
 def grant_for(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
@@ -79,8 +80,15 @@ def dashboard(
     view = orgs.get_org(uow, org)
     config = request.app.state.config
     everyone = all_members(uow, org, None)
-    group_list = groups.list_groups(uow, org)
+    group_list = groups.list_groups(uow, org, limit=SHOWN)
     owner_or_operator = grant.role in (Role.OWNER, None)
+    pending = InvitationStatus.PENDING
+    invitation_list = invitations.list_invitations(uow, org, status=pending, limit=SHOWN)
+    key_list = (
+        auth.list_api_keys(uow, org, limit=SHOWN, newest_first=True) if owner_or_operator else []
+    )
+    # Members name their groups, shown on this page or not.
+    names = groups.group_names(uow, org, {g for member in everyone for g in member.groups})
     active = [m for m in everyone if m.status == MemberStatus.ACTIVE]
     removed = [m for m in everyone if m.status == MemberStatus.REMOVED]
     # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
@@ -90,14 +98,20 @@ def dashboard(
         "org": view,
         "chart": pool_chart(reports.pool_history(uow, org), view.balance),
         "link": invitations.invite_link(uow, org, public_url=config.public_url),
-        "invitations": invitations.list_invitations(uow, org, status=InvitationStatus.PENDING),
+        "invitations": invitation_list,
+        "invitations_more": _more(
+            invitation_list, lambda: invitations.count_invitations(uow, org, status=pending)
+        ),
         "active": active,
         "removed": removed,
         "groups": group_list,
-        "group_names": {group.id: group.name for group in group_list},
+        "groups_more": _more(group_list, lambda: groups.count_groups(uow, org)),
+        "group_names": names,
         "metrics": sorted({name for member in everyone for name in member.usage}),
         "is_owner": owner_or_operator,
-        "api_keys": auth.list_api_keys(uow, org) if owner_or_operator else [],
+        "api_keys": key_list,
+        "api_keys_more": _more(key_list, lambda: auth.count_api_keys(uow, org)),
+        "may_invite_managers": may_grant(grant.role, Role.MANAGER),
         "new_key": new_key,
         "settings_form": _settings_form(view.settings, typed),
         "typed_emails": typed_emails,
@@ -107,6 +121,11 @@ def dashboard(
         "meters_seats": meters_seats(view),
     }
     return render(request, "dashboard.html", context, user=user, status_code=status_code)
+
+
+def _more(shown: list[Any], count: Callable[[], int]) -> int:
+    """How many of a bounded list the page leaves out (counted only when the list is full)."""
+    return count() - len(shown) if len(shown) >= SHOWN else 0
 
 
 async def act(
@@ -124,7 +143,7 @@ async def act(
     form = await request.form()
     try:
         message = run(grant, form)
-    except (InvalidInput, Conflict, NotFound) as error:
+    except (InvalidInput, Conflict, NotFound, Forbidden) as error:
         return dashboard(
             request,
             uow,
@@ -239,7 +258,9 @@ async def change_role(
 
     def run(grant: Grant, form: FormData) -> str:
         role = _choice(Role, forms.text(form, "role"))
-        changed = members.change_member(uow, org, member, role=role, actor=grant.actor)
+        changed = members.change_member(
+            uow, org, member, role=role, actor=grant.actor, caller_role=grant.role
+        )
         return f"{changed.name} is now {changed.role}."
 
     return await act(request, uow, user, org, Permission.GOVERN, f"member-{member}", run)
@@ -252,7 +273,7 @@ async def remove_member(
     """Remove a member; its history stays."""
 
     def run(grant: Grant, form: FormData) -> str:
-        removed = members.remove_member(uow, org, member, actor=grant.actor)
+        removed = members.remove_member(uow, org, member, actor=grant.actor, caller_role=grant.role)
         return f"Removed {removed.name}."
 
     return await act(request, uow, user, org, Permission.MANAGE, f"member-{member}", run)
@@ -265,8 +286,7 @@ async def restore_member(
     """Bring a removed member back, with its history."""
 
     def run(grant: Grant, form: FormData) -> str:
-        may_govern = auth.grants(grant, Permission.GOVERN)
-        back = members.restore_member(uow, org, member, actor=grant.actor, may_govern=may_govern)
+        back = members.restore_member(uow, org, member, actor=grant.actor, caller_role=grant.role)
         return f"{back.name} is back, as {back.role} with a {back.seat} seat."
 
     return await act(request, uow, user, org, Permission.MANAGE, "removed", run)
@@ -285,15 +305,17 @@ async def rotate_link(request: Request, org: str, uow: PageUow, user: CurrentUse
 
 @router.post("/orgs/{org}/invitations", dependencies=[Csrf])
 async def invite(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Invite pasted addresses by e-mail."""
+    """Invite pasted addresses by e-mail, as members (or, by the owner, as managers)."""
 
     def run(grant: Grant, form: FormData) -> str:
         made = invitations.invite_by_email(
             uow,
             org,
             forms.emails(form),
+            role=_choice(Role, forms.text(form, "role", required=False) or Role.MEMBER),
             public_url=request.app.state.config.public_url,
             actor=grant.actor,
+            caller_role=grant.role,
         )
         request.app.state.on_mail_queued()
         return f"Invited {len(made)} address(es)."

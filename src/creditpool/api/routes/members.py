@@ -31,7 +31,7 @@ from creditpool.api.schemas import (
 )
 from creditpool.domain.model import InvitationStatus, MemberStatus
 from creditpool.domain.roles import Permission
-from creditpool.services import auth, groups, invitations, members, orgs
+from creditpool.services import groups, invitations, members, orgs
 from creditpool.services.auth import Grant
 
 router = APIRouter(tags=["members"])
@@ -81,6 +81,7 @@ def invite(
         seat=body.seat,
         public_url=config.public_url,
         actor=grant.actor,
+        caller_role=grant.role,
         idempotency_key=idempotency_key,
     )
     request.app.state.on_mail_queued()
@@ -97,10 +98,8 @@ def list_invitations(
     cursor: Cursor = None,
 ) -> Page[Invitation]:
     """The org's invitations, newest first."""
-    views = invitations.list_invitations(uow, org, status=status_)
-    if cursor is not None:
-        views = [view for view in views if view.id < cursor]
-    return page([Invitation.of(view) for view in views[: limit + 1]], limit)
+    views = invitations.list_invitations(uow, org, status=status_, before=cursor, limit=limit + 1)
+    return page([Invitation.of(view) for view in views], limit)
 
 
 @router.delete(
@@ -184,15 +183,24 @@ def change_member(
     """The burn rate moves at once; making another member owner hands the org over."""
     return Member.of(
         members.change_member(
-            uow, org, member, role=change.role, seat=change.seat, actor=grant.actor
+            uow,
+            org,
+            member,
+            role=change.role,
+            seat=change.seat,
+            actor=grant.actor,
+            caller_role=grant.role,
         )
     )
 
 
 @router.delete("/orgs/{org}/members/{member}", summary="Remove a member")
 def remove_member(org: str, member: str, uow: UowDep, grant: Manage) -> Member:
-    """Removed, with its history kept; its wallet goes back to the pool if returnable."""
-    return Member.of(members.remove_member(uow, org, member, actor=grant.actor))
+    """Removed, with its history kept; its wallet goes back to the pool if returnable. 403
+    `forbidden` for a manager removing a manager (only the owner brings one back)."""
+    return Member.of(
+        members.remove_member(uow, org, member, actor=grant.actor, caller_role=grant.role)
+    )
 
 
 @router.post("/orgs/{org}/members/{member}/restore", summary="Bring a removed member back")
@@ -208,7 +216,7 @@ def restore_member(
             org,
             member,
             actor=grant.actor,
-            may_govern=auth.grants(grant, Permission.GOVERN),
+            caller_role=grant.role,
             idempotency_key=idempotency_key,
         )
     )
@@ -225,9 +233,12 @@ def create_group(
 
 
 @router.get("/orgs/{org}/groups", summary="List groups")
-def list_groups(org: str, uow: UowDep, _: Read) -> Page[Group]:
+def list_groups(
+    org: str, uow: UowDep, _: Read, limit: Limit = 50, cursor: Cursor = None
+) -> Page[Group]:
     """The org's groups, by name."""
-    return Page(items=[Group.of(view) for view in groups.list_groups(uow, org)], next_cursor=None)
+    views = groups.list_groups(uow, org, after=cursor, limit=limit + 1)
+    return page([Group.of(view) for view in views], limit)
 
 
 @router.patch("/orgs/{org}/groups/{group}", summary="Rename a group")

@@ -78,13 +78,14 @@ def list_orgs(
         after=cursor,
         limit=limit + 1,
     )
-    return page([Org.of(view) for view in views], limit)
+    return page([Org.of(auth.org_seen_by(view, principal)) for view in views], limit)
 
 
 @router.get("/orgs/{org}", summary="Get an org")
-def get_org(org: str, uow: UowDep, _: Read) -> Org:
-    """The org with its settings, balance now and summed usage."""
-    return Org.of(orgs.get_org(uow, org))
+def get_org(org: str, uow: UowDep, grant: Read) -> Org:
+    """The org with its settings, balance now and summed usage (the invite code only for who
+    may invite)."""
+    return Org.of(auth.org_seen_by(orgs.get_org(uow, org), grant))
 
 
 @router.patch("/orgs/{org}/settings", summary="Change settings")
@@ -183,9 +184,12 @@ def create_api_key(
 
 
 @router.get("/orgs/{org}/api-keys", summary="List API keys")
-def list_api_keys(org: str, uow: UowDep, _: Govern) -> Page[ApiKey]:
-    """The org's live keys, never their secrets."""
-    return Page(items=[ApiKey.of(key) for key in auth.list_api_keys(uow, org)], next_cursor=None)
+def list_api_keys(
+    org: str, uow: UowDep, _: Govern, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ApiKey]:
+    """The org's live keys, oldest first, never their secrets."""
+    keys = auth.list_api_keys(uow, org, after=cursor, limit=limit + 1)
+    return page([ApiKey.of(key) for key in keys], limit)
 
 
 @router.delete(
