@@ -3,23 +3,30 @@
 Each call is one batch: all of its transfers commit together or none do. A batch touches the
 pool once and the wallets in one statement, so allotting to 10,000 members is one short
 transaction.
+
+A batch's result lists members, as many as it touched; its idempotency record keeps only the
+batch id and total, and a replay lists the members again from the request (named members) or
+from the batch's transfers (every student, a group), each as it stands at the replay.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 
 from creditpool.domain.amounts import MAX_MICROS, format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
 from creditpool.domain.model import AccountKind, TransferKind
+from creditpool.domain.text import check_plain_text
 from creditpool.services import ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
-from creditpool.services.transactions import run_write
+from creditpool.services.transactions import Compaction, run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
-from creditpool.storage.schema import Account, Member, User
+from creditpool.storage.schema import Account, Member, Transfer, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_REFERENCE_LENGTH = 200
@@ -32,9 +39,11 @@ def check_amount(amount: int) -> None:
 
 
 def check_reference(reference: str | None) -> None:
-    """Raise InvalidInput for a reference over 200 characters."""
+    """Raise InvalidInput for a reference over 200 characters or with invisible characters."""
     if reference is not None and len(reference) > MAX_REFERENCE_LENGTH:
         raise InvalidInput(f"a reference is at most {MAX_REFERENCE_LENGTH} characters")
+    if reference is not None:
+        check_plain_text(reference, what="a reference")
 
 
 def record_purchase(
@@ -126,6 +135,7 @@ def allocate_credits(
         operation="allocate_credits",
         arguments={"target": target.describe(), "amount": amount},
         result_type=BatchResult,
+        compact=_batch_compaction(uow, org_id, target, TransferKind.ALLOCATION),
     )
 
 
@@ -138,7 +148,11 @@ def revoke_credits(
     actor: str,
     idempotency_key: str | None = None,
 ) -> BatchResult:
-    """Take `amount` (or all it can spend) from each targeted member back to the pool."""
+    """Take `amount` (or all it can spend) from each targeted member back to the pool.
+
+    The result lists each member named (for a list of ids), or each member the batch took
+    credits from (for every student or a group: one with nothing to give is left out).
+    """
     if amount is not None:
         check_amount(amount)
 
@@ -197,6 +211,8 @@ def revoke_credits(
                 member_id=member_id,
             )
         posting.flush()
+        if target.member_ids is None:
+            members = [member for member in members if taken.get(member.id)]
         return BatchResult(posting.batch_id, total, member_views(uow, org, members))
 
     return run_write(
@@ -208,4 +224,47 @@ def revoke_credits(
         operation="revoke_credits",
         arguments={"target": target.describe(), "amount": amount},
         result_type=BatchResult,
+        compact=_batch_compaction(uow, org_id, target, TransferKind.REVOCATION),
     )
+
+
+def _batch_compaction(
+    uow: UnitOfWork, org_id: str, target: Target, kind: TransferKind
+) -> Compaction[BatchResult]:
+    """Keep a batch's id and total under its idempotency key, never its members: a replay
+    lists them again, as they stand now, from the request's ids (which the key's fingerprint
+    makes the same as the first time) or else from the batch's transfers, in the same order."""
+
+    def keep(result: BatchResult) -> dict[str, Any]:
+        return {"batch_id": result.batch_id, "total": result.total}
+
+    def rebuild(stored: dict[str, Any]) -> BatchResult:
+        org = load_org(uow, org_id)
+        batch_id, total = str(stored["batch_id"]), int(stored["total"])
+        if target.member_ids is not None:
+            ids = list(dict.fromkeys(target.member_ids))
+        else:
+            ids = list(
+                uow.session.scalars(
+                    select(Transfer.member_id)
+                    .where(
+                        Transfer.org_id == org_id,
+                        Transfer.batch_id == batch_id,
+                        Transfer.kind == kind,
+                        Transfer.member_id.is_not(None),
+                    )
+                    .order_by(Transfer.id)
+                )
+            )
+        found: dict[str, Member] = {}
+        for part in chunks(ids):
+            found.update(
+                (member.id, member)
+                for member in uow.session.scalars(
+                    select(Member).where(Member.org_id == org_id, Member.id.in_(part))
+                )
+            )
+        members = [found[member_id] for member_id in ids if member_id in found]
+        return BatchResult(batch_id, total, member_views(uow, org, members))
+
+    return Compaction(keep, rebuild)

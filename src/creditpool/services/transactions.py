@@ -7,7 +7,8 @@ transaction, and commits. When the state refuses the write (a Conflict or NotFou
 credits, a removed member), nothing changes, and the key remembers the refusal so that a retry
 answers the same; malformed arguments are refused before any key is looked at. A key raced by
 two requests at once lets one win; the other replays its result. PostgreSQL deadlocks and
-serialization failures are retried from the start.
+serialization failures are retried from the start. A record stays small: a result that grows
+with the data (a batch's members) is kept in part and rebuilt on replay (`Compaction`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -42,6 +44,15 @@ _RETRYABLE = {"40001", "40P01"}
 
 
 _adapters: dict[object, TypeAdapter[Any]] = {}
+
+
+@dataclass(frozen=True)
+class Compaction(Generic[T]):
+    """How an idempotency record keeps a large result small: `keep` returns the JSON to store,
+    `rebuild` (run in the replaying transaction) makes the result again from it."""
+
+    keep: Callable[[T], dict[str, Any]]
+    rebuild: Callable[[dict[str, Any]], T]
 
 
 def _adapter(result_type: Any) -> TypeAdapter[Any]:
@@ -76,11 +87,14 @@ def run_write(
     arguments: Mapping[str, Any],
     result_type: type[T],
     replay_as: CreditpoolError | None = None,
+    compact: Compaction[T] | None = None,
 ) -> T:
     """Apply a change in one transaction, at most once per idempotency key.
 
     `replay_as` is for results that must not be stored, such as a secret shown once: the key
-    then remembers this error as the answer to a replay instead of the result.
+    then remembers this error as the answer to a replay instead of the result. `compact` is for
+    results that grow with the data (a batch to 10,000 members): the key keeps its small part
+    and a replay rebuilds the rest.
     """
     check_key(key)
     digest = fingerprint(operation, arguments)
@@ -88,7 +102,7 @@ def run_write(
         try:
             with uow:
                 if key is not None:
-                    replayed = _replay(uow, org_id, actor, key, digest, result_type)
+                    replayed = _replay(uow, org_id, actor, key, digest, result_type, compact)
                     if replayed is not None:
                         uow.replayed = True
                         return replayed
@@ -97,6 +111,8 @@ def run_write(
                     stored = (
                         None
                         if replay_as
+                        else compact.keep(result)
+                        if compact
                         else _adapter(result_type).dump_python(result, mode="json")
                     )
                     uow.session.add(
@@ -167,7 +183,13 @@ def _remember_refusal(
 
 
 def _replay(
-    uow: UnitOfWork, org_id: str, actor: str, key: str, digest: str, result_type: type[T]
+    uow: UnitOfWork,
+    org_id: str,
+    actor: str,
+    key: str,
+    digest: str,
+    result_type: type[T],
+    compact: Compaction[T] | None,
 ) -> T | None:
     record = uow.session.get(IdempotencyRecord, (org_id, actor, key))
     if record is None:
@@ -182,6 +204,8 @@ def _replay(
     if record.refusal is not None:
         uow.replayed = True
         raise error_for_code(record.refusal, str(record.result.get("detail", "")))
+    if compact is not None:
+        return compact.rebuild(record.result)
     result: T = _adapter(result_type).validate_python(record.result)
     return result
 
