@@ -107,3 +107,33 @@ def test_the_page_shows_a_bounded_number_and_says_how_many_more(
     assert "more pending" not in page
     assert "groups by name are shown" not in page
     assert "<summary>Delta" in page
+
+
+def test_a_manager_is_not_offered_to_remove_or_bring_back_a_manager(
+    app: FastAPI, world: World
+) -> None:
+    api, org = world.api, world.org_id
+    promoted, student = world.student_ids
+    api.call(
+        "PATCH", f"/orgs/{org}/members/{promoted}", token=world.owner, json={"role": "manager"}
+    )
+    manager = _signed_in(app, world, world.manager)
+    page = _page(manager, world)
+    assert 'aria-label="Remove Student 1"' not in page  # a manager now
+    assert 'aria-label="Remove Manager"' not in page
+    assert 'aria-label="Remove Student 2"' in page
+
+    form = {"csrf_token": _csrf(page)}
+    refused = manager.post(f"/orgs/{org}/members/{promoted}/remove", data=form)
+    assert refused.status_code == 403
+    assert "only the owner or an operator may remove a manager" in refused.text
+    listed = api.call("GET", f"/orgs/{org}/members/{promoted}", token=world.owner).json()
+    assert (listed["status"], listed["role"]) == ("active", "manager")
+
+    api.call("DELETE", f"/orgs/{org}/members/{promoted}", token=world.owner)
+    api.call("DELETE", f"/orgs/{org}/members/{student}", token=world.owner)
+    page = _page(manager, world)
+    assert 'aria-label="Bring Student 1 back"' not in page
+    assert 'aria-label="Bring Student 2 back"' in page
+    owners_page = _page(_signed_in(app, world, world.owner), world)
+    assert 'aria-label="Bring Student 1 back"' in owners_page

@@ -111,7 +111,8 @@ def dashboard(
         "is_owner": owner_or_operator,
         "api_keys": key_list,
         "api_keys_more": _more(key_list, lambda: auth.count_api_keys(uow, org)),
-        "may_invite_managers": may_grant(grant.role, Role.MANAGER),
+        # Inviting, removing or bringing back a manager is the owner's (or an operator's).
+        "may_handle_managers": may_grant(grant.role, Role.MANAGER),
         "new_key": new_key,
         "settings_form": _settings_form(view.settings, typed),
         "typed_emails": typed_emails,
