@@ -3,9 +3,10 @@
 A person signs up with a password, gets a personal token, makes an org API key, invites
 someone by e-mail (the worker sends it to a real SMTP server), and people follow the mailed
 invitation and the org's invite link, through the API and the pages; the vendor's product uses
-the key. Every request is logged as one line by its route template (/invitations/{token}), so
-the lines are there and the secrets are not: not the password, the token, the key, the
-invitation token, the invite code, nor anything sent in a query string.
+the key; the owner confirms their address and resets their password by the mailed links. Every
+request is logged as one line by its route template (/invitations/{token}), so the lines are
+there and the secrets are not: not the passwords, the tokens, the key, the invitation token, the
+invite code, the mailed links' tokens, nor anything sent in a query string.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tests.support.smtp import SmtpServer, smtp_server
 
 OPERATOR_KEY = "cpo-log-test-operator-key-0123456789-abcdef"
 PASSWORD = "a password that must not be logged 7Q"
+NEW_PASSWORD = "a new password, not logged either 3X"
+OWNER = "olga.owner@example.test"
 INVITEE = "iva.invited@example.test"
 QUERY_SECRET = "query-string-secret-4ZK"
 REQUEST_LINE = re.compile(r"\b[0-9a-f]{16} (GET|POST|PUT|PATCH|DELETE) (\S+) (\d{3}) \d+\.\dms$")
@@ -50,6 +53,12 @@ def sign_up(api: httpx.Client, email: str, name: str) -> str:
     return str(issued.json()["token"])
 
 
+def link_token(text: str) -> str:
+    """The token at the end of the one link in a mail's text."""
+    [link] = re.findall(r"https?://\S+", text)
+    return str(link.rsplit("/", 1)[1])
+
+
 def csrf_token(page: httpx.Response) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match is not None, page.text
@@ -60,11 +69,11 @@ def test_the_log_has_a_line_per_request_and_no_secret(
     site: Server, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     with site.client() as api, httpx.Client(base_url=site.url, timeout=10.0) as browser:
-        owner_token = sign_up(api, "olga.owner@example.test", "Olga")
+        owner_token = sign_up(api, OWNER, "Olga")
         created = api.post(
             "/orgs",
             headers=bearer(OPERATOR_KEY),
-            json={"name": "Logged class", "owner_email": "olga.owner@example.test"},
+            json={"name": "Logged class", "owner_email": OWNER},
         )
         assert created.status_code == 201, created.text
         org_id, invite_code = created.json()["id"], created.json()["invite_code"]
@@ -116,6 +125,16 @@ def test_the_log_has_a_line_per_request_and_no_secret(
         assert api.get("/me", headers=bearer(owner_token + "x")).status_code == 401
         assert browser.get(f"/no-such-page/{QUERY_SECRET}").status_code == 404
 
+        # The owner follows the confirmation link mailed at sign-up, then resets the password.
+        confirmation = link_token(smtp.wait_for(OWNER, containing="/verify-email/").text)
+        assert browser.get(f"/verify-email/{confirmation}").status_code == 303  # confirmed
+        asked = api.post("/password-resets", json={"email": OWNER})
+        assert asked.status_code == 202, asked.text
+        reset = link_token(smtp.wait_for(OWNER, containing="/password-reset/").text)
+        assert browser.get(f"/password-reset/{reset}").status_code == 200
+        done = api.post(f"/password-resets/{reset}", json={"password": NEW_PASSWORD})
+        assert done.status_code == 204, done.text
+
     site.process.terminate()
     site.process.wait(timeout=10)
     log = site.stdout() + (tmp_path / "stderr.txt").read_text()
@@ -129,6 +148,9 @@ def test_the_log_has_a_line_per_request_and_no_secret(
         "its secret part": invitation_token.rsplit(".", 1)[1],
         "invite code": invite_code,
         "query string": QUERY_SECRET,
+        "confirmation token": confirmation,
+        "reset token": reset,
+        "new password": NEW_PASSWORD,
     }
     for what, secret in secrets.items():
         assert secret not in log, f"the {what} is in the log:\n{log}"
@@ -151,5 +173,9 @@ def test_the_log_has_a_line_per_request_and_no_secret(
         ("GET", "/api/v1/orgs/{org}/members", 200),
         ("GET", "/api/v1/me", 401),
         ("GET", "(unmatched)", 404),
+        ("GET", "/verify-email/{token}", 303),
+        ("POST", "/api/v1/password-resets", 202),
+        ("GET", "/password-reset/{token}", 200),
+        ("POST", "/api/v1/password-resets/{token}", 204),
     ):
         assert expected in lines, f"no line for {expected} in:\n{log}"

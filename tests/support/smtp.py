@@ -175,11 +175,15 @@ class SmtpServer:
             self.controller.stop()
             self.controller = None
 
-    def wait_for(self, address: str, *, timeout: float = 15.0) -> Received:
-        """Wait (at most `timeout` seconds) for the first message to `address`; return it."""
+    def wait_for(self, address: str, *, containing: str = "", timeout: float = 15.0) -> Received:
+        """Wait (at most `timeout` seconds) for the first message to `address` whose text holds
+        `containing`; return it."""
 
         def first() -> Received | None:
-            return next((r for r in self.received if address in r.recipients), None)
+            return next(
+                (r for r in self.received if address in r.recipients and containing in r.text),
+                None,
+            )
 
         with self.collector.arrived:
             found = self.collector.arrived.wait_for(first, timeout=timeout)
