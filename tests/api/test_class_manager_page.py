@@ -83,7 +83,11 @@ def test_the_page_shows_a_bounded_number_and_says_how_many_more(
     emails = [f"invitee{number}@example.test" for number in range(5)]
     api.call("POST", f"/orgs/{org}/invitations", token=world.owner, json={"emails": emails})
     for name in ("Alpha", "Bravo", "Charlie", "Delta"):
-        api.call("POST", f"/orgs/{org}/groups", token=world.owner, json={"name": name})
+        made = api.call("POST", f"/orgs/{org}/groups", token=world.owner, json={"name": name})
+    students = {"member_ids": world.student_ids[:1]}
+    api.call(
+        "PUT", f"/orgs/{org}/groups/{made.json()['id']}/members", token=world.owner, json=students
+    )
     for number in range(3):  # with the world's own key: 4
         api.call(
             "POST",
@@ -98,6 +102,7 @@ def test_the_page_shows_a_bounded_number_and_says_how_many_more(
     assert "The newest 3 are shown; 2 more pending." in page
     assert "The first 3 groups by name are shown; 1 more." in page
     assert "<summary>Delta" not in page
+    assert '<span class="tag">Delta</span>' in page  # a student's group, named though not listed
     assert re.findall(r'aria-label="Revoke key ([^"]+)"', page) == ["farm 2", "farm 1", "farm 0"]
     assert "The newest 3 keys are shown; 1 more." in page
 

@@ -202,9 +202,8 @@ def group_names(uow: UnitOfWork, org_id: str, group_ids: Collection[str]) -> dic
     with uow:
         names: dict[str, str] = {}
         for part in chunks(sorted(set(group_ids))):
-            names.update(
-                uow.session.execute(
-                    select(Group.id, Group.name).where(Group.org_id == org_id, Group.id.in_(part))
-                ).tuples()
-            )
+            rows = uow.session.execute(
+                select(Group.id, Group.name).where(Group.org_id == org_id, Group.id.in_(part))
+            ).tuples()
+            names.update((group_id, name) for group_id, name in rows)
         return names
