@@ -119,9 +119,7 @@ def me(uow: UowDep, user_id: CurrentUserId) -> Me:
     )
 
 
-@router.post(
-    "/me/password", status_code=status.HTTP_204_NO_CONTENT, summary="Change your password"
-)
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, summary="Change your password")
 def change_password(
     body: PasswordChange, uow: UowDep, user_id: CurrentUserId, password_limit: PasswordLimit
 ) -> None:
