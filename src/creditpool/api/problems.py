@@ -1,8 +1,9 @@
 """Errors as application/problem+json (RFC 9457), from one place.
 
 Domain errors carry their stable code; this module alone decides their HTTP status. Malformed
-requests are 422 `validation_error` (or `invalid_amount` when an amount is at fault); anything
-unexpected is 500 with no internals in the body.
+requests are 422 `validation_error` (or `invalid_amount` when an amount is at fault); a database
+out of reach is 503 `unavailable` with Retry-After; anything unexpected is 500 with no internals
+in the body.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditpool.domain.errors import (
@@ -23,8 +25,10 @@ from creditpool.domain.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthenticated,
+    Unavailable,
     error_for_code,
 )
+from creditpool.storage.database import is_unavailable
 
 logger = logging.getLogger("creditpool.api")
 
@@ -37,6 +41,7 @@ _STATUS_BY_KIND: list[tuple[type[CreditpoolError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (RateLimited, 429),
+    (Unavailable, 503),
 ]
 _TITLES = {
     400: "Bad request",
@@ -50,7 +55,9 @@ _TITLES = {
     422: "Unprocessable request",
     429: "Too many requests",
     500: "Internal error",
+    503: "Service unavailable",
 }
+_UNAVAILABLE = "the database cannot be reached right now; try again shortly"
 
 
 def status_of(error: CreditpoolError) -> int:
@@ -110,7 +117,7 @@ def install(app: FastAPI) -> None:
             return request.app.state.html_error(request, error)  # type: ignore[no-any-return]
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(error, RateLimited):
+        if isinstance(error, RateLimited | Unavailable):
             headers = {"Retry-After": str(error.retry_after)}
         return problem(status, error.code, error.detail, headers)
 
@@ -134,7 +141,22 @@ def install(app: FastAPI) -> None:
         )
         return problem(error.status_code, code, detail, dict(error.headers or {}))
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database(request: Request, error: Exception) -> Response:
+        # The database went away (a restart, a crash): "try again", not a crash of ours. A
+        # write cut off mid-commit may have been applied; its idempotency key tells on retry.
+        if is_unavailable(error):
+            logger.warning(
+                "database unavailable on %s %s: %s", request.method, request.url.path, error
+            )
+            return await _domain(request, Unavailable(_UNAVAILABLE))
+        return await _unexpected(request, error)
+
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        if is_unavailable(error):
+            # Raised outside the routes (in a middleware), where only this handler sees it.
+            return await _domain(request, Unavailable(_UNAVAILABLE))
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem(500, "internal_error", "something went wrong on our side")

@@ -24,6 +24,7 @@ business failures.
         ├── OwnerRequired        owner_required: the action would leave the org without owner
         ├── MemberRemoved        member_removed: the member was removed from the org
         └── LimitExceeded        limit_exceeded: a balance or running total would pass its limit
+    Unavailable                  unavailable: the database cannot be reached now; retry later
 """
 
 from __future__ import annotations
@@ -159,6 +160,18 @@ class RateLimited(CreditpoolError):
     code = "rate_limited"
 
     def __init__(self, detail: str, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(CreditpoolError):
+    """Raised when the database cannot be reached right now (down, restarting, the connection
+    dropped); `retry_after` is seconds to wait. A write may or may not have been applied:
+    retrying it with the same idempotency key is safe and answers which."""
+
+    code = "unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 2) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
 

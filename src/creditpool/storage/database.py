@@ -4,17 +4,31 @@ SQLite is the embedded default: a file in WAL mode, with a busy timeout, foreign
 every transaction started with BEGIN IMMEDIATE so that a writer takes the lock at its start
 instead of failing half-way when another writer got there first. PostgreSQL is the production
 engine, reached with psycopg 3; debits there are conditional updates under READ COMMITTED.
+
+When PostgreSQL goes away (a restart, a crash, a network cut), requests must fail fast and the
+service must come back by itself: connecting gives up after a few seconds, each pooled
+connection is pinged as it is checked out (a dead one is replaced, and a connection found dead
+mid-transaction drops the whole pool), and `is_unavailable` tells such failures apart from
+errors of the request, so that the interfaces answer "try again" instead of a crash.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server that does not answer within this is treated as down (psycopg's floor is 2 s).
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+# SQLSTATEs (or their classes) that say the server cannot serve now, not that the request is
+# wrong: a connection exception (08), a server going down or starting up (57P01-57P03), or
+# one with every connection taken (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def normalise_url(url: str) -> str:
@@ -31,7 +45,30 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **options)
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+    connect_args |= options.pop("connect_args", {})
+    return create_engine(url, connect_args=connect_args, **options)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error (or what caused it) says the database cannot be reached right now:
+    down, restarting, full, or the connection dropped; not a fault of the request."""
+    seen: BaseException | None = error
+    for _ in range(5):  # an error raised while handling another: look at the first one too
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        cause = seen.orig if isinstance(seen, DBAPIError) else seen
+        if isinstance(cause, psycopg.InterfaceError):
+            return True  # a connection already closed or broken
+        if isinstance(cause, psycopg.OperationalError):
+            # No SQLSTATE: the client could not reach the server or lost it mid-way.
+            state = cause.sqlstate
+            if state is None or state.startswith(_UNAVAILABLE_STATES):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _sqlite_engine(url: str, **options: Any) -> Engine:

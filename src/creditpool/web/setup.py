@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from creditpool.config import Config
-from creditpool.domain.errors import CreditpoolError, Forbidden, RateLimited
+from creditpool.domain.errors import CreditpoolError, Forbidden, RateLimited, Unavailable
 from creditpool.web import (
     pages_account,
     pages_ledger,
@@ -22,7 +22,7 @@ from creditpool.web import (
     pages_password,
     pages_tokens,
 )
-from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in
+from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in, templates
 
 CONTENT_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -97,6 +97,8 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
 
 def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
     """An error page for the pages (the API answers problem+json instead)."""
+    if isinstance(error, Unavailable):
+        return _unavailable_page(request, error)
     if isinstance(error, RateLimited):
         return _rate_limited_page(request, error)
     user = signed_in(request, page_uow(request))
@@ -111,6 +113,25 @@ def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
         message = error.detail
     return render(
         request, "error.html", {"title": title, "message": message}, user=user, status_code=status
+    )
+
+
+def _unavailable_page(request: Request, error: Unavailable) -> HTMLResponse:
+    # The database is what failed: look up no user and touch no session, just say so.
+    context: dict[str, object] = {
+        "user": None,
+        "csrf_token": "",
+        "flashes": [],
+        "title": "Try again in a moment",
+        "message": "creditpool cannot reach its database right now. Wait a moment, then check "
+        "whether what you sent went through before you send it again.",
+    }
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        context,
+        status_code=503,
+        headers={"Retry-After": str(error.retry_after)},
     )
 
 
