@@ -3,6 +3,11 @@
 Used when CREDITPOOL_TEST_POSTGRES_URL is not set. The cluster lives in a temporary folder,
 listens on a free loopback port, runs without fsync (it is thrown away) and is removed at the
 end. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
+
+By default commits are not even waited for (synchronous_commit=off): fast, and enough while
+nothing crashes. A durability test asks for `synchronous_commit=True`, so that a commit that
+was acknowledged survives the server being killed (fsync stays off: only processes die there,
+not the machine), and crashes and restarts the cluster through the `Cluster` it gets.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -52,10 +58,49 @@ def _run(command: list[str], *, as_user: str | None) -> None:
         raise PostgresUnavailable(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A running throwaway cluster: its URL, and how to crash and start it again."""
+
+    url: str
+    data: Path
+    options: str
+    log: Path
+    as_user: str | None
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        _run([_binary("pg_ctl"), "-D", str(self.data), *arguments], as_user=self.as_user)
+
+    @property
+    def running(self) -> bool:
+        """Whether the server runs (a crashed or stopped one leaves no pid file)."""
+        return (self.data / "postmaster.pid").exists()
+
+    def crash(self) -> None:
+        """Stop the server at once, as a crash would: every backend dies, nothing is flushed."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def start(self) -> None:
+        """Start the server again (it recovers from its log first) and wait until it serves."""
+        self._pg_ctl("-o", self.options, "-l", str(self.log), "-w", "start")
+
+
 @contextmanager
-def throwaway_cluster() -> Iterator[str]:
+def throwaway_cluster(*, synchronous_commit: bool = False) -> Iterator[str]:
     """Start a cluster, create the test database, yield its URL, then remove it all."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    with cluster(synchronous_commit=synchronous_commit) as running:
+        yield running.url
+
+
+@contextmanager
+def cluster(*, synchronous_commit: bool = False) -> Iterator[Cluster]:
+    """Start a cluster, create the test database, yield the cluster, then remove it all.
+
+    With `synchronous_commit`, a commit is acknowledged only once its log record is written,
+    so acknowledged commits survive `Cluster.crash`.
+    """
+    initdb = _binary("initdb")
+    _binary("pg_ctl")  # missing binaries are found out before anything is made
     as_user = None
     root = Path(tempfile.mkdtemp(prefix="creditpool-pg-"))
     if os.geteuid() == 0:
@@ -82,19 +127,25 @@ def throwaway_cluster() -> Iterator[str]:
         )
         options = (
             f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            f"-c synchronous_commit={'on' if synchronous_commit else 'off'} "
+            "-c full_page_writes=off -c max_connections=100"
         )
-        _run(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
+        running = Cluster(
+            url=f"postgresql+psycopg://creditpool@127.0.0.1:{port}/{DATABASE}",
+            data=data,
+            options=options,
+            log=root / "log",
             as_user=as_user,
         )
+        running.start()
         try:
             with psycopg.connect(
                 f"host=127.0.0.1 port={port} user=creditpool dbname=postgres", autocommit=True
             ) as connection:
                 connection.execute(f"CREATE DATABASE {DATABASE}")
-            yield f"postgresql+psycopg://creditpool@127.0.0.1:{port}/{DATABASE}"
+            yield running
         finally:
-            _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], as_user=as_user)
+            if running.running:
+                running.crash()
     finally:
         shutil.rmtree(root, ignore_errors=True)

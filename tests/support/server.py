@@ -91,14 +91,20 @@ def running_server(
     *options: str,
     environment: dict[str, str] | None = None,
     public_url: bool = True,
+    database_url: str | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """Run `creditpool serve OPTIONS` on a free port and a fresh SQLite file in `directory`;
-    CREDITPOOL_PUBLIC_URL names that port unless `public_url` is False (serve's default)."""
+    CREDITPOOL_PUBLIC_URL names that port unless `public_url` is False (serve's default).
+
+    `database_url` serves another database instead (PostgreSQL, say); `port` listens there
+    instead of on a free port (a server started again where its clients look for it).
+    """
     database = directory / "served.db"
-    port = free_port()
+    port = port or free_port()
     env = {name: value for name, value in os.environ.items() if "CREDITPOOL" not in name}
     env |= {
-        "CREDITPOOL_DATABASE_URL": f"sqlite:///{database}",
+        "CREDITPOOL_DATABASE_URL": database_url or f"sqlite:///{database}",
         "PYTHONUNBUFFERED": "1",  # the demo's lines reach the file before uvicorn starts
         # Tests make many anonymous requests from one address: limits only where a test asks.
         "CREDITPOOL_RATE_LIMITS": "off",
