@@ -227,16 +227,6 @@ def keys_create(
     typer.echo("keep it safe: it is shown this once", err=True)
 
 
-@app.command("demo")
-def demo() -> None:
-    """Apply pending migrations, then fill an empty database with three demo orgs."""
-    from creditpool.demo import fill_demo
-
-    upgrade(Config.from_environment().database_url)
-    try:
-        lines = fill_demo(_unit_of_work())
-    except CreditpoolError as error:
-        raise _fail(error) from error
 def _moment(moment: datetime | None, *, never: str = "never") -> str:
     return never if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
@@ -262,5 +252,15 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     typer.echo(f"{key.id} ({key.name!r}) revoked {_moment(key.revoked_at)}: it no longer works")
 
 
+@app.command("demo")
+def demo() -> None:
+    """Apply pending migrations, then fill an empty database with three demo orgs."""
+    from creditpool.demo import fill_demo
+
+    upgrade(Config.from_environment().database_url)
+    try:
+        lines = fill_demo(_unit_of_work())
+    except CreditpoolError as error:
+        raise _fail(error) from error
     for line in lines:
         typer.echo(line)
