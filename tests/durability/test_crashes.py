@@ -4,9 +4,12 @@ Sixteen clients charge usage, allot and revoke, each write under its own idempot
 a process dies: the server (SIGKILL), or the database (an immediate stop, which kills every
 backend at once, then a start, which recovers from the log). Every write that got no answer,
 or a 503, is sent again with the same key until it is settled. Afterwards every acknowledged
-write is in the ledger exactly once, as its answer named it; every key replays its first
-result; the balances are what the answers add up to; nothing is overdrawn; and
-`creditpool audit` finds the books sound.
+write is in the ledger exactly once, as its answer named it; every retried key, sent once
+more, replays that answer; the balances are what the answers add up to; nothing is
+overdrawn; and `creditpool audit` finds the books sound.
+
+The cluster waits for its commits (synchronous_commit=on): with it off, PostgreSQL answers a
+commit before its log is written, and these tests find acknowledged writes missing.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _listed(outcomes: list[Outcome]) -> str:
 def _assert_books_sound(
     server: Server, engine: Engine, org: Org, before: Books, outcomes: list[Outcome]
 ) -> None:
-    """Settle every write, replay every key, and hold the ledger against the answers."""
+    """Settle every write, replay the retried keys, and hold the ledger against the answers."""
     left = settle(_api(server), outcomes)
     _note(f"{len(left)} of {len(outcomes)} writes left unsettled by the clients, now settled")
     assert_every_write_settled_as_applied(outcomes)
