@@ -150,8 +150,9 @@ def revoke_credits(
 ) -> BatchResult:
     """Take `amount` (or all it can spend) from each targeted member back to the pool.
 
-    The result lists each member named (for a list of ids), or each member the batch took
-    credits from (for every student or a group: one with nothing to give is left out).
+    The result lists every targeted member. A replay of a revocation of every student or of a
+    group lists the members the batch took credits from (its idempotency record keeps no
+    member list; see the module's docstring).
     """
     if amount is not None:
         check_amount(amount)
@@ -211,8 +212,6 @@ def revoke_credits(
                 member_id=member_id,
             )
         posting.flush()
-        if target.member_ids is None:
-            members = [member for member in members if taken.get(member.id)]
         return BatchResult(posting.batch_id, total, member_views(uow, org, members))
 
     return run_write(
