@@ -37,8 +37,10 @@ app.add_typer(keys_app, name="keys")
 def _refuse_a_bad_configuration() -> None:
     # Before any command: a CREDITPOOL_* value the service must not start with is a message
     # and exit code 2 (a usage error), never a traceback.
+    from creditpool.mailer import sender_for
+
     try:
-        Config.from_environment()
+        sender_for(Config.from_environment())  # the SMTP URL too: no password sent in clear
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None

@@ -96,7 +96,7 @@ def test_invitations_by_email_from_paste_to_member(
     with ines.expect_response(lambda r: r.request.method == "POST") as answer:
         invite(ines, pasted)
     assert answer.value.status == 422
-    expect(ines.locator("#error-invite")).to_have_text("'ben@school' is not an e-mail address")
+    expect(ines.locator("#error-invite")).to_contain_text("'ben@school' is not an e-mail address")
     expect(ines.get_by_label("Invite by e-mail")).to_have_value(pasted)
     expect(ines.get_by_text("Pending invitations")).to_have_count(0)
     # An address that is a member already refuses the whole paste too.
@@ -124,7 +124,8 @@ def test_invitations_by_email_from_paste_to_member(
         assert mail.message["Subject"] == "You are invited to Mail class"
         assert mail.link.startswith(f"{site.url}/invitations/{org}.")
     assert len({mail.link for mail in mails.values()}) == 3
-    assert len(smtp.received) == 3
+    invited = [r for r in smtp.received if "You are invited" in r.message["Subject"]]
+    assert len(invited) == 3  # besides the mail that asked Ines to confirm her address
 
     # Ada, who has no account, follows her link, signs up from there and comes back to it.
     ada = people.new()

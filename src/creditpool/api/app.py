@@ -34,7 +34,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The caller's role does not allow it"),
         (404, "No such thing in an org of the caller's"),
         (409, "The state refuses it (too few credits, a paused org, ...)"),
+        (413, "The request body is over the size limit"),
         (422, "A malformed request"),
+        (429, "Too many requests: try again after Retry-After seconds"),
+        (503, "The database cannot be reached right now: retry, with the same idempotency key"),
     )
 }
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from creditpool.api.request_log import route_template
 from creditpool.domain.errors import (
     Conflict,
     CreditpoolError,
@@ -148,7 +149,10 @@ def install(app: FastAPI) -> None:
         # write cut off mid-commit may have been applied; its idempotency key tells on retry.
         if is_unavailable(error):
             logger.warning(
-                "database unavailable on %s %s: %s", request.method, request.url.path, error
+                "database unavailable on %s %s: %s",
+                request.method,
+                route_template(request.scope),
+                type(error).__name__,
             )
             return await _domain(request, Unavailable(_UNAVAILABLE))
         return await _unexpected(request, error)
@@ -158,5 +162,6 @@ def install(app: FastAPI) -> None:
         if is_unavailable(error):
             # Raised outside the routes (in a middleware), where only this handler sees it.
             return await _domain(request, Unavailable(_UNAVAILABLE))
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        # The route's template, never the path: paths carry invitation and reset tokens.
+        logger.exception("unexpected error on %s %s", request.method, route_template(request.scope))
         return problem(500, "internal_error", "something went wrong on our side")

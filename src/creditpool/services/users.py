@@ -33,6 +33,7 @@ from creditpool.storage.schema import IdempotencyRecord, User, WebSession
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1000  # a bound on what Argon2 is asked to hash
 _hasher = PasswordHasher()
 # A hash of no one's password, checked when an e-mail is unknown so that costs a wrong
 # password's time; made once per set of hasher parameters.

@@ -45,6 +45,8 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **options)
     options.setdefault("pool_pre_ping", True)
+    # Errors and their logs never show a statement's values: they can be secrets (a mail's link).
+    options.setdefault("hide_parameters", True)
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
     connect_args |= options.pop("connect_args", {})
     return create_engine(url, connect_args=connect_args, **options)
@@ -75,6 +77,7 @@ def _sqlite_engine(url: str, **options: Any) -> Engine:
     if make_url(url).database in (None, "", ":memory:"):
         # One in-memory database must be one connection, or each connection sees its own.
         options.setdefault("poolclass", NullPool)
+    options.setdefault("hide_parameters", True)  # as for PostgreSQL: values can be secrets
     engine = create_engine(url, connect_args={"check_same_thread": False}, **options)
 
     @event.listens_for(engine, "connect")

@@ -9,6 +9,7 @@ from starlette.datastructures import FormData
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.text import check_clean_text
+from creditpool.services.users import MAX_PASSWORD_LENGTH
 
 
 def text(form: FormData, name: str, *, required: bool = True) -> str:
@@ -26,6 +27,8 @@ def password(form: FormData, name: str = "password") -> str:
     value = form.get(name)
     if not isinstance(value, str) or not value:
         raise InvalidInput("fill in the password")
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password is at most {MAX_PASSWORD_LENGTH} characters")
     check_clean_text(value)
     return value
 
