@@ -3,10 +3,12 @@ callers over their limit, password change and reset, and confirmed addresses."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from creditpool.config import Config
@@ -84,22 +86,25 @@ def test_anonymous_calls_are_limited_per_client_address(
     clock.advance(seconds=45)
     sign_up(api, "cleo@example.test")  # 1
     token = token_for(api, "cleo@example.test")  # 2
-    for _ in range(2):  # 3, 4
+    for _ in range(4):  # 3 to 6
         answer = api.call("POST", "/password-resets", json={"email": "x@example.test"})
         assert answer.status_code == 202, answer.text
-    problem(api.call("POST", "/join/no-such-code", token=token), 404, "invite_invalid")  # 5
-    problem(api.call("POST", "/invitations/nothing/accept", token=token), 404, "invite_invalid")
     for call in (
         lambda: api.call("POST", "/tokens", json={"email": "cleo@example.test", "password": "x"}),
         lambda: api.call("POST", "/users", json={"email": "d@example.test", "password": PASSWORD}),
         lambda: api.call("POST", "/password-resets/x.y", json={"password": PASSWORD}),
-        lambda: api.call("POST", "/join/no-such-code", token=token),
-        lambda: api.call("POST", "/invitations/nothing/accept", token=token),
     ):
         refused = call()
         problem(refused, 429, "rate_limited")
         assert refused.headers["Retry-After"] == "15"
-    # Calls that need a token are not anonymous: they go on.
+    # A signed-in person joining or accepting is counted as themselves, not as the address (a
+    # class behind one school address joins together), and has a limit of their own.
+    for _ in range(3):
+        problem(api.call("POST", "/join/no-such-code", token=token), 404, "invite_invalid")
+        problem(api.call("POST", "/invitations/nothing/accept", token=token), 404, "invite_invalid")
+    problem(api.call("POST", "/join/no-such-code", token=token), 429, "rate_limited")
+    problem(api.call("POST", "/invitations/nothing/accept", token=token), 429, "rate_limited")
+    # Other calls with a token are not limited: they go on.
     assert api.call("GET", "/me", token=token).status_code == 200
     clock.advance(seconds=15)  # the next minute
     assert api.call("POST", "/password-resets", json={"email": "x@example.test"}).status_code == 202
@@ -188,3 +193,30 @@ def test_a_taken_address_is_refused_without_naming_it(api: Api) -> None:
     )
     body = problem(taken, 409, "already_exists")
     assert "ivy" not in body["detail"].lower()
+
+
+def test_the_join_page_counts_a_signed_in_person_apart_from_the_address(
+    api: Api, app: FastAPI
+) -> None:
+    sign_up(api, "eve@example.test")
+    app.state.config = replace(app.state.config, anonymous_limit_per_minute=3)
+    browser = TestClient(app, raise_server_exceptions=False)
+    form = browser.get("/sign-in")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    signed = browser.post(
+        "/sign-in",
+        data={"email": "eve@example.test", "password": PASSWORD, "csrf_token": csrf.group(1)},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303
+
+    # Signed in, Eve's visits to join links are her own: three, then her limit.
+    for _ in range(3):
+        assert browser.get("/join/no-such-code").status_code == 404
+    assert browser.get("/join/no-such-code").status_code == 429
+    # The address (a whole class behind it) has had two anonymous requests, Eve's sign-up
+    # and sign-in: one is left.
+    stranger = TestClient(app, raise_server_exceptions=False)
+    assert stranger.get("/join/no-such-code").status_code == 404
+    assert stranger.get("/join/no-such-code").status_code == 429

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, Request
 
-from creditpool.api.deps import ConfigDep, UowDep
+from creditpool.api.deps import ConfigDep, CurrentUserId, UowDep
 from creditpool.services import rate_limits
 from creditpool.services.rate_limits import Limit, Limits
 
@@ -19,9 +19,19 @@ def anonymous_limit(request: Request, uow: UowDep, config: ConfigDep) -> None:
     rate_limits.hit(uow, rate_limits.bucket_of("anonymous", host), limit)
 
 
+def signed_in_limit(uow: UowDep, config: ConfigDep, user_id: CurrentUserId) -> None:
+    """Count a signed-in person's call (joining, accepting) as the person's own, not their
+    address's: a whole class behind one school address may join in the same minute."""
+    limit = Limits.from_config(config).anonymous
+    if limit is None:
+        return
+    rate_limits.hit(uow, rate_limits.bucket_of("person", user_id), limit)
+
+
 def failed_password_limit(config: ConfigDep) -> Limit | None:
     """The limit on failed password checks per e-mail address, or None when limits are off."""
     return Limits.from_config(config).failed_passwords
 
 
 AnonymousLimit = Depends(anonymous_limit)
+SignedInLimit = Depends(signed_in_limit)

@@ -117,13 +117,21 @@ def limits_of(request: Request) -> Limits:
 
 
 def anonymous_limit(request: Request) -> None:
-    """Count a request from its client address; RateLimited (a 429 page) over the limit."""
+    """Count a request from its client address, or a signed-in person's as their own (a whole
+    class behind one school address may join in the same minute); RateLimited (a 429 page)
+    over the limit."""
     limit = limits_of(request).anonymous
     if limit is None:
         return
-    # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
-    host = request.client.host if request.client is not None else "unknown"
-    rate_limits.hit(page_uow(request), rate_limits.bucket_of("anonymous", host), limit)
+    uow = page_uow(request)
+    live = live_session(request, uow)
+    if live is not None:
+        bucket = rate_limits.bucket_of("person", live.user.id)
+    else:
+        # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
+        host = request.client.host if request.client is not None else "unknown"
+        bucket = rate_limits.bucket_of("anonymous", host)
+    rate_limits.hit(uow, bucket, limit)
 
 
 AnonymousLimit = Depends(anonymous_limit)

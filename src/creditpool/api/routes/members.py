@@ -16,7 +16,7 @@ from creditpool.api.deps import (
     UowDep,
 )
 from creditpool.api.pages import Cursor, Limit, page
-from creditpool.api.rate_limits import AnonymousLimit
+from creditpool.api.rate_limits import SignedInLimit
 from creditpool.api.schemas import (
     Group,
     GroupMembers,
@@ -116,7 +116,7 @@ def revoke_invitation(org: str, invitation: str, uow: UowDep, _: Manage) -> None
     "/join/{code}",
     status_code=status.HTTP_201_CREATED,
     summary="Join by invite link",
-    dependencies=[AnonymousLimit],
+    dependencies=[SignedInLimit],
 )
 def join(
     code: str, uow: UowDep, user_id: CurrentUserId, idempotency_key: IdempotencyKey = None
@@ -131,7 +131,7 @@ def join(
     "/invitations/{token}/accept",
     status_code=status.HTTP_201_CREATED,
     summary="Accept an e-mailed invitation",
-    dependencies=[AnonymousLimit],
+    dependencies=[SignedInLimit],
 )
 def accept(
     token: str, uow: UowDep, user_id: CurrentUserId, idempotency_key: IdempotencyKey = None
