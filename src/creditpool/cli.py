@@ -153,6 +153,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     demo: Annotated[bool, typer.Option(help="Fill an empty database with the demo first.")] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For names the client (comma-separated, or *): the "
+            "rate limits count by that client address."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the API and the pages; apply pending migrations first."""
     import uvicorn
@@ -188,6 +195,8 @@ def serve(
             log_level="info",
             access_log=False,
             log_config=log_config(),
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
     finally:
         worker.stop()

@@ -111,3 +111,25 @@ def test_anonymous_calls_are_counted_together_by_both_servers(
         assert page.status_code == 429
         assert "Too many attempts" in page.text
         assert int(page.headers["Retry-After"]) > 0
+
+
+def test_clients_behind_a_trusted_proxy_are_counted_apart(
+    sqlite_pair: tuple[Server, Server],
+) -> None:
+    # The tests reach the servers from 127.0.0.1, the proxy `serve` trusts by default: the
+    # client address it names in X-Forwarded-For is the one counted.
+    first, _ = sqlite_pair
+    with first.client() as proxy:
+
+        def reset_from(client: str) -> int:
+            answer = proxy.post(
+                "/password-resets",
+                json={"email": "someone@servers.test"},
+                headers={"X-Forwarded-For": client},
+            )
+            return answer.status_code
+
+        start_of_a_fresh_window(60)
+        statuses = [reset_from("198.51.100.1") for _ in range(ANONYMOUS_LIMIT + 1)]
+        assert statuses == [202] * ANONYMOUS_LIMIT + [429]
+        assert reset_from("198.51.100.2") == 202  # another client behind the same proxy

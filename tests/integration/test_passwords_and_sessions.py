@@ -27,7 +27,8 @@ PASSWORD = "correct horse battery"
 PUBLIC_URL = "http://creditpool.test"
 IDLE = timedelta(hours=24)
 LIFETIME = timedelta(days=14)
-LIMIT = rate_limits.Limit(3, timedelta(minutes=15))
+LIMIT = rate_limits.FailedPasswords(rate_limits.Limit(3, timedelta(minutes=15)), "198.51.100.1")
+ELSEWHERE = rate_limits.FailedPasswords(LIMIT.limit, "203.0.113.50")
 
 
 class CountingHasher:
@@ -97,7 +98,7 @@ def test_a_locked_address_is_refused_before_any_hashing_until_its_window_ends(
 ) -> None:
     sign_up(uow)
     clock.advance(minutes=2)  # 00:02, inside the window 00:00-00:15
-    for _ in range(LIMIT.hits):
+    for _ in range(LIMIT.limit.hits):
         with pytest.raises(Unauthenticated):
             users.authenticate(
                 uow, email="ada@example.test", password="guess", password_limit=LIMIT
@@ -121,11 +122,11 @@ def test_a_locked_address_is_refused_before_any_hashing_until_its_window_ends(
 
 def test_a_success_forgets_earlier_failures(uow: UnitOfWork, clock: FakeClock) -> None:
     sign_up(uow)
-    for _ in range(LIMIT.hits - 1):
+    for _ in range(LIMIT.limit.hits - 1):
         with pytest.raises(Unauthenticated):
             users.authenticate(uow, email="ada@example.test", password="typo", password_limit=LIMIT)
     users.authenticate(uow, email="ada@example.test", password=PASSWORD, password_limit=LIMIT)
-    for _ in range(LIMIT.hits - 1):
+    for _ in range(LIMIT.limit.hits - 1):
         with pytest.raises(Unauthenticated):
             users.authenticate(uow, email="ada@example.test", password="typo", password_limit=LIMIT)
     users.authenticate(uow, email="ada@example.test", password=PASSWORD, password_limit=LIMIT)
@@ -140,7 +141,7 @@ def test_rate_limit_buckets_keep_no_address_readable_and_old_windows_are_purged(
     rate_limits.hit(uow, bucket, rate_limits.Limit(5, timedelta(minutes=1)))
     with uow:
         stored = list(uow.session.scalars(select(RateLimit.bucket)))
-    assert len(stored) == 2
+    assert len(stored) == 3  # the address from this client, the address, the client address
     for name in stored:
         assert len(name) == 64
         assert "ada" not in name
@@ -148,7 +149,7 @@ def test_rate_limit_buckets_keep_no_address_readable_and_old_windows_are_purged(
     clock.advance(minutes=14)
     assert rate_limits.purge_old_windows(uow) == 0  # the 15-minute window is still open
     clock.advance(minutes=16)
-    assert rate_limits.purge_old_windows(uow) == 2
+    assert rate_limits.purge_old_windows(uow) == 3
     with uow:
         assert list(uow.session.scalars(select(RateLimit))) == []
 
@@ -252,7 +253,7 @@ def test_changing_the_password_ends_every_other_session(
 
 def test_a_wrong_current_password_counts_as_a_failed_check(uow: UnitOfWork) -> None:
     user = sign_up(uow)
-    for _ in range(LIMIT.hits):
+    for _ in range(LIMIT.limit.hits):
         with pytest.raises(Forbidden):
             users.change_password(
                 uow,
@@ -366,3 +367,95 @@ def test_the_worker_forgets_windows_older_than_the_longest(
     run_once(uow, Config(rate_limits=True))
     with uow:
         assert len(list(uow.session.scalars(select(RateLimit.bucket)))) == 1
+
+
+def test_each_attempt_counts_before_its_password_is_checked(
+    uow: UnitOfWork, hasher: CountingHasher
+) -> None:
+    # Guesses sent at the same moment must not all pass a check made before any is counted:
+    # by the time a password is verified, its attempt is on the counter already.
+    sign_up(uow)
+    counted_at_verify: list[int] = []
+    verify = hasher.verify
+
+    def verify_and_look(stored: str, password: str) -> bool:
+        with uow:
+            counted_at_verify.append(
+                sum(uow.session.scalars(select(RateLimit.hits)))  # every bucket of the attempt
+            )
+        return verify(stored, password)
+
+    hasher.verify = verify_and_look  # type: ignore[method-assign]
+    with pytest.raises(Unauthenticated):
+        users.authenticate(uow, email="ada@example.test", password="guess", password_limit=LIMIT)
+    assert counted_at_verify == [2]  # this client's count and the address's, both already one
+
+
+def test_guessing_from_one_client_locks_out_only_that_client(uow: UnitOfWork) -> None:
+    sign_up(uow)
+    for _ in range(LIMIT.limit.hits):
+        with pytest.raises(Unauthenticated):
+            users.authenticate(uow, email="ada@example.test", password="x", password_limit=LIMIT)
+    with pytest.raises(RateLimited):
+        users.authenticate(uow, email="ada@example.test", password=PASSWORD, password_limit=LIMIT)
+    # Ada, at her own address, signs in as usual.
+    assert users.authenticate(
+        uow, email="ada@example.test", password=PASSWORD, password_limit=ELSEWHERE
+    )
+
+
+def test_an_address_guessed_from_everywhere_locks_until_a_reset_lifts_it(
+    uow: UnitOfWork,
+) -> None:
+    sign_up(uow)
+    cap = LIMIT.limit.hits * rate_limits.ADDRESS_CAP_FACTOR
+    for number in range(cap):
+        client = rate_limits.FailedPasswords(LIMIT.limit, f"192.0.2.{number}")
+        with pytest.raises(Unauthenticated):
+            users.authenticate(uow, email="ada@example.test", password="x", password_limit=client)
+    # Locked for every client now, Ada's too...
+    with pytest.raises(RateLimited):
+        users.authenticate(
+            uow, email="ada@example.test", password=PASSWORD, password_limit=ELSEWHERE
+        )
+    # ...until she resets her password through her mailbox.
+    user_links.request_password_reset(uow, "ada@example.test", public_url=PUBLIC_URL)
+    secret = _link_of(uow, "ada@example.test").rpartition("/")[2]
+    user_links.reset_password(uow, secret, password="chosen anew")
+    assert users.authenticate(
+        uow, email="ada@example.test", password="chosen anew", password_limit=ELSEWHERE
+    )
+
+
+def test_a_reset_revokes_personal_tokens_and_only_the_newest_link_works(
+    uow: UnitOfWork,
+) -> None:
+    from creditpool.services import auth
+
+    sign_up(uow)
+    issued = auth.issue_personal_token(uow, email="ada@example.test", password=PASSWORD)
+    assert auth.identify(uow, issued.secret, configured_operator_key=None).user_id
+    user_links.request_password_reset(uow, "ada@example.test", public_url=PUBLIC_URL)
+    older = _link_of(uow, "ada@example.test").rpartition("/")[2]
+    user_links.request_password_reset(uow, "ada@example.test", public_url=PUBLIC_URL)
+    newest = _link_of(uow, "ada@example.test").rpartition("/")[2]
+    with pytest.raises(NotFound):
+        user_links.check_reset_link(uow, older)
+
+    user_links.reset_password(uow, newest, password="chosen anew")
+    with pytest.raises(Unauthenticated):  # whoever had the account may have made it
+        auth.identify(uow, issued.secret, configured_operator_key=None)
+
+
+def test_reset_mail_to_one_address_is_bounded(uow: UnitOfWork, clock: FakeClock) -> None:
+    sign_up(uow)
+    for _ in range(user_links.RESET_MAILS_PER_HOUR + 3):
+        user_links.request_password_reset(uow, "ada@example.test", public_url=PUBLIC_URL)
+    with uow:
+        resets = uow.session.scalars(select(UserLink).where(UserLink.purpose == "reset"))
+        assert len(list(resets)) == user_links.RESET_MAILS_PER_HOUR
+    clock.advance(hours=1)
+    user_links.request_password_reset(uow, "ada@example.test", public_url=PUBLIC_URL)
+    with uow:
+        resets = uow.session.scalars(select(UserLink).where(UserLink.purpose == "reset"))
+        assert len(list(resets)) == user_links.RESET_MAILS_PER_HOUR + 1

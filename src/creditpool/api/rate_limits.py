@@ -6,7 +6,7 @@ from fastapi import Depends, Request
 
 from creditpool.api.deps import ConfigDep, CurrentUserId, UowDep
 from creditpool.services import rate_limits
-from creditpool.services.rate_limits import Limit, Limits
+from creditpool.services.rate_limits import FailedPasswords, Limits
 
 
 def anonymous_limit(request: Request, uow: UowDep, config: ConfigDep) -> None:
@@ -28,9 +28,12 @@ def signed_in_limit(uow: UowDep, config: ConfigDep, user_id: CurrentUserId) -> N
     rate_limits.hit(uow, rate_limits.bucket_of("person", user_id), limit)
 
 
-def failed_password_limit(config: ConfigDep) -> Limit | None:
-    """The limit on failed password checks per e-mail address, or None when limits are off."""
-    return Limits.from_config(config).failed_passwords
+def failed_password_limit(request: Request, config: ConfigDep) -> FailedPasswords | None:
+    """The limit on this caller's failed password checks, or None when limits are off."""
+    limit = Limits.from_config(config).failed_passwords
+    if limit is None:
+        return None
+    return FailedPasswords(limit, request.client.host if request.client is not None else "")
 
 
 AnonymousLimit = Depends(anonymous_limit)

@@ -40,7 +40,7 @@ from creditpool.domain.roles import (
 )
 from creditpool.domain.text import clean_name
 from creditpool.services.lookups import load_org
-from creditpool.services.rate_limits import Limit
+from creditpool.services.rate_limits import FailedPasswords
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
 from creditpool.services.views import OrgView
@@ -129,7 +129,7 @@ def issue_personal_token(
     name: str = "",
     expires_in: timedelta | None = None,
     idempotency_key: str | None = None,
-    password_limit: Limit | None = None,
+    password_limit: FailedPasswords | None = None,
 ) -> IssuedToken:
     """Return a new bearer token for the user whose e-mail and password these are.
 

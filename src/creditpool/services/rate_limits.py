@@ -10,9 +10,12 @@ e-mail address", "a client address"), so the table keeps no address readable.
 Two limits use them:
 
 - failed password checks per e-mail address (`Limits.failed_passwords`, 10 in 15 minutes by
-  default): an address with that many failures is refused before any password is hashed,
-  until its window ends. The lock-out therefore lasts at most one window: an attacker can keep
-  a person out for minutes at a time, never for long, and the person can reset the password;
+  default), counted per client address, and ten times that per e-mail address from everywhere
+  together (`FailedPasswords`). Each attempt counts before any password is hashed (so guesses
+  sent at the same moment cannot all slip through) and a correct password forgives it. An
+  attacker guessing from one client locks only that client out of that address; to lock the
+  person out everywhere takes ten times as many failures each window, a lock-out lasts at most
+  the rest of its window, and a password reset lifts it at once;
 - anonymous requests per client address (`Limits.anonymous`, 60 a minute): signing in and up,
   password resets, joining and accepting invitations.
 """
@@ -60,6 +63,32 @@ class Limits:
             failed_passwords=Limit(config.failed_password_limit, config.failed_password_window),
             anonymous=Limit(config.anonymous_limit_per_minute, ANONYMOUS_WINDOW),
         )
+
+
+# A person's address, from every client together, may see this many times the per-client limit.
+ADDRESS_CAP_FACTOR = 10
+
+
+@dataclass(frozen=True)
+class FailedPasswords:
+    """The limit on failed password checks, for a caller at one client address."""
+
+    limit: Limit
+    client: str
+
+    def buckets(self, email: str) -> list[tuple[str, Limit]]:
+        """The counters one attempt on `email` adds to: this client's, then everyone's."""
+        address = email.strip().lower()
+        everyone = Limit(self.limit.hits * ADDRESS_CAP_FACTOR, self.limit.window)
+        return [
+            (bucket_of("failed-password", f"{address}\x00{self.client}"), self.limit),
+            (address_bucket(address), everyone),
+        ]
+
+
+def address_bucket(email: str) -> str:
+    """The counter of failed password checks on an e-mail address from every client."""
+    return bucket_of("failed-password", email.strip().lower())
 
 
 # Windows older than this are forgotten by the worker: no limit here has a longer one.

@@ -2,9 +2,13 @@
 
 A link is `<public url>/password-reset/<link id>.<secret>` (or `/verify-email/...`): a UserLink
 row keeps only the secret's SHA-256, the address it went to, and when it expires. It works
-once: using it marks it used. A reset link lasts an hour and ends every session of the person;
-a confirmation link lasts a week. Asking for a reset answers the same whether or not the
-address has an account, so the answer tells nobody who has one.
+once: using it marks it used, by one conditional update, so two uses at the same moment cannot
+both succeed. A reset link lasts an hour; a newer one replaces it; using it ends every session
+and revokes every personal token of the person (whoever had the account may have made some),
+and lifts a lock-out from failed passwords. A confirmation link lasts a week. Asking for a
+reset answers the same whether or not the address has an account, so the answer tells nobody
+who has one; an address gets at most RESET_MAILS_PER_HOUR such mails, so nobody can flood a
+mailbox with them.
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ import hmac
 from datetime import UTC, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from creditpool.domain.errors import InvalidInput, NotFound
-from creditpool.services import mail
+from creditpool.domain.errors import InvalidInput, NotFound, RateLimited
+from creditpool.services import mail, rate_limits
 from creditpool.services.users import end_sessions_in, hash_password, normalise_email
 from creditpool.storage.ids import new_id, new_secret
-from creditpool.storage.schema import User, UserLink
+from creditpool.storage.schema import PersonalToken, User, UserLink
 from creditpool.storage.unit_of_work import UnitOfWork
 
 RESET_LIFETIME = timedelta(hours=1)
 VERIFY_LIFETIME = timedelta(days=7)
+RESET_MAILS_PER_HOUR = 5
 
 
 class LinkPurpose(StrEnum):
@@ -94,10 +99,19 @@ def request_password_reset(uow: UnitOfWork, email: str, *, public_url: str) -> N
         address = normalise_email(email)
     except InvalidInput:
         return  # no account can have it: the same answer as for an unknown address
+    try:
+        rate_limits.hit(
+            uow,
+            rate_limits.bucket_of("reset-mail", address),
+            rate_limits.Limit(RESET_MAILS_PER_HOUR, timedelta(hours=1)),
+        )
+    except RateLimited:
+        return  # enough mail to this address for now: the same answer, nothing sent
     with uow:
         user = uow.session.scalars(select(User).where(User.email == address)).one_or_none()
         if user is None:
             return
+        _spend_unused(uow, user.id, LinkPurpose.RESET)  # only the newest link works
         link = _new_link(uow, user, LinkPurpose.RESET, public_url)
         mail.enqueue(
             uow,
@@ -132,6 +146,31 @@ def _live_link(uow: UnitOfWork, token: str, purpose: LinkPurpose) -> tuple[UserL
     return link, user
 
 
+def _spend(uow: UnitOfWork, link: UserLink) -> None:
+    """Mark the link used, unless a concurrent use got there first (then NotFound)."""
+    spent = uow.session.execute(
+        update(UserLink)
+        .where(UserLink.id == link.id, UserLink.used_at.is_(None))
+        .values(used_at=uow.now)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound("this link is unknown, used or expired")
+
+
+def _spend_unused(uow: UnitOfWork, user_id: str, purpose: LinkPurpose) -> None:
+    uow.session.execute(
+        update(UserLink)
+        .where(
+            UserLink.user_id == user_id,
+            UserLink.purpose == purpose.value,
+            UserLink.used_at.is_(None),
+        )
+        .values(used_at=uow.now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def check_reset_link(uow: UnitOfWork, token: str) -> str:
     """Return the address a live reset link is for; NotFound for an unknown, used or expired one."""
     with uow:
@@ -147,20 +186,28 @@ def reset_password(uow: UnitOfWork, token: str, *, password: str) -> str:
     new_hash = hash_password(password)  # outside the transaction: Argon2 is slow on purpose
     with uow:
         link, user = _live_link(uow, token, LinkPurpose.RESET)
-        link.used_at = uow.now
+        _spend(uow, link)
         user.password_hash = new_hash
         # Whoever asked for the link proved the mailbox: the address is confirmed too.
         user.email_verified = True
         end_sessions_in(uow, user.id)
+        uow.session.execute(
+            update(PersonalToken)
+            .where(PersonalToken.user_id == user.id, PersonalToken.revoked_at.is_(None))
+            .values(revoked_at=uow.now)
+        )
+        user_id = user.id
+        email = user.email
         uow.commit()
-        return user.id
+    rate_limits.forgive(uow, rate_limits.address_bucket(email))  # the lock-out ends too
+    return user_id
 
 
 def verify_email(uow: UnitOfWork, token: str) -> str:
     """Mark the address a confirmation link was sent to as confirmed; return the user's id."""
     with uow:
         link, user = _live_link(uow, token, LinkPurpose.VERIFY)
-        link.used_at = uow.now
+        _spend(uow, link)
         user.email_verified = True
         uow.commit()
         return user.id

@@ -182,26 +182,22 @@ def find_user(uow: UnitOfWork, email: str) -> UserView:
         return user_view(user)
 
 
-def _failures_bucket(email: str) -> str:
-    return rate_limits.bucket_of("failed-password", email.strip().lower())
-
-
 def authenticate(
     uow: UnitOfWork,
     *,
     email: str,
     password: str,
-    password_limit: rate_limits.Limit | None = None,
+    password_limit: rate_limits.FailedPasswords | None = None,
 ) -> UserView:
     """Return the user whose e-mail and password these are; Unauthenticated otherwise.
 
-    With `password_limit`, an address with that many failures in the window is refused with
-    RateLimited before any hashing, until the window ends (so for at most its length), and
-    each failure counts; a success forgets the failures before it.
+    With `password_limit`, each attempt counts before any hashing (RateLimited over the limit,
+    until the window ends: so for at most its length) and a correct password forgives it, with
+    the failures before it.
     """
-    bucket = _failures_bucket(email)
-    if password_limit is not None:
-        rate_limits.check(uow, bucket, password_limit)
+    counted = [] if password_limit is None else password_limit.buckets(email)
+    for bucket, limit in counted:
+        rate_limits.hit(uow, bucket, limit)
     with uow:
         user = uow.session.scalars(
             select(User).where(User.email == email.strip().lower())
@@ -210,10 +206,8 @@ def authenticate(
         stored_hash = None if user is None else user.password_hash
     matches = _password_matches(stored_hash, password)  # an unknown address costs the same
     if view is None or not matches:
-        if password_limit is not None:
-            rate_limits.hit(uow, bucket, password_limit)
         raise Unauthenticated("wrong e-mail or password")
-    if password_limit is not None:
+    for bucket, _ in counted:
         rate_limits.forgive(uow, bucket)
     return view
 
@@ -233,7 +227,7 @@ def change_password(
     current_password: str,
     new_password: str,
     keep_session: str | None = None,
-    password_limit: rate_limits.Limit | None = None,
+    password_limit: rate_limits.FailedPasswords | None = None,
 ) -> None:
     """Change the user's password, given the current one; end every other web session.
 

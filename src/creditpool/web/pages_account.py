@@ -21,8 +21,8 @@ from creditpool.web.session import (
     begin_session,
     config_of,
     current_session_id,
+    failed_passwords,
     flash,
-    limits_of,
     meters_seats,
     render,
 )
@@ -114,7 +114,7 @@ async def sign_in(request: Request, uow: PageUow, next: Next = "/") -> Response:
             uow,
             email=forms.text(form, "email"),
             password=forms.password(form),
-            password_limit=limits_of(request).failed_passwords,
+            password_limit=failed_passwords(request),
         )
     except (InvalidInput, Unauthenticated):
         context = {

@@ -20,8 +20,8 @@ from creditpool.web.session import (
     RedirectTo,
     config_of,
     current_session_id,
+    failed_passwords,
     flash,
-    limits_of,
     render,
 )
 
@@ -49,7 +49,7 @@ async def change_password(request: Request, uow: PageUow, user: CurrentUser) -> 
             current_password=forms.password(form, "current_password"),
             new_password=forms.password(form, "new_password"),
             keep_session=current_session_id(request, uow),
-            password_limit=limits_of(request).failed_passwords,
+            password_limit=failed_passwords(request),
         )
     except (InvalidInput, Forbidden) as error:
         status = 403 if isinstance(error, Forbidden) else 422
@@ -103,7 +103,9 @@ def new_password_page(request: Request, token: str, uow: PageUow, user: MaybeUse
     except NotFound:
         return render(request, "link_invalid.html", {}, user=user, status_code=404)
     context = {"token": token, "email": email}
-    return render(request, "password_new.html", context, user=user)
+    page = render(request, "password_new.html", context, user=user)
+    page.headers["Cache-Control"] = "no-store"  # its address holds the secret link
+    return page
 
 
 @router.post("/password-reset/{token}", dependencies=[AnonymousLimit, Csrf])

@@ -116,6 +116,15 @@ def limits_of(request: Request) -> Limits:
     return Limits.from_config(config_of(request))
 
 
+def failed_passwords(request: Request) -> rate_limits.FailedPasswords | None:
+    """The limit on this browser's failed password checks, or None when limits are off."""
+    limit = limits_of(request).failed_passwords
+    if limit is None:
+        return None
+    host = request.client.host if request.client is not None else ""
+    return rate_limits.FailedPasswords(limit, host)
+
+
 def anonymous_limit(request: Request) -> None:
     """Count a request from its client address, or a signed-in person's as their own (a whole
     class behind one school address may join in the same minute); RateLimited (a 429 page)

@@ -24,10 +24,10 @@ from creditpool.api.schemas import (
     User,
 )
 from creditpool.services import auth, members, user_links, users
-from creditpool.services.rate_limits import Limit as RateLimit
+from creditpool.services.rate_limits import FailedPasswords
 
 router = APIRouter(tags=["users"])
-PasswordLimit = Annotated[RateLimit | None, Depends(failed_password_limit)]
+PasswordLimit = Annotated[FailedPasswords | None, Depends(failed_password_limit)]
 # Answers that carry or list secrets must not be kept by a browser or a proxy.
 NO_STORE = "no-store"
 
