@@ -14,6 +14,7 @@ from sqlalchemy import select
 from creditpool.domain.errors import Conflict, NotFound
 from creditpool.domain.text import clean_name
 from creditpool.services.auth import IssuedSecret, digest_secret
+from creditpool.services.users import user_with_email
 from creditpool.storage.ids import new_id, new_secret
 from creditpool.storage.schema import OperatorKey, User
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -90,11 +91,7 @@ def revoke_operator(uow: UnitOfWork, email: str, *, by_user_id: str | None = Non
     there, so a console can never lock its last operator out by a slip of the mouse.
     """
     with uow:
-        user = uow.session.scalars(
-            select(User).where(User.email == email.strip().lower())
-        ).one_or_none()
-        if user is None:
-            raise NotFound(f"no user with e-mail {email}")
+        user = user_with_email(uow, email)
         if user.id == by_user_id:
             raise Conflict("you cannot take back your own operator powers; another operator can")
         user.is_operator = False

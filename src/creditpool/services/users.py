@@ -212,6 +212,16 @@ def authenticate(
     return view
 
 
+def user_with_email(uow: UnitOfWork, email: str) -> User:
+    """Return the user row with this e-mail, whatever its case, in the open unit of work."""
+    user = uow.session.scalars(
+        select(User).where(User.email == email.strip().lower())
+    ).one_or_none()
+    if user is None:
+        raise NotFound(f"no user with e-mail {email}")
+    return user
+
+
 def end_sessions_in(uow: UnitOfWork, user_id: str, *, keep: str | None = None) -> None:
     """End every web session of the user but `keep`, inside the caller's open transaction."""
     live = update(WebSession).where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
@@ -256,11 +266,7 @@ def set_password(uow: UnitOfWork, email: str, password: str) -> UserView:
     """Set a user's password (the operator's command line) and end all their web sessions."""
     new_hash = hash_password(password)
     with uow:
-        user = uow.session.scalars(
-            select(User).where(User.email == email.strip().lower())
-        ).one_or_none()
-        if user is None:
-            raise NotFound(f"no user with e-mail {email}")
+        user = user_with_email(uow, email)
         user.password_hash = new_hash
         end_sessions_in(uow, user.id)
         view = user_view(user)
@@ -271,11 +277,7 @@ def set_password(uow: UnitOfWork, email: str, password: str) -> UserView:
 def grant_operator(uow: UnitOfWork, email: str) -> UserView:
     """Mark a user as an operator of this creditpool."""
     with uow:
-        user = uow.session.scalars(
-            select(User).where(User.email == email.strip().lower())
-        ).one_or_none()
-        if user is None:
-            raise NotFound(f"no user with e-mail {email}")
+        user = user_with_email(uow, email)
         user.is_operator = True
         view = user_view(user)
         uow.commit()
