@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from creditpool.services import users
+from creditpool.storage.database import create_database_engine
+from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.server import Server, running_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -57,12 +60,20 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def operator_site(
     directory: Path, *, environment: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in."""
+    """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in.
+
+    The operator is written into the served database through the services, from this process
+    (the command line that does the same is tested in tests/interfaces): two more processes
+    to start would cost every browser test seconds.
+    """
     with running_server(directory, environment=environment) as server:
-        server.cli(
-            "users", "create", OPERATOR_EMAIL, "--name", "Vera Vendor", "--password", PASSWORD
-        )
-        server.cli("users", "grant-operator", OPERATOR_EMAIL)
+        engine = create_database_engine(server.env["CREDITPOOL_DATABASE_URL"])
+        try:
+            uow = UnitOfWork.for_engine(engine)
+            users.create_user(uow, email=OPERATOR_EMAIL, name="Vera Vendor", password=PASSWORD)
+            users.grant_operator(uow, OPERATOR_EMAIL)
+        finally:
+            engine.dispose()
         yield server
 
 
