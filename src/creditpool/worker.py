@@ -15,7 +15,7 @@ from sqlalchemy import delete
 
 from creditpool.config import Config
 from creditpool.mailer import sender_for
-from creditpool.services import holds, mail, rate_limits, usage_batch
+from creditpool.services import holds, mail, rate_limits, sessions, usage_batch, user_links
 from creditpool.services.mail import MailSender
 from creditpool.services.transactions import IDEMPOTENCY_WINDOW
 from creditpool.storage.schema import IdempotencyRecord
@@ -59,6 +59,9 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
     # Rate-limit windows are over once older than the longest window: forget them.
     longest = max(config.failed_password_window, rate_limits.ANONYMOUS_WINDOW)
     rate_limits.purge_old_windows(uow, longest)
+    # Sessions and mailed links that can never work again: nothing to keep them for.
+    sessions.forget_dead_sessions(uow, idle=config.session_idle)
+    user_links.forget_old_links(uow)
     return PassReport(sent, failed, expired, forgotten)
 
 

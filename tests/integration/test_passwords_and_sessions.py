@@ -459,3 +459,32 @@ def test_reset_mail_to_one_address_is_bounded(uow: UnitOfWork, clock: FakeClock)
     with uow:
         resets = uow.session.scalars(select(UserLink).where(UserLink.purpose == "reset"))
         assert len(list(resets)) == user_links.RESET_MAILS_PER_HOUR + 1
+
+
+def test_the_worker_forgets_sessions_and_links_that_can_never_work_again(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    user = sign_up(uow)
+    ended = sessions.start_session(uow, user.id, lifetime=LIFETIME)
+    sessions.end_session(uow, ended.partition(".")[0])
+    idle = sessions.start_session(uow, user.id, lifetime=LIFETIME)
+    user_links.request_password_reset(uow, user.email, public_url=PUBLIC_URL)
+    clock.advance(hours=23)
+    kept = sessions.start_session(uow, user.id, lifetime=LIFETIME)
+    run_once(uow, Config(session_idle=IDLE))  # the ended one is not a day dead yet
+    with uow:
+        assert len(list(uow.session.scalars(select(WebSession.id)))) == 3
+    clock.advance(hours=3)  # 26 hours: the reset link (an hour) expired over a day ago
+    run_once(uow, Config(session_idle=IDLE))
+    with uow:
+        assert set(uow.session.scalars(select(WebSession.id))) == {
+            idle.partition(".")[0],  # idle 26 hours: dead, but not for a whole day yet
+            kept.partition(".")[0],
+        }
+        assert (
+            list(uow.session.scalars(select(UserLink.id).where(UserLink.purpose == "reset"))) == []
+        )
+    clock.advance(days=1)
+    run_once(uow, Config(session_idle=IDLE))
+    with uow:
+        assert set(uow.session.scalars(select(WebSession.id))) == {kept.partition(".")[0]}

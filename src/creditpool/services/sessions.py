@@ -14,6 +14,8 @@ import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import delete, or_
+
 from creditpool.domain.errors import NotFound
 from creditpool.services.users import UserView, end_sessions_in, get_user, user_view
 from creditpool.storage.ids import new_id, new_secret
@@ -22,6 +24,8 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 # Writing last_seen_at on every page would make every read a write; once a minute is enough.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+# A dead session's row is kept a day (to answer "why was I signed out?"), then deleted.
+FORGET_AFTER = timedelta(days=1)
 
 
 def _digest(secret: str) -> str:
@@ -94,3 +98,21 @@ def end_all_sessions(uow: UnitOfWork, user_id: str) -> None:
     with uow:
         end_sessions_in(uow, user_id)
         uow.commit()
+
+
+def forget_dead_sessions(uow: UnitOfWork, *, idle: timedelta) -> int:
+    """Delete sessions that can never be used again (ended, idle too long, or past their
+    lifetime) for a day or more; return how many."""
+    with uow:
+        day_ago = uow.now - FORGET_AFTER
+        result = uow.session.execute(
+            delete(WebSession).where(
+                or_(
+                    WebSession.ended_at < day_ago,
+                    WebSession.expires_at < day_ago,
+                    WebSession.last_seen_at < day_ago - idle,
+                )
+            )
+        )
+        uow.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ import hmac
 from datetime import UTC, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from creditpool.domain.errors import InvalidInput, NotFound, RateLimited
 from creditpool.services import mail, rate_limits
@@ -211,3 +211,13 @@ def verify_email(uow: UnitOfWork, token: str) -> str:
         user.email_verified = True
         uow.commit()
         return user.id
+
+
+def forget_old_links(uow: UnitOfWork) -> int:
+    """Delete links that expired a day or more ago, used or not; return how many."""
+    with uow:
+        result = uow.session.execute(
+            delete(UserLink).where(UserLink.expires_at < uow.now - timedelta(days=1))
+        )
+        uow.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]
