@@ -56,10 +56,13 @@ def create_operator_key(uow: UnitOfWork, *, name: str) -> IssuedSecret:
         return IssuedSecret(key_id, f"cpo.{key_id}.{secret}")
 
 
-def list_operator_keys(uow: UnitOfWork, *, include_revoked: bool = True) -> list[OperatorKeyView]:
-    """Return the operator keys, oldest first, revoked ones too unless told otherwise."""
+def list_operator_keys(
+    uow: UnitOfWork, *, include_revoked: bool = True, limit: int | None = None
+) -> list[OperatorKeyView]:
+    """Return the operator keys, oldest first (at most `limit`), revoked ones too unless told
+    otherwise."""
     with uow:
-        query = select(OperatorKey).order_by(OperatorKey.id)
+        query = select(OperatorKey).order_by(OperatorKey.id).limit(limit)
         if not include_revoked:
             query = query.where(OperatorKey.revoked_at.is_(None))
         return [_key_view(key) for key in uow.session.scalars(query)]
@@ -77,10 +80,12 @@ def revoke_operator_key(uow: UnitOfWork, key_id: str) -> OperatorKeyView:
         return view
 
 
-def list_operators(uow: UnitOfWork) -> list[OperatorView]:
-    """Return the people marked as operators, by e-mail."""
+def list_operators(uow: UnitOfWork, *, limit: int | None = None) -> list[OperatorView]:
+    """Return the people marked as operators, by e-mail (at most `limit`)."""
     with uow:
-        people = uow.session.scalars(select(User).where(User.is_operator).order_by(User.email))
+        people = uow.session.scalars(
+            select(User).where(User.is_operator).order_by(User.email).limit(limit)
+        )
         return [OperatorView(user.id, user.email, user.name) for user in people]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings, SettingsChange
@@ -137,6 +137,12 @@ def get_org(uow: UnitOfWork, org_id: str) -> OrgView:
     """Return the org with its settings and balance now."""
     with uow:
         return org_view(uow, load_org(uow, org_id))
+
+
+def count_orgs(uow: UnitOfWork) -> int:
+    """Return how many orgs there are."""
+    with uow:
+        return int(uow.session.scalar(select(func.count()).select_from(Org)) or 0)
 
 
 def list_orgs(

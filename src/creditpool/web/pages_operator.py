@@ -8,8 +8,9 @@ can sign up with any address, so the operator confirms they know who that owner 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from creditpool.api.problems import status_of
@@ -26,7 +27,8 @@ from creditpool.web import forms
 from creditpool.web.session import Csrf, Operator, PageUow, RedirectTo, flash, render
 
 router = APIRouter(include_in_schema=False)
-PAGE = 500
+PAGE = 100  # orgs a page of the console shows; the next page starts after the last
+SHOWN = 200  # operators and operator keys shown; the command line lists them all
 
 
 def console(
@@ -37,20 +39,26 @@ def console(
     errors: dict[str, str] | None = None,
     unconfirmed: UnconfirmedOwner | None = None,
     status_code: int = 200,
+    after: str | None = None,
 ) -> HTMLResponse:
-    """Render the console; `unconfirmed` asks for the second click that opens an org anyway."""
-    everything: list[OrgView] = []
-    while True:
-        batch = orgs.list_orgs(uow, after=everything[-1].id if everything else None, limit=PAGE)
-        everything += batch
-        if len(batch) < PAGE:
-            break
+    """Render the console; `unconfirmed` asks for the second click that opens an org anyway.
+
+    Every list is bounded: a page of orgs (from `after`, by id) and the first SHOWN operators
+    and keys, each saying when there are more.
+    """
+    shown: list[OrgView] = orgs.list_orgs(uow, after=after, limit=PAGE + 1)
+    people = operators.list_operators(uow, limit=SHOWN + 1)
+    keys = operators.list_operator_keys(uow, limit=SHOWN + 1)
     context = {
-        "orgs": everything,
+        "orgs": shown[:PAGE],
+        "org_count": orgs.count_orgs(uow),
+        "next_orgs": shown[PAGE - 1].id if len(shown) > PAGE else None,
         "errors": errors or {},
         "unconfirmed": unconfirmed,
-        "operators": operators.list_operators(uow),
-        "operator_keys": operators.list_operator_keys(uow),
+        "operators": people[:SHOWN],
+        "more_operators": len(people) > SHOWN,
+        "operator_keys": keys[:SHOWN],
+        "more_keys": len(keys) > SHOWN,
     }
     return render(request, "operator.html", context, user=user, status_code=status_code)
 
@@ -65,9 +73,14 @@ class UnconfirmedOwner:
 
 
 @router.get("/operator")
-def operator_page(request: Request, uow: PageUow, user: Operator) -> HTMLResponse:
-    """All orgs with their pools."""
-    return console(request, uow, user)
+def operator_page(
+    request: Request,
+    uow: PageUow,
+    user: Operator,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    """The orgs with their pools, a page at a time."""
+    return console(request, uow, user, after=after)
 
 
 @router.post("/operator/orgs", dependencies=[Csrf])

@@ -1,0 +1,71 @@
+"""The operator console, in process: every list on it is bounded, and says when there is more."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import sessionmaker
+
+from creditpool.services import users
+from creditpool.storage.unit_of_work import UnitOfWork
+from creditpool.web import pages_operator
+from tests.api.support import OPERATOR_KEY, PASSWORD, Api
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _operator_signed_in(app: FastAPI, api: Api, email: str) -> TestClient:
+    created = api.call("POST", "/users", json={"email": email, "password": PASSWORD, "name": "Op"})
+    assert created.status_code == 201, created.text
+    factory: sessionmaker = app.state.session_factory  # type: ignore[type-arg]
+    users.grant_operator(UnitOfWork(factory, app.state.clock), email)
+    browser = TestClient(app, raise_server_exceptions=False)
+    form = browser.get("/sign-in")
+    signed = browser.post(
+        "/sign-in",
+        data={"email": email, "password": PASSWORD, "csrf_token": _csrf(form.text)},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    return browser
+
+
+def test_the_console_shows_a_page_of_orgs_and_the_first_operators_and_keys(
+    app: FastAPI, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages_operator, "PAGE", 2)
+    monkeypatch.setattr(pages_operator, "SHOWN", 1)
+    console = _operator_signed_in(app, api, "vera@vendor.test")
+    _operator_signed_in(app, api, "walt@vendor.test")
+    owner = api.call(
+        "POST", "/users", json={"email": "o@x.test", "password": PASSWORD, "name": "Owner"}
+    )
+    assert owner.status_code == 201
+    for name in ("First class", "Second class", "Third class"):
+        opened = api.call(
+            "POST", "/orgs", token=OPERATOR_KEY, json={"name": name, "owner_email": "o@x.test"}
+        )
+        assert opened.status_code == 201, opened.text
+
+    first = console.get("/operator")
+    assert first.status_code == 200
+    assert "Every org (3)" in first.text
+    listed = re.findall(r'<tr data-org="([^"]+)">', first.text)
+    assert len(listed) == 2
+    after = re.search(r'href="/operator\?after=([^"#]+)', first.text)
+    assert after is not None
+    second = console.get(f"/operator?after={after.group(1)}")
+    rest = re.findall(r'<tr data-org="([^"]+)">', second.text)
+    assert len(rest) == 1
+    assert sorted(listed + rest) == ["First class", "Second class", "Third class"]
+    assert "/operator?after=" not in second.text  # the last page
+
+    assert len(re.findall(r"<li data-operator=", first.text)) == 1
+    assert "More operators than these first" in first.text
