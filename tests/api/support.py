@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 OPERATOR_KEY = "cpo-test-operator-key-0123456789"
@@ -141,3 +143,23 @@ class World:
             stranger=stranger,
             other_org=other,
         )
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+def signed_in_browser(app: FastAPI, email: str, password: str = PASSWORD) -> TestClient:
+    """A browser-like client of its own (its own cookies), signed in through the form."""
+    browser = TestClient(app, raise_server_exceptions=False)
+    form = browser.get("/sign-in")
+    signed = browser.post(
+        "/sign-in",
+        data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    return browser

@@ -11,27 +11,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from creditpool.web import pages_org
-from tests.api.support import PASSWORD, World
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
+from tests.api.support import World, csrf_of, signed_in_browser
 
 
 def _signed_in(app: FastAPI, world: World, token: str) -> TestClient:
     """A browser-like client (its own cookies) signed in as the holder of `token`."""
     email = world.api.call("GET", "/me", token=token).json()["user"]["email"]
-    client = TestClient(app, raise_server_exceptions=False)
-    form = client.get("/sign-in")
-    signed = client.post(
-        "/sign-in",
-        data={"email": email, "password": PASSWORD, "csrf_token": _csrf(form.text)},
-        follow_redirects=False,
-    )
-    assert signed.status_code == 303, signed.text
-    return client
+    return signed_in_browser(app, email)
 
 
 def _page(client: TestClient, world: World) -> str:
@@ -41,7 +27,7 @@ def _page(client: TestClient, world: World) -> str:
 
 
 def _invite(client: TestClient, world: World, **fields: Any) -> Any:
-    form = {"csrf_token": _csrf(_page(client, world)), **fields}
+    form = {"csrf_token": csrf_of(_page(client, world)), **fields}
     return client.post(f"/orgs/{world.org_id}/invitations", data=form, follow_redirects=False)
 
 
@@ -128,7 +114,7 @@ def test_a_manager_is_not_offered_to_remove_or_bring_back_a_manager(
     assert 'aria-label="Remove Manager"' not in page
     assert 'aria-label="Remove Student 2"' in page
 
-    form = {"csrf_token": _csrf(page)}
+    form = {"csrf_token": csrf_of(page)}
     refused = manager.post(f"/orgs/{org}/members/{promoted}/remove", data=form)
     assert refused.status_code == 403
     assert "only the owner or an operator may remove a manager" in refused.text

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.api.support import bearer
+from tests.api.support import bearer, csrf_of
 from tests.support.server import Server, running_server
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -60,9 +60,7 @@ def link_token(text: str) -> str:
 
 
 def csrf_token(page: httpx.Response) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match is not None, page.text
-    return match.group(1)
+    return csrf_of(page.text)
 
 
 def test_the_log_has_a_line_per_request_and_no_secret(

@@ -12,13 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from creditpool.services import users
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import pages_operator
-from tests.api.support import OPERATOR_KEY, PASSWORD, Api
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
+from tests.api.support import OPERATOR_KEY, PASSWORD, Api, signed_in_browser
 
 
 def _operator_signed_in(app: FastAPI, api: Api, email: str) -> TestClient:
@@ -26,15 +20,7 @@ def _operator_signed_in(app: FastAPI, api: Api, email: str) -> TestClient:
     assert created.status_code == 201, created.text
     factory: sessionmaker = app.state.session_factory  # type: ignore[type-arg]
     users.grant_operator(UnitOfWork(factory, app.state.clock), email)
-    browser = TestClient(app, raise_server_exceptions=False)
-    form = browser.get("/sign-in")
-    signed = browser.post(
-        "/sign-in",
-        data={"email": email, "password": PASSWORD, "csrf_token": _csrf(form.text)},
-        follow_redirects=False,
-    )
-    assert signed.status_code == 303, signed.text
-    return browser
+    return signed_in_browser(app, email)
 
 
 def test_the_console_shows_a_page_of_orgs_and_the_first_operators_and_keys(

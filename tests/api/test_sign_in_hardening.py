@@ -3,7 +3,6 @@ callers over their limit, password change and reset, and confirmed addresses."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import pytest
@@ -14,7 +13,14 @@ from sqlalchemy import Engine, select
 from creditpool.config import Config
 from creditpool.storage.schema import MailMessage
 from creditpool.storage.unit_of_work import UnitOfWork
-from tests.api.support import OPERATOR_KEY, PASSWORD, PUBLIC_URL, Api, problem
+from tests.api.support import (
+    OPERATOR_KEY,
+    PASSWORD,
+    PUBLIC_URL,
+    Api,
+    problem,
+    signed_in_browser,
+)
 from tests.support.clock import FakeClock
 
 FAILED_PASSWORD_LIMIT = 3
@@ -200,16 +206,7 @@ def test_the_join_page_counts_a_signed_in_person_apart_from_the_address(
 ) -> None:
     sign_up(api, "eve@example.test")
     app.state.config = replace(app.state.config, anonymous_limit_per_minute=3)
-    browser = TestClient(app, raise_server_exceptions=False)
-    form = browser.get("/sign-in")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    signed = browser.post(
-        "/sign-in",
-        data={"email": "eve@example.test", "password": PASSWORD, "csrf_token": csrf.group(1)},
-        follow_redirects=False,
-    )
-    assert signed.status_code == 303
+    browser = signed_in_browser(app, "eve@example.test")
 
     # Signed in, Eve's visits to join links are her own: three, then her limit.
     for _ in range(3):

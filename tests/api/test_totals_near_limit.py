@@ -10,7 +10,6 @@ which the audit must report, not crash on).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from creditpool.services.ledger import wallet_account
 from creditpool.services.totals import MAX_TOTAL
 from creditpool.storage.schema import Account, Member, Transfer, UsageTotal
 from creditpool.storage.unit_of_work import UnitOfWork
-from tests.api.support import OPERATOR_KEY, PASSWORD, Api, World, problem
+from tests.api.support import OPERATOR_KEY, PASSWORD, Api, World, csrf_of, problem
 
 HUGE_TRANSFER = 2**62 + 1  # two of them pass 2^63
 
@@ -81,11 +80,9 @@ def push_to_the_limit(uow: UnitOfWork, world: World) -> None:
 def sign_in(api: Api, email: str) -> None:
     """Sign in through the form, with the CSRF token the form carries."""
     page = api.client.get("/sign-in")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token, page.text
     signed_in = api.client.post(
         "/sign-in",
-        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
         follow_redirects=False,
     )
     assert signed_in.status_code in (302, 303), signed_in.text

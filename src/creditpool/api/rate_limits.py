@@ -9,13 +9,17 @@ from creditpool.services import rate_limits
 from creditpool.services.rate_limits import FailedPasswords, Limits
 
 
+def _client_address(request: Request) -> str:
+    # Behind a trusted proxy, the address it names (`serve --forwarded-allow-ips`).
+    return request.client.host if request.client is not None else "unknown"
+
+
 def anonymous_limit(request: Request, uow: UowDep, config: ConfigDep) -> None:
     """Count a call from its client address; 429 `rate_limited` over the limit."""
     limit = Limits.from_config(config).anonymous
     if limit is None:
         return
-    # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
-    host = request.client.host if request.client is not None else "unknown"
+    host = _client_address(request)
     rate_limits.hit(uow, rate_limits.bucket_of("anonymous", host), limit)
 
 
@@ -33,7 +37,7 @@ def failed_password_limit(request: Request, config: ConfigDep) -> FailedPassword
     limit = Limits.from_config(config).failed_passwords
     if limit is None:
         return None
-    return FailedPasswords(limit, request.client.host if request.client is not None else "")
+    return FailedPasswords(limit, _client_address(request))
 
 
 AnonymousLimit = Depends(anonymous_limit)

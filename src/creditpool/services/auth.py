@@ -15,7 +15,6 @@ a member whose role falls short gets Forbidden.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -44,7 +43,7 @@ from creditpool.services.rate_limits import FailedPasswords
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
 from creditpool.services.views import OrgView
-from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -53,15 +52,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # A personal token asked to expire lives at least a minute and at most a year.
 MIN_TOKEN_LIFETIME = timedelta(seconds=60)
 MAX_TOKEN_LIFETIME = timedelta(days=365)
-
-
-def digest_secret(secret: str) -> str:
-    """Return what is stored of a secret: its SHA-256, in hex."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _matches(secret: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(digest_secret(secret), stored_hash)
 
 
 @dataclass(frozen=True)
@@ -332,7 +322,11 @@ def _touch(row: PersonalToken | ApiKey | OperatorKey, now: datetime) -> None:
 
 def _personal(uow: UnitOfWork, token_id: str, secret: str) -> Principal | None:
     token = uow.session.get(PersonalToken, token_id)
-    if token is None or token.revoked_at is not None or not _matches(secret, token.secret_hash):
+    if (
+        token is None
+        or token.revoked_at is not None
+        or not secret_matches(secret, token.secret_hash)
+    ):
         return None
     if token.expires_at is not None and token.expires_at <= uow.now:
         return None  # expired: refused like a revoked token
@@ -344,7 +338,7 @@ def _personal(uow: UnitOfWork, token_id: str, secret: str) -> Principal | None:
 
 def _org_key(uow: UnitOfWork, org_id: str, key_id: str, secret: str) -> Principal | None:
     key = uow.session.get(ApiKey, (org_id, key_id))
-    if key is None or key.revoked_at is not None or not _matches(secret, key.secret_hash):
+    if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         return None
     _touch(key, uow.now)
     return Principal(actor=f"key:{key.id}", org_id=org_id, scopes=frozenset(key.scopes))
@@ -352,7 +346,7 @@ def _org_key(uow: UnitOfWork, org_id: str, key_id: str, secret: str) -> Principa
 
 def _operator_key(uow: UnitOfWork, key_id: str, secret: str) -> Principal | None:
     key = uow.session.get(OperatorKey, key_id)
-    if key is None or key.revoked_at is not None or not _matches(secret, key.secret_hash):
+    if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         return None
     _touch(key, uow.now)
     return Principal(actor=f"operator-key:{key.id}", operator=True)

@@ -8,8 +8,6 @@ who comes back finds its history.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +24,7 @@ from creditpool.services.members import join
 from creditpool.services.transactions import run_write
 from creditpool.services.users import normalise_email
 from creditpool.services.views import MemberView, member_view
-from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import Invitation, Member, Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -53,10 +51,6 @@ class InviteLink:
 
     code: str
     url: str
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _view(invitation: Invitation, now: datetime) -> InvitationView:
@@ -164,7 +158,7 @@ def _new_invitation(
         role=role,
         seat=seat,
         status=InvitationStatus.PENDING,
-        token_hash=_digest(secret),
+        token_hash=digest_secret(secret),
         invited_by=invited_by,
         created_at=uow.now,
         expires_at=uow.now + INVITATION_LIFETIME,
@@ -257,7 +251,7 @@ def accept_invitation(
         invitation = uow.session.get(
             Invitation, (org_id, invitation_id), with_for_update={"key_share": True}
         )
-        if invitation is None or not hmac.compare_digest(_digest(secret), invitation.token_hash):
+        if invitation is None or not secret_matches(secret, invitation.token_hash):
             raise InviteInvalid("this invitation link is not valid")
         if _view(invitation, uow.now).status is not InvitationStatus.PENDING:
             raise InviteInvalid(f"this invitation is {_view(invitation, uow.now).status}")
@@ -346,7 +340,7 @@ def describe_invitation(uow: UnitOfWork, token: str) -> InvitationSummary:
     org_id, invitation_id, secret = parts
     with uow:
         invitation = uow.session.get(Invitation, (org_id, invitation_id))
-        if invitation is None or not hmac.compare_digest(_digest(secret), invitation.token_hash):
+        if invitation is None or not secret_matches(secret, invitation.token_hash):
             raise InviteInvalid("this invitation link is not valid")
         org = load_org(uow, org_id)
         return InvitationSummary(org.name, invitation.email, _view(invitation, uow.now).status)

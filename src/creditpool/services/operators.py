@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from creditpool.domain.errors import Conflict, NotFound
 from creditpool.domain.text import clean_name
-from creditpool.services.auth import IssuedSecret, digest_secret
+from creditpool.services.auth import IssuedSecret
 from creditpool.services.users import user_with_email
-from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.ids import digest_secret, new_id, new_secret
 from creditpool.storage.schema import OperatorKey, User
 from creditpool.storage.unit_of_work import UnitOfWork
 

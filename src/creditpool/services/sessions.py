@@ -9,8 +9,6 @@ whatever the cookie's own signature says.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,7 +16,7 @@ from sqlalchemy import delete, or_
 
 from creditpool.domain.errors import NotFound
 from creditpool.services.users import UserView, end_sessions_in, get_user, user_view
-from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import User, WebSession
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -26,10 +24,6 @@ from creditpool.storage.unit_of_work import UnitOfWork
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 # A dead session's row is kept a day (to answer "why was I signed out?"), then deleted.
 FORGET_AFTER = timedelta(days=1)
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -49,7 +43,7 @@ def start_session(uow: UnitOfWork, user_id: str, *, lifetime: timedelta) -> str:
             WebSession(
                 id=session_id,
                 user_id=user_id,
-                secret_hash=_digest(secret),
+                secret_hash=digest_secret(secret),
                 created_at=uow.now,
                 last_seen_at=uow.now,
                 expires_at=uow.now + lifetime,
@@ -71,7 +65,7 @@ def resume_session(uow: UnitOfWork, token: str, *, idle: timedelta) -> SignedIn 
             or row.ended_at is not None
             or uow.now >= row.expires_at
             or uow.now - row.last_seen_at > idle
-            or not hmac.compare_digest(_digest(secret), row.secret_hash)
+            or not secret_matches(secret, row.secret_hash)
         ):
             return None
         user = uow.session.get(User, row.user_id)

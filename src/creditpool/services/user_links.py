@@ -13,8 +13,6 @@ mailbox with them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, timedelta
 from enum import StrEnum
 
@@ -23,7 +21,7 @@ from sqlalchemy import delete, select, update
 from creditpool.domain.errors import InvalidInput, NotFound, RateLimited
 from creditpool.services import mail, rate_limits
 from creditpool.services.users import end_sessions_in, hash_password, normalise_email
-from creditpool.storage.ids import new_id, new_secret
+from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import PersonalToken, User, UserLink
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -43,10 +41,6 @@ _PATHS = {LinkPurpose.RESET: "password-reset", LinkPurpose.VERIFY: "verify-email
 _LIFETIMES = {LinkPurpose.RESET: RESET_LIFETIME, LinkPurpose.VERIFY: VERIFY_LIFETIME}
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _new_link(uow: UnitOfWork, user: User, purpose: LinkPurpose, public_url: str) -> str:
     """Add a link for `user` inside the open transaction; return its URL."""
     link_id, secret = new_id("lnk"), new_secret()
@@ -56,7 +50,7 @@ def _new_link(uow: UnitOfWork, user: User, purpose: LinkPurpose, public_url: str
             user_id=user.id,
             purpose=purpose.value,
             email=user.email,
-            secret_hash=_digest(secret),
+            secret_hash=digest_secret(secret),
             created_at=uow.now,
             expires_at=uow.now + _LIFETIMES[purpose],
         )
@@ -138,7 +132,7 @@ def _live_link(uow: UnitOfWork, token: str, purpose: LinkPurpose) -> tuple[UserL
     expires_at = link.expires_at
     if expires_at.tzinfo is None:  # SQLite hands back naive UTC
         expires_at = expires_at.replace(tzinfo=UTC)
-    if uow.now >= expires_at or not hmac.compare_digest(_digest(secret), link.secret_hash):
+    if uow.now >= expires_at or not secret_matches(secret, link.secret_hash):
         raise gone
     user = uow.session.get(User, link.user_id)
     if user is None or user.email != link.email:

@@ -7,6 +7,8 @@ ordering by creation ("newest first" needs no extra column).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -38,3 +40,14 @@ def new_id(prefix: str) -> str:
 def new_secret() -> str:
     """Return a random url-safe secret of 160 bits, for invite codes and tokens."""
     return secrets.token_urlsafe(20)
+
+
+def digest_secret(secret: str) -> str:
+    """Return what is stored of a secret: its SHA-256, in hex. A secret of 160 random bits
+    needs no slow hash (passwords, which people choose, use Argon2)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_digest: str) -> bool:
+    """Whether `secret` is the one whose digest was stored, compared in constant time."""
+    return hmac.compare_digest(digest_secret(secret), stored_digest)

@@ -116,12 +116,17 @@ def limits_of(request: Request) -> Limits:
     return Limits.from_config(config_of(request))
 
 
+def _client_address(request: Request) -> str:
+    # Behind a trusted proxy, the address it names (`serve --forwarded-allow-ips`).
+    return request.client.host if request.client is not None else "unknown"
+
+
 def failed_passwords(request: Request) -> rate_limits.FailedPasswords | None:
     """The limit on this browser's failed password checks, or None when limits are off."""
     limit = limits_of(request).failed_passwords
     if limit is None:
         return None
-    host = request.client.host if request.client is not None else ""
+    host = _client_address(request)
     return rate_limits.FailedPasswords(limit, host)
 
 
@@ -137,8 +142,7 @@ def anonymous_limit(request: Request) -> None:
     if live is not None:
         bucket = rate_limits.bucket_of("person", live.user.id)
     else:
-        # Behind a proxy this is the proxy's address: run uvicorn with --forwarded-allow-ips.
-        host = request.client.host if request.client is not None else "unknown"
+        host = _client_address(request)
         bucket = rate_limits.bucket_of("anonymous", host)
     rate_limits.hit(uow, bucket, limit)
 
