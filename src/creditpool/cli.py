@@ -164,8 +164,8 @@ def serve(
     """Serve the API and the pages; apply pending migrations first."""
     import uvicorn
 
-    from creditpool.api.app import create_app
     from creditpool.api.request_log import log_config
+    from creditpool.app import create_app
     from creditpool.worker import Worker
 
     config = Config.from_environment()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from creditpool.api.app import create_app
+from creditpool.app import create_app
 from creditpool.config import Config
 from tests.api.support import OPERATOR_KEY, PUBLIC_URL, Api, World
 from tests.support.clock import FakeClock

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from creditpool.api.app import create_app
+from creditpool.app import create_app
 from creditpool.cli import app as cli
 from creditpool.config import Config
 from creditpool.storage.database import create_database_engine

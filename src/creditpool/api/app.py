@@ -1,25 +1,27 @@
-"""The FastAPI application: the API under /api/v1, its OpenAPI document, and /healthz."""
+"""The API's part of the application: its routes under /api/v1, its OpenAPI document, its
+errors as problem+json, and the middleware every request passes (creditpool.app builds the
+whole application from this and the pages).
+
+The middleware here is plain ASGI: it wraps `send` instead of buffering a response in a task
+group of its own, which Starlette's `@app.middleware("http")` costs on every request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import sessionmaker
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from creditpool import __version__
 from creditpool.api import problems
 from creditpool.api.limits import BodySizeLimit
+from creditpool.api.problems import PageError
 from creditpool.api.request_log import RequestLog
 from creditpool.api.routes import credits, members, orgs, users
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
-from creditpool.storage.instance import instance_secret
-from creditpool.storage.unit_of_work import Clock, SystemClock
-from creditpool.web.setup import html_error, install_web
 
 API_PREFIX = "/api/v1"
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,33 +44,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(
-    config: Config,
-    engine: Engine,
-    *,
-    clock: Clock | None = None,
-    on_mail_queued: Callable[[], None] | None = None,
-) -> FastAPI:
-    """Return the application serving `engine`'s database.
+def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = None) -> None:
+    """Serve the API from `app` under /api/v1: its routes, OpenAPI document, problem+json
+    errors (`page_error` answers those outside /api/), and the middleware every request passes.
 
-    `on_mail_queued` is called after a request puts mail in the outbox (serve wakes its worker).
+    Call it after the pages are installed: middleware added last runs first, and the body
+    limit and the log line must come before anything else.
     """
-    app = FastAPI(
-        title="creditpool",
-        version=__version__,
-        summary="Pools of prepaid credits shared inside an organisation.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        redoc_url=None,
-    )
-    app.state.config = config
-    app.state.engine = engine
-    app.state.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
-    app.state.clock = clock or SystemClock()
-    app.state.on_mail_queued = on_mail_queued or (lambda: None)
-    problems.install(app)
-    install_web(app, config, secret_key=config.secret_key or instance_secret(engine, "session"))
-    app.state.html_error = html_error
+    problems.install(app, page_error=page_error)
     for router in (users.router, orgs.router, members.router, credits.router):
         app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
 
@@ -92,37 +75,53 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.middleware("http")
-    async def refuse_nul(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # No id contains NUL, and PostgreSQL cannot even be asked about one.
-        if "\x00" in request.url.path or "%00" in request.url.query.lower():
-            status, code = (
-                (404, "not_found") if "\x00" in request.url.path else (422, "validation_error")
-            )
-            return problems.problem(status, code, "NUL is not allowed in a URL")
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def replay_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        uow = getattr(request.state, "uow", None)
-        if uow is not None and uow.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return response
-
+    app.add_middleware(RefuseNul)
+    app.add_middleware(ReplayedHeader)
     # Added last, so it runs first: a body too large is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_body_bytes=config.max_body_bytes)
     # Outermost: one log line for every request, refused or failed ones too.
     app.add_middleware(RequestLog)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ok"}
 
-    return app
+class RefuseNul:
+    """ASGI middleware: refuse a URL with NUL in it (404 in the path, 422 in the query).
+
+    No id contains NUL, and PostgreSQL cannot even be asked about one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the problem for a URL with NUL; pass any other request on."""
+        if scope["type"] == "http":
+            in_path = "\x00" in scope["path"]
+            if in_path or b"%00" in scope["query_string"].lower():
+                status, code = (404, "not_found") if in_path else (422, "validation_error")
+                response = problems.problem(status, code, "NUL is not allowed in a URL")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class ReplayedHeader:
+    """ASGI middleware: `Idempotent-Replayed: true` on an answer its idempotency key replayed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; mark its answer if the request's unit of work replayed."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The API's routes keep their unit of work in the request's state (deps.get_uow).
+                uow = scope.get("state", {}).get("uow")
+                if uow is not None and uow.replayed:
+                    MutableHeaders(scope=message).append("Idempotent-Replayed", "true")
+            await send(message)
+
+        await self.app(scope, receive, send_marked)

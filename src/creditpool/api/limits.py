@@ -13,8 +13,9 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from creditpool.api.problems import problem, status_of
+from creditpool.api.problems import problem
 from creditpool.domain.errors import PayloadTooLarge
+from creditpool.http_status import status_of
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -1,14 +1,16 @@
 """Errors as application/problem+json (RFC 9457), from one place.
 
-Domain errors carry their stable code; this module alone decides their HTTP status. Malformed
-requests are 422 `validation_error` (or `invalid_amount` when an amount is at fault); a database
-out of reach is 503 `unavailable` with Retry-After; anything unexpected is 500 with no internals
-in the body.
+Domain errors carry their stable code, and creditpool.http_status their HTTP status (the pages
+use the same map). Malformed requests are 422 `validation_error` (or `invalid_amount` when an
+amount is at fault); a database out of reach is 503 `unavailable` with Retry-After; anything
+unexpected is 500 with no internals in the body. Outside /api/ a domain error, or a path no
+route knows, is answered by the `page_error` the application passes to `install` (an HTML page).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,33 +19,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditpool.api.request_log import route_template
-from creditpool.domain.errors import (
-    Conflict,
-    CreditpoolError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    Unauthenticated,
-    Unavailable,
-    error_for_code,
-)
+from creditpool.domain.errors import CreditpoolError, NotFound, RateLimited, Unavailable
+from creditpool.http_status import status_of
 from creditpool.storage.database import is_unavailable
 
 logger = logging.getLogger("creditpool.api")
 
 PROBLEM_JSON = "application/problem+json"
-_STATUS_BY_KIND: list[tuple[type[CreditpoolError], int]] = [
-    (PayloadTooLarge, 413),  # before InvalidInput, its parent
-    (InvalidInput, 422),
-    (Unauthenticated, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (RateLimited, 429),
-    (Unavailable, 503),
-]
+PageError = Callable[[Request, CreditpoolError], Response]
 _TITLES = {
     400: "Bad request",
     401: "Unauthenticated",
@@ -59,19 +42,6 @@ _TITLES = {
     503: "Service unavailable",
 }
 _UNAVAILABLE = "the database cannot be reached right now; try again shortly"
-
-
-def status_of(error: CreditpoolError) -> int:
-    """Return the HTTP status of a domain error."""
-    for kind, status in _STATUS_BY_KIND:
-        if isinstance(error, kind):
-            return status
-    return 400
-
-
-def status_of_code(code: str) -> int:
-    """Return the HTTP status of a domain error code."""
-    return status_of(error_for_code(code, ""))
 
 
 def problem(
@@ -102,20 +72,17 @@ def _validation_detail(error: RequestValidationError) -> tuple[str, str]:
     return code, "; ".join(parts) or "the request is malformed"
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into problem+json."""
+def install(app: FastAPI, *, page_error: PageError | None = None) -> None:
+    """Register the handlers that turn every error into problem+json; outside /api/, domain
+    errors and unknown paths go to `page_error` when there is one."""
 
     def for_pages(request: Request) -> bool:
-        # The web pages answer errors as HTML pages of their own; the API as problem+json.
-        return (
-            not request.url.path.startswith("/api/")
-            and getattr(request.app.state, "html_error", None) is not None
-        )
+        return not request.url.path.startswith("/api/")
 
     @app.exception_handler(CreditpoolError)
     async def _domain(request: Request, error: CreditpoolError) -> Response:
-        if for_pages(request):
-            return request.app.state.html_error(request, error)  # type: ignore[no-any-return]
+        if page_error is not None and for_pages(request):
+            return page_error(request, error)
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(error, RateLimited | Unavailable):
@@ -129,8 +96,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404 and for_pages(request):
-            return request.app.state.html_error(request, NotFound("no such page"))  # type: ignore[no-any-return]
+        if page_error is not None and error.status_code == 404 and for_pages(request):
+            return page_error(request, NotFound("no such page"))
         if error.status_code == 400:
             # FastAPI's own body parsing (a body that is not UTF-8, say): a malformed request.
             return problem(422, "validation_error", "the request body could not be read")

@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, InvalidInput, NotFound
 from creditpool.domain.metering import USUAL_SEAT_RATES
 from creditpool.domain.policies import SettingsChange
+from creditpool.http_status import status_of
 from creditpool.services import credits as credit_service
 from creditpool.services import operators, orgs, users
 from creditpool.services.users import UserView
@@ -117,7 +117,9 @@ async def create_org(request: Request, uow: PageUow, user: Operator) -> Response
             status_code=422,
         )
     except (InvalidInput, Conflict) as error:
-        return console(request, uow, user, errors={"create": error.detail}, status_code=422)
+        return console(
+            request, uow, user, errors={"create": error.detail}, status_code=status_of(error)
+        )
     confirmed = "confirmed" if owner.email_verified else "not confirmed"
     flash(request, f"Opened {created.name} for {owner.email} (e-mail {confirmed}).")
     raise RedirectTo("/operator")
@@ -136,7 +138,7 @@ async def purchase(request: Request, org: str, uow: PageUow, user: Operator) -> 
             actor=f"user:{user.id}",
         )
     except (InvalidInput, Conflict) as error:
-        return console(request, uow, user, errors={org: error.detail}, status_code=422)
+        return console(request, uow, user, errors={org: error.detail}, status_code=status_of(error))
     flash(request, f"Recorded a purchase of {format_credits(bought.amount)} credits.")
     raise RedirectTo("/operator")
 
@@ -147,7 +149,9 @@ async def revoke_key(request: Request, key: str, uow: PageUow, user: Operator) -
     try:
         revoked = operators.revoke_operator_key(uow, key)
     except NotFound as error:
-        return console(request, uow, user, errors={"keys": error.detail}, status_code=404)
+        return console(
+            request, uow, user, errors={"keys": error.detail}, status_code=status_of(error)
+        )
     flash(request, f"Operator key {revoked.name} revoked: it no longer works.")
     raise RedirectTo("/operator")
 

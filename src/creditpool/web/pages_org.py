@@ -14,12 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings
 from creditpool.domain.roles import Permission, may_grant
+from creditpool.http_status import status_of
 from creditpool.services import auth, groups, invitations, members, orgs, reports
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from creditpool.api.problems import status_of
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, InvalidInput, PreviewOutdated
 from creditpool.domain.policies import SettingsChange
 from creditpool.domain.roles import Permission
+from creditpool.http_status import status_of
 from creditpool.services import auth, orgs, resets
 from creditpool.services.auth import Grant
 from creditpool.services.users import UserView

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.errors import Forbidden, InvalidInput, NotFound
+from creditpool.http_status import status_of
 from creditpool.services import sessions, user_links, users
 from creditpool.web import forms
 from creditpool.web.session import (
@@ -52,9 +53,8 @@ async def change_password(request: Request, uow: PageUow, user: CurrentUser) -> 
             password_limit=failed_passwords(request),
         )
     except (InvalidInput, Forbidden) as error:
-        status = 403 if isinstance(error, Forbidden) else 422
         context = {"password_error": error.detail.capitalize() + "."}
-        return render(request, "account.html", context, user=user, status_code=status)
+        return render(request, "account.html", context, user=user, status_code=status_of(error))
     flash(request, "Your password is changed. Other browsers signed in as you are signed out.")
     raise RedirectTo("/account")
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditpool.config import Config
-from creditpool.domain.errors import CreditpoolError, Forbidden, RateLimited, Unavailable
+from creditpool.domain.errors import CreditpoolError, RateLimited, Unavailable
+from creditpool.http_status import status_of
 from creditpool.web import (
     pages_account,
     pages_ledger,
@@ -30,12 +32,17 @@ CONTENT_POLICY = (
 )
 DOCS_POLICY = "frame-ancestors 'none'"
 HSTS = "max-age=31536000"
+# What an error page says, by status; any other status shows the error's own detail. A page
+# never tells a stranger more than "nothing here" about another org's things.
+_ERROR_PAGES = {
+    403: ("Not allowed", "Your role in this org does not let you open this page."),
+    404: ("Not found", "There is nothing here, or it belongs to an org that is not yours."),
+}
 
 
 def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
     """Serve the pages from `app`, beside the API; `secret_key` signs the session cookies."""
     docs_path = app.docs_url or "/docs"
-    secure = config.public_url.startswith("https://")
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key,
@@ -44,27 +51,9 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         # lasts as long as the longest of them, and carries the CSRF token meanwhile.
         max_age=int(config.session_lifetime.total_seconds()),
         same_site="lax",
-        https_only=secure,
+        https_only=config.https,
     )
-
-    @app.middleware("http")
-    async def _guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        # No page of ours may be framed by another site (clickjacking), and invitation links
-        # in our URLs never leak to another site through the Referer header.
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Only our own files may script or style a page: injected markup cannot run.
-        # FastAPI's interactive docs bring their own inline script and a CDN's files.
-        policy = DOCS_POLICY if request.url.path.startswith(docs_path) else CONTENT_POLICY
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if config.https:
-            # Browsers then refuse plain http to us for a year, even from a typed address.
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        return response
+    app.add_middleware(SecurityHeaders, docs_path=docs_path, hsts=config.https)
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (
@@ -95,22 +84,50 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         )
 
 
+class SecurityHeaders:
+    """ASGI middleware: the headers that keep our pages from being framed, scripted by others,
+    sniffed or leaking links (each set only where the answer has none of its own)."""
+
+    def __init__(self, app: ASGIApp, *, docs_path: str, hsts: bool) -> None:
+        self.app = app
+        self.docs_path = docs_path
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to its answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # FastAPI's interactive docs bring their own inline script and a CDN's files.
+        policy = DOCS_POLICY if scope["path"].startswith(self.docs_path) else CONTENT_POLICY
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                # No page of ours may be framed by another site (clickjacking), and invitation
+                # links in our URLs never leak to another site through the Referer header.
+                headers.setdefault("X-Frame-Options", "DENY")
+                # Only our own files may script or style a page: injected markup cannot run.
+                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if self.hsts:
+                    # Browsers then refuse plain http to us for a year, even a typed address.
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, send_guarded)
+
+
 def html_error(request: Request, error: CreditpoolError) -> HTMLResponse:
-    """An error page for the pages (the API answers problem+json instead)."""
+    """An error page for the pages, with the status the API would answer (http_status)."""
     if isinstance(error, Unavailable):
         return _unavailable_page(request, error)
     if isinstance(error, RateLimited):
         return _rate_limited_page(request, error)
     user = signed_in(request, page_uow(request))
-    if isinstance(error, Forbidden):
-        title, status = "Not allowed", 403
-        message = "Your role in this org does not let you open this page."
-    elif error.code in ("not_found", "invite_invalid"):
-        title, status = "Not found", 404
-        message = "There is nothing here, or it belongs to an org that is not yours."
-    else:
-        title, status = "That did not work", 400
-        message = error.detail
+    status = status_of(error)
+    title, message = _ERROR_PAGES.get(status, ("That did not work", error.detail))
     return render(
         request, "error.html", {"title": title, "message": message}, user=user, status_code=status
     )

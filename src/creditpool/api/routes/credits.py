@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from creditpool.api.deps import Allow, IdempotencyKey, UowDep
-from creditpool.api.problems import status_of_code
 from creditpool.api.schemas import (
     Access,
     Allocation,
@@ -24,6 +23,7 @@ from creditpool.api.schemas import (
 )
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.roles import Permission
+from creditpool.http_status import status_of_code
 from creditpool.services import credits as credit_service
 from creditpool.services import holds, reports, usage, usage_batch
 from creditpool.services.auth import Grant
