@@ -7,18 +7,29 @@ of `serve --workers N`'s processes calls, from the CREDITPOOL_* variables serve 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from creditpool import __version__
 from creditpool.api.app import API_PREFIX, install_api
 from creditpool.config import Config
+from creditpool.storage.database import create_database_engine, normalise_url
 from creditpool.storage.instance import instance_secret
 from creditpool.storage.unit_of_work import Clock, SystemClock
 from creditpool.web.setup import html_error, install_web
+
+# Set by serve for its processes: how many of them share the machine (and the database).
+WORKERS_VARIABLE = "CREDITPOOL_SERVE_WORKERS"
+# PostgreSQL's connections for the whole machine, shared by the processes: a request holds one
+# while Python builds and reads its statements, so a little more than the cores keep busy.
+CONNECTIONS_PER_CORE = 2
+MIN_POOL_SIZE = 4
 
 
 def create_app(
@@ -56,3 +67,24 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def engine_options(database_url: str, *, processes: int = 1) -> dict[str, Any]:
+    """The connection pool of one of `processes` server processes: on PostgreSQL its share of
+    CONNECTIONS_PER_CORE a core (at least MIN_POOL_SIZE), with as many again for bursts;
+    SQLite's as the engine makes it (one writer at a time whatever the pool)."""
+    if make_url(normalise_url(database_url)).get_backend_name() != "postgresql":
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    size = max(MIN_POOL_SIZE, CONNECTIONS_PER_CORE * (cores or 1) // processes)
+    return {"pool_size": size, "max_overflow": size}
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one of `serve --workers N`'s processes, from the CREDITPOOL_*
+    variables serve leaves them; serve has migrated the database already, and runs the
+    background worker itself (this process has none to wake when it queues mail)."""
+    config = Config.from_environment()
+    processes = int(os.environ.get(WORKERS_VARIABLE, "1"))
+    options = engine_options(config.database_url, processes=processes)
+    return create_app(config, create_database_engine(config.database_url, **options))

@@ -21,6 +21,7 @@ from creditpool.services import operators, orgs, users
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
+from creditpool.worker import INTERVAL_SECONDS
 
 app = typer.Typer(help="creditpool: pools of prepaid credits shared inside an organisation.")
 db_app = typer.Typer(help="The database.")
@@ -160,12 +161,23 @@ def serve(
             "rate limits count by that client address."
         ),
     ] = "127.0.0.1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes answering on the port, each correct against the others. "
+            "The background worker still runs once; with more than one process, mail a request "
+            f"queues goes out on its next pass (within {INTERVAL_SECONDS:g} s), not at once.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API and the pages; apply pending migrations first."""
     import uvicorn
+    from fastapi import FastAPI
 
     from creditpool.api.request_log import log_config
-    from creditpool.app import create_app
+    from creditpool.app import WORKERS_VARIABLE, create_app, engine_options
+    from creditpool.storage.instance import instance_secret
     from creditpool.worker import Worker
 
     config = Config.from_environment()
@@ -174,22 +186,40 @@ def serve(
         everywhere = host in ("0.0.0.0", "::")  # noqa: S104 - recognising it, not binding
         shown = "127.0.0.1" if everywhere else host
         config = replace(config, public_url=f"http://{shown}:{port}")
+    # Once, here, before any server process starts: they only ever find the schema up to date.
     upgrade(config.database_url)
-    engine = create_database_engine(config.database_url)
+    engine = create_database_engine(
+        config.database_url, **engine_options(config.database_url, processes=workers)
+    )
     if demo:
         from creditpool.demo import fill_demo
 
         for line in fill_demo(UnitOfWork.for_engine(engine)):
             typer.echo(line)
+    # Made now, once, rather than raced for by the processes as they start.
+    instance_secret(engine, "session")
     worker = Worker(UnitOfWork.for_engine(engine), config)
-    application = create_app(config, engine, on_mail_queued=worker.wake)
+    served: FastAPI | str
+    if workers == 1:
+        served = create_app(config, engine, on_mail_queued=worker.wake)
+    else:
+        # Each process builds its own app (uvicorn imports the factory there) from the
+        # environment, which it inherits: the public URL computed above goes with it.
+        os.environ["CREDITPOOL_PUBLIC_URL"] = config.public_url
+        os.environ[WORKERS_VARIABLE] = str(workers)
+        served = "creditpool.app:app_from_environment"
     worker.start()
-    typer.echo(f"creditpool serves http://{host}:{port} (API under /api/v1, docs at /api/v1/docs)")
+    typer.echo(
+        f"creditpool serves http://{host}:{port} (API under /api/v1, docs at /api/v1/docs)"
+        + (f" with {workers} processes" if workers > 1 else "")
+    )
     try:
         # Uvicorn's access log writes raw paths, which carry invitation tokens and invite
         # codes: our middleware logs each request by its route template instead.
         uvicorn.run(
-            application,
+            served,
+            factory=workers > 1,
+            workers=workers,
             host=host,
             port=port,
             log_level="info",
@@ -209,7 +239,7 @@ def worker_command(
     """Send due mail, expire holds and forget old keys (serve runs this in the background)."""
     import time
 
-    from creditpool.worker import INTERVAL_SECONDS, run_once
+    from creditpool.worker import run_once
 
     config = Config.from_environment()
     uow = _unit_of_work()

@@ -1,0 +1,194 @@
+"""`creditpool serve --workers 2`: two server processes answer on one port, each correct
+against the other, on SQLite and PostgreSQL; stopping serve stops them all.
+
+Which process answered a request is read from the operating system, not from the server: the
+connection's socket, found in /proc/net/tcp, is open in exactly one process's file table.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.support import PASSWORD, bearer
+from tests.support.server import STOP_WITHIN_SECONDS, Server, running_server
+
+OPERATOR_KEY = "cpo-workers-test-key-0123456789-long-enough"
+WORKERS = 2
+ATTEMPTS = 200  # new connections tried before concluding a process never answers
+
+
+def children(server: Server) -> set[int]:
+    """The server processes serve started (its pids), from the process table."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == server.process.pid and b"spawn_main" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _socket_inode(server_port: int, client_port: int) -> str | None:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            columns = line.split()
+            local, remote = columns[1], columns[2]
+            if (
+                int(local.rsplit(":", 1)[1], 16) == server_port
+                and int(remote.rsplit(":", 1)[1], 16) == client_port
+            ):
+                return columns[9]
+    return None
+
+
+def owner_of(connection: http.client.HTTPConnection, port: int, pids: set[int]) -> int | None:
+    """The process among `pids` whose end of this open connection it is."""
+    assert connection.sock is not None
+    inode = _socket_inode(port, connection.sock.getsockname()[1])
+    wanted = f"socket:[{inode}]"
+    for pid in pids:
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(descriptor) == wanted:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def ask(
+    port: int, method: str, path: str, token: str | None = None, body: Any = None
+) -> tuple[int, Any, http.client.HTTPConnection]:
+    """Send one request on a new connection, left open; return status, body and connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {**bearer(token), "content-type": "application/json"}
+    connection.request(method, f"/api/v1{path}", json.dumps(body) if body else None, headers)
+    response = connection.getresponse()
+    data = response.read()
+    return response.status, json.loads(data) if data else None, connection
+
+
+def ask_every_process(server: Server, pids: set[int], path: str, token: str) -> dict[int, int]:
+    """GET `path` until each process has answered it once; return each one's status."""
+    port = int(server.url.rsplit(":", 1)[1])
+    answers: dict[int, int] = {}
+    for _ in range(ATTEMPTS):
+        status, _, connection = ask(port, "GET", path, token)
+        owner = owner_of(connection, port, pids)
+        connection.close()
+        if owner is not None:
+            answers.setdefault(owner, status)
+        if set(answers) == pids:
+            return answers
+    pytest.fail(f"only {sorted(answers)} of {sorted(pids)} answered {ATTEMPTS} connections")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'served.db'}"
+    else:
+        url = request.getfixturevalue("postgresql_url")
+    environment = {"CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY}
+    with running_server(
+        tmp_path, "--workers", str(WORKERS), environment=environment, database_url=url
+    ) as server:
+        yield server
+
+
+def call(server: Server, method: str, path: str, token: str, body: Any = None) -> Any:
+    """One API call that must succeed; its body."""
+    port = int(server.url.rsplit(":", 1)[1])
+    status, answer, connection = ask(port, method, path, token, body)
+    connection.close()
+    assert status < 300, (method, path, status, answer)
+    return answer
+
+
+def an_org_with_a_key(server: Server) -> tuple[str, str, str, str, str]:
+    """A new org with 100 credits, 60 of them its owner's: (org, owner's token, owner's member
+    id, usage key, the key's id)."""
+    email = f"owner-{uuid.uuid4().hex[:12]}@workers.test"
+    call(server, "POST", "/users", "", {"email": email, "password": PASSWORD, "name": "Owner"})
+    token = call(server, "POST", "/tokens", "", {"email": email, "password": PASSWORD})["token"]
+    org = call(server, "POST", "/orgs", OPERATOR_KEY, {"name": "Workers", "owner_email": email})
+    call(server, "POST", f"/orgs/{org['id']}/purchases", OPERATOR_KEY, {"amount": "100"})
+    member = call(server, "GET", "/me", token)["memberships"][0]["member_id"]
+    allotment = {"member_ids": [member], "amount": "60"}
+    call(server, "POST", f"/orgs/{org['id']}/allocations", token, allotment)
+    key = call(
+        server, "POST", f"/orgs/{org['id']}/api-keys", token, {"name": "farm", "scopes": ["usage"]}
+    )
+    return org["id"], token, member, key["key"], key["id"]
+
+
+def test_two_processes_answer_and_charge_together_exactly(served: Server) -> None:
+    pids = children(served)
+    assert len(pids) == WORKERS, pids
+    org, _, member, key, _ = an_org_with_a_key(served)
+
+    # Forty charges at once over both processes: each succeeds, none is lost or doubled.
+    def charge(number: int) -> int:
+        port = int(served.url.rsplit(":", 1)[1])
+        status, _, connection = ask(
+            port, "POST", f"/orgs/{org}/members/{member}/usage", key, {"amount": "1"}
+        )
+        connection.close()
+        return status
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(charge, range(40)))
+    assert statuses == [201] * 40
+    assert set(ask_every_process(served, pids, f"/orgs/{org}/balance", key).values()) == {200}
+    wallet = call(served, "GET", f"/orgs/{org}/members/{member}", key)
+    assert wallet["credits_available"] == "20"
+    assert served.cli("audit").strip().endswith("the books are sound")
+
+
+def test_a_key_revoked_through_one_process_is_refused_by_every_process_at_once(
+    served: Server,
+) -> None:
+    pids = children(served)
+    org, owner, _, key, key_id = an_org_with_a_key(served)
+    # Every process has just accepted the key (whatever it may remember of it)...
+    assert ask_every_process(served, pids, f"/orgs/{org}/balance", key) == dict.fromkeys(pids, 200)
+
+    call(served, "DELETE", f"/orgs/{org}/api-keys/{key_id}", owner)
+
+    # ...and every one refuses it the moment the revocation is answered.
+    assert ask_every_process(served, pids, f"/orgs/{org}/balance", key) == dict.fromkeys(pids, 401)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "terminate"])
+def test_stopping_serve_stops_every_process(tmp_path: Path, stop: signal.Signals) -> None:
+    with running_server(tmp_path, "--workers", str(WORKERS)) as server:
+        pids = children(server)
+        assert len(pids) == WORKERS
+        assert all(alive(pid) for pid in pids)
+        server.process.send_signal(stop)
+        assert server.process.wait(timeout=STOP_WITHIN_SECONDS) == 0
+        assert [pid for pid in pids if alive(pid)] == []
