@@ -28,6 +28,7 @@ db_app = typer.Typer(help="The database.")
 users_app = typer.Typer(help="People with a login.")
 orgs_app = typer.Typer(help="Organisations.")
 keys_app = typer.Typer(help="Operator keys.")
+WORKER_HEALTHCHECK_SECONDS = 30
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(orgs_app, name="orgs")
@@ -220,6 +221,9 @@ def serve(
             served,
             factory=workers > 1,
             workers=workers,
+            # Uvicorn replaces a process that does not answer its supervisor within this many
+            # seconds; the default 5 kills processes still importing on a busy machine.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             host=host,
             port=port,
             log_level="info",

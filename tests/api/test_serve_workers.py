@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from creditpool.app import app_from_environment
 from tests.api.support import PASSWORD, bearer
 from tests.support.server import STOP_WITHIN_SECONDS, Server, running_server
 
@@ -86,9 +88,13 @@ def ask(
     """Send one request on a new connection, left open; return status, body and connection."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {**bearer(token), "content-type": "application/json"}
-    connection.request(method, f"/api/v1{path}", json.dumps(body) if body else None, headers)
-    response = connection.getresponse()
-    data = response.read()
+    try:
+        connection.request(method, f"/api/v1{path}", json.dumps(body) if body else None, headers)
+        response = connection.getresponse()
+        data = response.read()
+    except BaseException:
+        connection.close()
+        raise
     return response.status, json.loads(data) if data else None, connection
 
 
@@ -107,15 +113,20 @@ def ask_every_process(server: Server, pids: set[int], path: str, token: str) -> 
     pytest.fail(f"only {sorted(answers)} of {sorted(pids)} answered {ATTEMPTS} connections")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A `serve --workers 2` for the module's tests (three processes start slowly), per engine;
+    each test makes an org of its own."""
+    directory = tmp_path_factory.mktemp(f"served-{request.param}")
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'served.db'}"
+        url = f"sqlite:///{directory / 'served.db'}"
     else:
         url = request.getfixturevalue("postgresql_url")
     environment = {"CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY}
     with running_server(
-        tmp_path, "--workers", str(WORKERS), environment=environment, database_url=url
+        directory, "--workers", str(WORKERS), environment=environment, database_url=url
     ) as server:
         yield server
 
@@ -192,3 +203,16 @@ def test_stopping_serve_stops_every_process(tmp_path: Path, stop: signal.Signals
         server.process.send_signal(stop)
         assert server.process.wait(timeout=STOP_WITHIN_SECONDS) == 0
         assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_a_server_process_never_migrates_serve_did_it_once_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "empty.db"
+    monkeypatch.setenv("CREDITPOOL_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("CREDITPOOL_SECRET_KEY", "a session secret for the test")
+    application = app_from_environment()
+    application.state.engine.dispose()
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert "alembic_version" not in tables
