@@ -9,7 +9,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
 from creditpool.domain.model import InvitationStatus
-from creditpool.services import invitations, members, orgs, reports, sessions, user_links, users
+from creditpool.services import (
+    access,
+    invitations,
+    members,
+    orgs,
+    reports,
+    sessions,
+    user_links,
+    users,
+)
 from creditpool.web import forms
 from creditpool.web.session import (
     AnonymousLimit,
@@ -46,7 +55,9 @@ def home(request: Request, uow: PageUow, user: MaybeUser) -> Response:
     if user is None:
         raise RedirectTo("/sign-in")
     memberships = members.memberships_of(uow, user.id)
-    return render(request, "home.html", {"memberships": memberships}, user=user)
+    managed = {m.org_id for m in memberships if access.may_manage(m.role)}
+    context = {"memberships": memberships, "managed": managed}
+    return render(request, "home.html", context, user=user)
 
 
 @router.get("/sign-up")

@@ -34,7 +34,7 @@ from creditpool.api.schemas import (
 from creditpool.domain.errors import InvalidInput, NotFound
 from creditpool.domain.model import TransferKind
 from creditpool.domain.roles import Permission
-from creditpool.services import auth, orgs, reports, resets, users
+from creditpool.services import access, auth, orgs, reports, resets, users
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
 
@@ -70,15 +70,8 @@ def list_orgs(
     uow: UowDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[Org]:
     """Every org for an operator; the orgs a user runs (as owner or manager); a key's org."""
-    views = orgs.list_orgs(
-        uow,
-        user_id=None if principal.operator else principal.user_id,
-        managed_only=True,
-        org_id=None if principal.operator else principal.org_id,
-        after=cursor,
-        limit=limit + 1,
-    )
-    return page([Org.of(auth.org_seen_by(view, principal)) for view in views], limit)
+    views = access.orgs_listed_for(uow, principal, after=cursor, limit=limit + 1)
+    return page([Org.of(view) for view in views], limit)
 
 
 @router.get("/orgs/{org}", summary="Get an org")
