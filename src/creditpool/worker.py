@@ -2,7 +2,9 @@
 
 Every few seconds it sends the mail that is due (retrying failures later), marks expired holds
 as expired, and forgets idempotency and usage-event keys past their retention. `serve` runs it
-in a thread; `creditpool worker --once` runs one pass (for cron, or tests).
+in a thread of its own process, once however many server processes it starts (a request in
+the same process wakes it when it queues mail); `creditpool worker --once` runs one pass (for
+cron, or tests).
 """
 
 from __future__ import annotations

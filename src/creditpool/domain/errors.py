@@ -1,8 +1,8 @@
 """The one error tree of creditpool.
 
-Every error a caller can act on is a `CreditpoolError` with a stable snake_case `code`. The
-interfaces map the classes to HTTP statuses in one place; services raise nothing else for
-business failures.
+Every error a caller can act on is a `CreditpoolError` with a stable snake_case `code`.
+creditpool.http_status maps the classes to HTTP statuses, once for the API and the pages;
+services raise nothing else for business failures.
 
     CreditpoolError
     ├── InvalidInput             validation_error: malformed arguments, caught before any change
@@ -15,16 +15,17 @@ business failures.
     ├── NotFound                 not_found: no such thing in this org (or in an org not yours)
     │   └── InviteInvalid        invite_invalid: an unknown, rotated or used invitation
     ├── RateLimited              rate_limited: too many attempts; `retry_after` says when to retry
-    └── Conflict                 the request is well formed but the state refuses it
-        ├── InsufficientCredits  insufficient_credits: a pool, wallet or hold cannot cover it
-        ├── NotReturnable        not_returnable: the org forbids credits going back to the pool
-        ├── OrgPaused            org_paused: usage and holds are refused while paused
-        ├── AlreadyMember        already_member: the user is an active member already
-        ├── AlreadyExists        already_exists: a unique name or e-mail is taken
-        ├── OwnerRequired        owner_required: the action would leave the org without owner
-        ├── MemberRemoved        member_removed: the member was removed from the org
-        └── LimitExceeded        limit_exceeded: a balance or running total would pass its limit
-    Unavailable                  unavailable: the database cannot be reached now; retry later
+    ├── Conflict                 the request is well formed but the state refuses it
+    │   ├── InsufficientCredits  insufficient_credits: a pool, wallet or hold cannot cover it
+    │   ├── NotReturnable        not_returnable: the org forbids credits going back to the pool
+    │   ├── OrgPaused            org_paused: usage and holds are refused while paused
+    │   ├── AlreadyMember        already_member: the user is an active member already
+    │   ├── AlreadyExists        already_exists: a unique name or e-mail is taken
+    │   ├── OwnerRequired        owner_required: the action would leave the org without owner
+    │   ├── MemberRemoved        member_removed: the member was removed from the org
+    │   ├── LimitExceeded        limit_exceeded: a balance or running total would pass its limit
+    │   └── PreviewOutdated      preview_outdated: a reset confirmed from a stale preview
+    └── Unavailable              unavailable: the database cannot be reached now; retry later
 """
 
 from __future__ import annotations
