@@ -7,7 +7,9 @@ end. PostgreSQL refuses to run as root, so as root the cluster runs as the `post
 By default commits are not even waited for (synchronous_commit=off): fast, and enough while
 nothing crashes. A durability test asks for `synchronous_commit=True`, so that a commit that
 was acknowledged survives the server being killed (fsync stays off: only processes die there,
-not the machine), and crashes and restarts the cluster through the `Cluster` it gets.
+not the machine), and crashes and restarts the cluster through the `Cluster` it gets. The
+benchmark asks for `durable=True`: fsync and synchronous commits, as production runs, so that
+its figures and pgbench's are those of commits that reach the disk.
 """
 
 from __future__ import annotations
@@ -86,18 +88,24 @@ class Cluster:
 
 
 @contextmanager
-def throwaway_cluster(*, synchronous_commit: bool = False) -> Iterator[str]:
+def throwaway_cluster(
+    *, synchronous_commit: bool = False, durable: bool = False, max_connections: int = 100
+) -> Iterator[str]:
     """Start a cluster, create the test database, yield its URL, then remove it all."""
-    with cluster(synchronous_commit=synchronous_commit) as running:
+    with cluster(
+        synchronous_commit=synchronous_commit, durable=durable, max_connections=max_connections
+    ) as running:
         yield running.url
 
 
 @contextmanager
-def cluster(*, synchronous_commit: bool = False) -> Iterator[Cluster]:
+def cluster(
+    *, synchronous_commit: bool = False, durable: bool = False, max_connections: int = 100
+) -> Iterator[Cluster]:
     """Start a cluster, create the test database, yield the cluster, then remove it all.
 
     With `synchronous_commit`, a commit is acknowledged only once its log record is written,
-    so acknowledged commits survive `Cluster.crash`.
+    so acknowledged commits survive `Cluster.crash`; `durable` also flushes them to disk.
     """
     initdb = _binary("initdb")
     _binary("pg_ctl")  # missing binaries are found out before anything is made
@@ -125,10 +133,13 @@ def cluster(*, synchronous_commit: bool = False) -> Iterator[Cluster]:
             ],
             as_user=as_user,
         )
+        waits = synchronous_commit or durable
         options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c synchronous_commit={'on' if synchronous_commit else 'off'} "
-            "-c full_page_writes=off -c max_connections=100"
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if durable else 'off'} "
+            f"-c synchronous_commit={'on' if waits else 'off'} "
+            f"-c full_page_writes={'on' if durable else 'off'} "
+            f"-c max_connections={max_connections}"
         )
         running = Cluster(
             url=f"postgresql+psycopg://creditpool@127.0.0.1:{port}/{DATABASE}",

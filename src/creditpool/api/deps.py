@@ -6,9 +6,11 @@ needs (`Allow(Permission.MANAGE)`) and never checks roles itself.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from creditpool.api.schemas import MemberChange
@@ -22,34 +24,49 @@ from creditpool.storage.unit_of_work import UnitOfWork
 _bearer = HTTPBearer(auto_error=False, description="A personal token, org API key or operator key")
 
 
-def get_config(request: Request) -> Config:
+async def get_config(request: Request) -> Config:
     """The server's configuration."""
     config: Config = request.app.state.config
     return config
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    """A unit of work for this request (one transaction per service call)."""
-    uow = UnitOfWork(request.app.state.session_factory, request.app.state.clock)
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's unit of work: finding the caller, checking its rights and the service's
+    work run in one transaction, on one connection."""
+    uow = UnitOfWork(request.app.state.session_factory, request.app.state.clock, for_request=True)
     request.state.uow = uow
-    return uow
+    try:
+        yield uow
+    finally:
+        # Usually the service ended the transaction; one left open (a refusal before the
+        # service ran) is rolled back off the event loop, since that talks to the database.
+        if uow.pending:
+            await run_in_threadpool(uow.close)
+        else:
+            uow.close()
 
 
 ConfigDep = Annotated[Config, Depends(get_config)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
-def current_principal(
-    uow: UowDep,
-    config: ConfigDep,
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Who is calling; 401 without a valid bearer token."""
+) -> str:
+    """The request's bearer token; 401 without one."""
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("send a bearer token: Authorization: Bearer <token>")
     token = credentials.credentials
     if len(token) > 512:
         raise Unauthenticated("the bearer token is unknown or revoked")
+    return token
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+def current_principal(uow: UowDep, config: ConfigDep, token: BearerToken) -> Principal:
+    """Who is calling; 401 without a valid bearer token."""
     return auth.identify(uow, token, configured_operator_key=config.operator_key)
 
 
@@ -82,15 +99,26 @@ class Allow:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, org: str, uow: UowDep, principal: CurrentPrincipal) -> Grant:
-        return auth.authorize(uow, principal, org, self.permission)
+    def __call__(self, org: str, uow: UowDep, config: ConfigDep, token: BearerToken) -> Grant:
+        return auth.authorize_bearer(
+            uow, token, org, self.permission, configured_operator_key=config.operator_key
+        )
 
 
 class AllowOwnMember:
     """Like Allow(READ_OWN) for a path that names a member: a member may read only itself."""
 
-    def __call__(self, org: str, member: str, uow: UowDep, principal: CurrentPrincipal) -> Grant:
-        return auth.authorize(uow, principal, org, Permission.READ_OWN, own_member_id=member)
+    def __call__(
+        self, org: str, member: str, uow: UowDep, config: ConfigDep, token: BearerToken
+    ) -> Grant:
+        return auth.authorize_bearer(
+            uow,
+            token,
+            org,
+            Permission.READ_OWN,
+            own_member_id=member,
+            configured_operator_key=config.operator_key,
+        )
 
 
 class AllowLedger:
@@ -100,14 +128,21 @@ class AllowLedger:
         self,
         org: str,
         uow: UowDep,
-        principal: CurrentPrincipal,
+        config: ConfigDep,
+        token: BearerToken,
         member: Annotated[
             str | None, Query(max_length=64, description="Only this member's.")
         ] = None,
     ) -> Grant:
-        if member is None:
-            return auth.authorize(uow, principal, org, Permission.READ)
-        return auth.authorize(uow, principal, org, Permission.READ_OWN, own_member_id=member)
+        permission = Permission.READ if member is None else Permission.READ_OWN
+        return auth.authorize_bearer(
+            uow,
+            token,
+            org,
+            permission,
+            own_member_id=member,
+            configured_operator_key=config.operator_key,
+        )
 
 
 class AllowMemberChange:
@@ -115,10 +150,12 @@ class AllowMemberChange:
     managers)."""
 
     def __call__(
-        self, org: str, change: MemberChange, uow: UowDep, principal: CurrentPrincipal
+        self, org: str, change: MemberChange, uow: UowDep, config: ConfigDep, token: BearerToken
     ) -> Grant:
         permission = Permission.GOVERN if change.role is not None else Permission.MANAGE
-        return auth.authorize(uow, principal, org, permission)
+        return auth.authorize_bearer(
+            uow, token, org, permission, configured_operator_key=config.operator_key
+        )
 
 
 IdempotencyKey = Annotated[

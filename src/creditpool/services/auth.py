@@ -19,8 +19,10 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from creditpool.domain.errors import (
     AlreadyExists,
@@ -44,7 +46,7 @@ from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
 from creditpool.services.views import OrgView
 from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
-from creditpool.storage.schema import ApiKey, Member, OperatorKey, PersonalToken, User
+from creditpool.storage.schema import ApiKey, Member, OperatorKey, Org, PersonalToken, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
@@ -294,62 +296,152 @@ def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
 
 def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | None) -> Principal:
     """Return who holds this bearer token; Unauthenticated for an unknown or revoked one."""
-    if configured_operator_key and hmac.compare_digest(
-        bearer.encode(), configured_operator_key.encode()
-    ):
-        return Principal(actor="operator-key:configured", operator=True)
-    parts = bearer.split(".")
+    principal, _ = _caller(uow, bearer, None, configured_operator_key)
+    return principal
+
+
+def authorize_bearer(
+    uow: UnitOfWork,
+    bearer: str,
+    org_id: str,
+    permission: Permission,
+    *,
+    own_member_id: str | None = None,
+    configured_operator_key: str | None,
+) -> Grant:
+    """Identify the holder of a bearer token and authorize it on an org, in one query (see
+    `authorize` for the rules)."""
+    principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
+    assert standing is not None
+    return _grant(principal, standing, org_id, permission, own_member_id)
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What the caller's query found about the org: whether it exists, the caller's membership."""
+
+    org_found: bool
+    member_id: str | None = None
+    role: str | None = None
+
+
+def _caller(
+    uow: UnitOfWork, bearer: str, org_id: str | None, configured_operator_key: str | None
+) -> tuple[Principal, _Standing | None]:
+    """Find the bearer token's holder and, with an org, its standing there: one query, in the
+    transaction the request's work then joins. A token last used over a minute ago is marked
+    used just before that transaction commits."""
+    refused = Unauthenticated("the bearer token is unknown or revoked")
     if "\x00" in bearer or not bearer.isascii():
-        raise Unauthenticated("the bearer token is unknown or revoked")
-    with uow:
-        principal = None
+        raise refused
+    parts = bearer.split(".")
+    with uow.preparing():
+        if configured_operator_key and hmac.compare_digest(
+            bearer.encode(), configured_operator_key.encode()
+        ):
+            principal = Principal(actor="operator-key:configured", operator=True)
+            if org_id is None:
+                return principal, None
+            found = uow.session.scalar(select(Org.id).where(Org.id == org_id))
+            return principal, _Standing(found is not None)
         if parts[0] == "cpt" and len(parts) == 3:
-            principal = _personal(uow, parts[1], parts[2])
-        elif parts[0] == "cpk" and len(parts) == 4:
-            principal = _org_key(uow, parts[1], parts[2], parts[3])
-        elif parts[0] == "cpo" and len(parts) == 3:
-            principal = _operator_key(uow, parts[1], parts[2])
-        if principal is None:
-            raise Unauthenticated("the bearer token is unknown or revoked")
-        uow.commit()  # last_used_at, when it moved
-        return principal
+            return _personal(uow, parts[1], parts[2], org_id, refused)
+        if parts[0] == "cpk" and len(parts) == 4:
+            return _org_key(uow, parts[1], parts[2], parts[3], org_id, refused)
+        if parts[0] == "cpo" and len(parts) == 3:
+            return _operator_key(uow, parts[1], parts[2], org_id, refused)
+        raise refused
 
 
-def _touch(row: PersonalToken | ApiKey | OperatorKey, now: datetime) -> None:
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        row.last_used_at = now
+def _mark_used(
+    uow: UnitOfWork, table: Any, key: dict[str, str], last_used_at: datetime | None
+) -> None:
+    now = uow.now
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
+        return
+    column = table.last_used_at
+    statement = (
+        update(table)
+        .where(*(getattr(table, name) == value for name, value in key.items()))
+        .where(or_(column.is_(None), column <= now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now)
+    )
+
+    def mark(session: Session) -> None:
+        session.execute(statement)
+
+    uow.before_commit(mark)
 
 
-def _personal(uow: UnitOfWork, token_id: str, secret: str) -> Principal | None:
-    token = uow.session.get(PersonalToken, token_id)
-    if (
-        token is None
-        or token.revoked_at is not None
-        or not secret_matches(secret, token.secret_hash)
-    ):
-        return None
+def _personal(
+    uow: UnitOfWork, token_id: str, secret: str, org_id: str | None, refused: Unauthenticated
+) -> tuple[Principal, _Standing | None]:
+    query = (
+        select(PersonalToken, User.is_operator)
+        .join(User, User.id == PersonalToken.user_id)
+        .where(PersonalToken.id == token_id)
+    )
+    if org_id is not None:
+        query = (
+            query.add_columns(Org.id, Member.id, Member.role)
+            .outerjoin(Org, Org.id == org_id)
+            .outerjoin(
+                Member,
+                (Member.org_id == Org.id)
+                & (Member.user_id == PersonalToken.user_id)
+                & (Member.status == MemberStatus.ACTIVE),
+            )
+        )
+    row = uow.session.execute(query).one_or_none()
+    if row is None:
+        raise refused
+    token: PersonalToken = row[0]
+    if token.revoked_at is not None or not secret_matches(secret, token.secret_hash):
+        raise refused
     if token.expires_at is not None and token.expires_at <= uow.now:
-        return None  # expired: refused like a revoked token
-    user = uow.session.get(User, token.user_id)
-    assert user is not None
-    _touch(token, uow.now)
-    return Principal(actor=f"user:{user.id}", user_id=user.id, operator=user.is_operator)
+        raise refused  # expired: refused like a revoked token
+    _mark_used(uow, PersonalToken, {"id": token.id}, token.last_used_at)
+    principal = Principal(actor=f"user:{token.user_id}", user_id=token.user_id, operator=row[1])
+    if org_id is None:
+        return principal, None
+    return principal, _Standing(row[2] is not None, row[3], row[4])
 
 
-def _org_key(uow: UnitOfWork, org_id: str, key_id: str, secret: str) -> Principal | None:
-    key = uow.session.get(ApiKey, (org_id, key_id))
+def _org_key(
+    uow: UnitOfWork,
+    key_org: str,
+    key_id: str,
+    secret: str,
+    org_id: str | None,
+    refused: Unauthenticated,
+) -> tuple[Principal, _Standing | None]:
+    key = uow.session.execute(
+        select(ApiKey.revoked_at, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at).where(
+            ApiKey.org_id == key_org, ApiKey.id == key_id
+        )
+    ).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
-        return None
-    _touch(key, uow.now)
-    return Principal(actor=f"key:{key.id}", org_id=org_id, scopes=frozenset(key.scopes))
+        raise refused
+    _mark_used(uow, ApiKey, {"org_id": key_org, "id": key_id}, key.last_used_at)
+    principal = Principal(actor=f"key:{key_id}", org_id=key_org, scopes=frozenset(key.scopes))
+    # A key's org exists (the key names it); any other org is one the key knows nothing of.
+    return principal, None if org_id is None else _Standing(org_id == key_org)
 
 
-def _operator_key(uow: UnitOfWork, key_id: str, secret: str) -> Principal | None:
-    key = uow.session.get(OperatorKey, key_id)
+def _operator_key(
+    uow: UnitOfWork, key_id: str, secret: str, org_id: str | None, refused: Unauthenticated
+) -> tuple[Principal, _Standing | None]:
+    query = select(
+        OperatorKey.id, OperatorKey.revoked_at, OperatorKey.secret_hash, OperatorKey.last_used_at
+    ).where(OperatorKey.id == key_id)
+    if org_id is not None:
+        query = query.add_columns(Org.id).outerjoin(Org, Org.id == org_id)
+    key = uow.session.execute(query).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
-        return None
-    _touch(key, uow.now)
-    return Principal(actor=f"operator-key:{key.id}", operator=True)
+        raise refused
+    _mark_used(uow, OperatorKey, {"id": key_id}, key.last_used_at)
+    principal = Principal(actor=f"operator-key:{key_id}", operator=True)
+    return principal, None if org_id is None else _Standing(key[4] is not None)
 
 
 @dataclass(frozen=True)
@@ -435,30 +527,44 @@ def authorize(
     Raises NotFound for a caller with no standing in the org (or an org that does not exist),
     Forbidden for one whose role does not allow the action.
     """
-    with uow:
-        load_org(uow, org_id)
-        if principal.operator:
-            return Grant(principal.actor)
-        if principal.org_id is not None:
-            if principal.org_id != org_id:
-                raise NotFound(f"no org {org_id}")
-            if not scopes_allow(principal.scopes, permission):
-                raise Forbidden("this key's scopes do not allow that")
-            return Grant(principal.actor, scopes=principal.scopes)
-        membership = uow.session.execute(
-            select(Member.id, Member.role).where(
-                Member.org_id == org_id,
-                Member.user_id == principal.user_id,
-                Member.status == MemberStatus.ACTIVE,
+    with uow.preparing():
+        query = select(Org.id).where(Org.id == org_id)
+        if principal.user_id is not None and not principal.operator:
+            query = query.add_columns(Member.id, Member.role).outerjoin(
+                Member,
+                (Member.org_id == Org.id)
+                & (Member.user_id == principal.user_id)
+                & (Member.status == MemberStatus.ACTIVE),
             )
-        ).one_or_none()
-        if membership is None:
-            raise NotFound(f"no org {org_id}")
-        member_id, role = membership._tuple()
-        role = Role(role)
-        if permission is Permission.READ_OWN and own_member_id not in (None, member_id):
-            # Reading another member's wallet is reading the org.
-            permission = Permission.READ
-        if not role_allows(role, permission):
-            raise Forbidden(f"a {role} may not do that")
-        return Grant(principal.actor, member_id, role)
+        row = uow.session.execute(query).one_or_none()
+    standing = _Standing(False) if row is None else _Standing(True, *row[1:])
+    return _grant(principal, standing, org_id, permission, own_member_id)
+
+
+def _grant(
+    principal: Principal,
+    standing: _Standing,
+    org_id: str,
+    permission: Permission,
+    own_member_id: str | None,
+) -> Grant:
+    """Apply the roles table to a caller's standing in an org."""
+    if not standing.org_found:
+        raise NotFound(f"no org {org_id}")
+    if principal.operator:
+        return Grant(principal.actor)
+    if principal.org_id is not None:
+        if principal.org_id != org_id:
+            raise NotFound(f"no org {org_id}")  # an org key knows only its own org
+        if not scopes_allow(principal.scopes, permission):
+            raise Forbidden("this key's scopes do not allow that")
+        return Grant(principal.actor, scopes=principal.scopes)
+    if standing.member_id is None or standing.role is None:
+        raise NotFound(f"no org {org_id}")
+    role = Role(standing.role)
+    if permission is Permission.READ_OWN and own_member_id not in (None, standing.member_id):
+        # Reading another member's wallet is reading the org.
+        permission = Permission.READ
+    if not role_allows(role, permission):
+        raise Forbidden(f"a {role} may not do that")
+    return Grant(principal.actor, standing.member_id, role)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import BigInteger, func, literal, null, select, union_all
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.model import (
@@ -255,16 +255,19 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
             .where(Member.org_id == org.id, Member.id.in_(part))
         ).tuples()
         people.update((member_id, (*rest[:3], int(rest[3]))) for member_id, *rest in rows)
-        for total in session.scalars(
-            select(UsageTotal).where(UsageTotal.org_id == org.id, UsageTotal.member_id.in_(part))
-        ):
-            usage[total.member_id][total.metric] = total.total
-        for member_id, group_id in session.execute(
-            select(GroupMember.member_id, GroupMember.group_id)
-            .where(GroupMember.org_id == org.id, GroupMember.member_id.in_(part))
-            .order_by(GroupMember.group_id)
-        ).tuples():
-            groups[member_id].append(group_id)
+        # Usage totals and groups in one round trip: a group is a row with no total.
+        totals = select(UsageTotal.member_id, UsageTotal.metric, UsageTotal.total).where(
+            UsageTotal.org_id == org.id, UsageTotal.member_id.in_(part)
+        )
+        in_groups = select(
+            GroupMember.member_id, GroupMember.group_id, null().cast(BigInteger)
+        ).where(GroupMember.org_id == org.id, GroupMember.member_id.in_(part))
+        both = union_all(totals, in_groups).subquery()
+        for member_id, name, total in session.execute(select(both).order_by(both.c[1])).tuples():
+            if total is None:
+                groups[member_id].append(name)
+            else:
+                usage[member_id][name] = total
     meters_licensed = org.rate_licensed > 0
     pool_available = metering.pool_available(uow, org, uow.now) if meters_licensed else 0
     views = []

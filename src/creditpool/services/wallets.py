@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from creditpool.domain.amounts import format_credits
-from creditpool.domain.errors import InsufficientCredits, MemberRemoved, OrgPaused
+from creditpool.domain.errors import InsufficientCredits, MemberRemoved, NotFound, OrgPaused
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
 from creditpool.services import ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
@@ -25,12 +25,21 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 
 def load_chargeable(uow: UnitOfWork, org_id: str, member_id: str) -> tuple[Org, Member]:
-    """Return the org and member that usage or a hold is for; refuse a paused org or a
-    removed member."""
-    org = load_org(uow, org_id)
+    """Return the org and member that usage or a hold is for, in one query; refuse a paused
+    org or a removed member."""
+    row = uow.session.execute(
+        select(Org, Member)
+        .outerjoin(Member, (Member.org_id == Org.id) & (Member.id == member_id))
+        .where(Org.id == org_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no org {org_id}")
+    org, member = row
     if org.paused:
         raise OrgPaused("the org is paused: usage and holds are refused until it resumes")
-    member = load_member(uow, org_id, member_id)
+    if member is None:
+        raise NotFound(f"no member {member_id} in this org")
     if member.status == MemberStatus.REMOVED:
         raise MemberRemoved("this member was removed from the org")
     return org, member

@@ -4,11 +4,17 @@ A service function opens it with `with uow:`, does its work through `uow.session
 time only as `uow.now` (taken once, from the injected clock) and calls `uow.commit()` last.
 Leaving the block without committing rolls everything back, so an error half-way leaves no
 half-written transfers.
+
+An HTTP request runs as one transaction (`for_request`): the caller is identified and its
+rights checked with `begin()`, which opens the transaction and leaves it open, and the
+service's block then joins that transaction instead of opening another. A request therefore
+costs one connection checkout and one BEGIN/COMMIT, whatever the number of steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol
@@ -36,11 +42,25 @@ class SystemClock:
 class UnitOfWork:
     """Opens a session per `with` block; rolls back unless `commit()` was called."""
 
-    def __init__(self, session_factory: Callable[[], Session], clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        clock: Clock | None = None,
+        *,
+        for_request: bool = False,
+    ) -> None:
         self._session_factory = session_factory
         self.clock: Clock = clock or SystemClock()
         self._session: Session | None = None
         self._now: datetime | None = None
+        # A request's unit of work keeps one session from `begin()` to `close()`, and its first
+        # block joins the transaction `begin()` opened.
+        self._for_request = for_request
+        self._open = False  # a block is running
+        self._joinable = False  # begin() opened a transaction the next block joins
+        # Small writes that ride along with whatever the transaction commits, run just
+        # before the commit so that the rows they lock are held for the least time.
+        self._before_commit: list[Callable[[Session], None]] = []
         # Set when a write answered from its idempotency key instead of running again.
         self.replayed = False
 
@@ -49,11 +69,43 @@ class UnitOfWork:
         """Return a unit of work over new sessions of `engine`."""
         return cls(sessionmaker(bind=engine, expire_on_commit=False), clock)
 
+    def begin(self) -> UnitOfWork:
+        """Open the request's transaction before any block, for the steps that come before the
+        service (who is calling, what it may do); the next block joins it."""
+        if not self._for_request:
+            raise RuntimeError("only a request's unit of work begins before its block")
+        if not self._joinable:
+            if self._session is None:
+                self._session = self._session_factory()
+            self._now = self.clock.now()
+            self._joinable = True
+        return self
+
+    @contextmanager
+    def preparing(self) -> Iterator[UnitOfWork]:
+        """A step that comes before the service (who calls, what it may do): in a request it
+        opens the transaction the service's block then joins; elsewhere, a block of its own."""
+        if self._for_request:
+            yield self.begin()
+        else:
+            with self:
+                yield self
+
+    def before_commit(self, write: Callable[[Session], None]) -> None:
+        """Run `write` just before this transaction commits; even a block that only reads then
+        commits it (a key's last use). Dropped if the transaction rolls back."""
+        self._before_commit.append(write)
+
     def __enter__(self) -> UnitOfWork:
-        if self._session is not None:
+        if self._open:
             raise RuntimeError("a unit of work is not re-entrant: finish the open one first")
-        self._session = self._session_factory()
-        self._now = self.clock.now()
+        if self._joinable:
+            self._joinable = False  # joined: the block owns the transaction from here
+        else:
+            if self._session is None:
+                self._session = self._session_factory()
+            self._now = self.clock.now()
+        self._open = True
         return self
 
     def __exit__(
@@ -62,22 +114,44 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        session = self._session
+        try:
+            if session is not None and exc_type is None and self._before_commit:
+                self.commit()
+        finally:
+            self._open = False
+            self._before_commit.clear()
+        if session is None:
+            return
+        session.rollback()
+        if not self._for_request:
+            self._session, self._now = None, None
+
+    def close(self) -> None:
+        """End the request: roll back what no block committed and give the connection back."""
         session, self._session, self._now = self._session, None, None
+        self._joinable = False
+        self._before_commit.clear()
         if session is not None:
-            session.rollback()
             session.close()
 
     @property
+    def pending(self) -> bool:
+        """Whether closing would have to talk to the database (a transaction is still open)."""
+        return self._session is not None and self._session.in_transaction()
+
+    @property
     def session(self) -> Session:
-        """The open session; only inside `with uow:`."""
-        if self._session is None:
+        """The open session; only inside `with uow:` (or after a request's `begin()`)."""
+        if self._session is None or not (self._open or self._joinable):
             raise RuntimeError("the unit of work is not open")
         return self._session
 
     @property
     def now(self) -> datetime:
-        """The instant this unit of work stands at: one clock reading for the whole block."""
-        if self._now is None:
+        """The instant this unit of work stands at: one clock reading for the whole
+        transaction."""
+        if self._now is None or not (self._open or self._joinable):
             raise RuntimeError("the unit of work is not open")
         return self._now
 
@@ -89,7 +163,11 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Make the block's writes permanent."""
-        self.session.commit()
+        session = self.session
+        for write in self._before_commit:
+            write(session)
+        self._before_commit.clear()
+        session.commit()
 
     def rollback(self) -> None:
         """Drop the block's writes."""
