@@ -298,13 +298,26 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 
 
 @app.command("demo")
-def demo() -> None:
-    """Apply pending migrations, then fill an empty database with three demo orgs."""
-    from creditpool.demo import fill_demo
+def demo(
+    members: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Instead, add a demo school of this many members, filled in bulk (on any "
+            "database, as often as you like), to try the pages at scale.",
+        ),
+    ] = None,
+) -> None:
+    """Apply pending migrations, then fill an empty database with three demo orgs (or add a
+    school of --members members)."""
+    from creditpool.demo import fill_demo, fill_school
 
     upgrade(Config.from_environment().database_url)
     try:
-        lines = fill_demo(_unit_of_work())
+        if members is None:
+            lines = fill_demo(_unit_of_work())
+        else:
+            lines = fill_school(_unit_of_work(), members=members).lines
     except CreditpoolError as error:
         raise _fail(error) from error
     for line in lines:

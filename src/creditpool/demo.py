@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from creditpool.demo_school import School, fill_school
 from creditpool.domain.amounts import credits, format_credits
 from creditpool.domain.model import Role, Seat
 from creditpool.domain.policies import SettingsChange
@@ -21,6 +22,8 @@ from creditpool.services.targets import Target
 from creditpool.services.usage import charge_usage
 from creditpool.storage.schema import Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
+
+__all__ = ["School", "fill_demo", "fill_school"]
 
 OPERATOR_EMAIL = "operator@demo.creditpool.test"
 ACTOR = "demo"

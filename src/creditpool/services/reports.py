@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import select
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import InvalidInput
-from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
-from creditpool.services import metering
+from creditpool.domain.model import MemberStatus, Seat
+from creditpool.services import metering, pool_series
 from creditpool.services.lookups import load_member, load_org
-from creditpool.services.totals import combine, exact_sum
+from creditpool.services.pool_series import PoolPoint
 from creditpool.services.views import (
     AccessView,
     BalanceView,
@@ -77,18 +77,6 @@ def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
 
 
 @dataclass(frozen=True)
-class PoolPoint:
-    """The pool's posted balance just after one batch of transfers. For the seat burn posted at
-    that instant, the balance stood still until `burn_began`, fell in a straight line until
-    `burn_ended` (`at`, or when the pool ran dry), and stood still again until `at`."""
-
-    at: datetime
-    balance: int
-    burn_began: datetime | None = None
-    burn_ended: datetime | None = None
-
-
-@dataclass(frozen=True)
 class PoolHistory:
     """The pool's balance over time; when the burn running now began (None: none runs) and
     when it ran the pool dry, if it has."""
@@ -99,47 +87,16 @@ class PoolHistory:
 
 
 def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHistory:
-    """Return the pool's balance after each batch that moved it, oldest first (the last
-    `limit`). The burn is posted (kind metering, saying when it ran) at the instant before
-    anything else moves the pool, and whenever the rate changes."""
+    """Return the pool's balance after each move, oldest first (the last `limit`): a point a
+    day for the days that are over (kept in a series, rolled up on the first read after a day
+    closes), a point a batch since. The burn is posted (kind metering, saying when it ran) at
+    the instant before anything else moves the pool, and whenever the rate changes."""
     with uow:
         org = load_org(uow, org_id)
-        pool = str(AccountKind.POOL)
-        is_metering = Transfer.kind == TransferKind.METERING
-        # A batch's movements of the pool may add up past 2^63 on the way: summed exactly.
-        delta = exact_sum(
-            case((Transfer.credit_account_id == pool, Transfer.amount), else_=-Transfer.amount)
-        )
-        rows = uow.session.execute(
-            select(func.min(Transfer.created_at), *delta, is_metering, Transfer.batch_id)
-            .where(
-                Transfer.org_id == org_id,
-                or_(Transfer.debit_account_id == pool, Transfer.credit_account_id == pool),
-            )
-            .group_by(Transfer.batch_id, is_metering)
-            .order_by(func.min(Transfer.id))
-        ).tuples()
-        ran = dict(
-            uow.session.execute(
-                select(Transfer.batch_id, Transfer.metrics).where(
-                    Transfer.org_id == org_id, is_metering
-                )
-            )
-            .tuples()
-            .all()
-        )
-        points, balance = [], 0
-        for at, high, low, burned, batch_id in rows:
-            balance += combine(high, low)
-            if burned:
-                burn = ran.get(batch_id) or {}
-                began = at - timedelta(seconds=burn.get("began_seconds_ago", 0))
-                ended = began + timedelta(seconds=burn.get("burnt_seconds", 0))
-                points.append(PoolPoint(at, balance, began, min(ended, at)))
-            else:
-                points.append(PoolPoint(at, balance))
+        pool_series.roll_up(uow, org_id)
+        points, balance = pool_series.pool_moves(uow, org_id, limit=limit)
         rate = metering.burn_rate(org)
         if rate == 0:
-            return PoolHistory(points[-limit:], None)
+            return PoolHistory(points, None)
         until = metering.burnt_until(rate, org.metered_since, balance, uow.now)
-        return PoolHistory(points[-limit:], org.metered_since, until if until < uow.now else None)
+        return PoolHistory(points, org.metered_since, until if until < uow.now else None)

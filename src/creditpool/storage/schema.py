@@ -197,6 +197,33 @@ class Transfer(Base):
     )
 
 
+class PoolDay(Base):
+    """The pool at the end of one UTC day that moved it, rolled up from the transfers once the
+    day is over, so the pool's chart reads one row a day instead of every transfer."""
+
+    __tablename__ = "pool_days"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    day: Mapped[datetime] = mapped_column(primary_key=True)  # its first instant, UTC
+    last_at: Mapped[datetime]  # when the last batch of the day moved the pool
+    balance: Mapped[int] = mapped_column(Micros)  # the posted balance after it
+    # The earliest start and latest end of the seat burns posted that day, if any.
+    burn_began: Mapped[datetime | None]
+    burn_ended: Mapped[datetime | None]
+
+
+class PoolRollup(Base):
+    """How far an org's transfers are rolled up into pool days: through one transfer id (the
+    later ones are read as they are), with the pool's posted balance after it."""
+
+    __tablename__ = "pool_rollups"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    through_id: Mapped[str] = mapped_column(ID)  # "" before the first roll-up
+    through_day: Mapped[datetime]  # every day before this one is rolled up
+    balance: Mapped[int] = mapped_column(Micros)
+
+
 class Hold(Base):
     """Credits reserved in a wallet for long work: captured, voided or expired later."""
 
@@ -237,6 +264,8 @@ class UsageTotal(Base):
     __table_args__ = (
         ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
         CheckConstraint("total >= 0", name="total_not_negative"),
+        # The class manager lists the metrics an org uses (not `total`: charges update it).
+        Index("ix_usage_totals_org_id_metric", "org_id", "metric"),
     )
 
 

@@ -7,7 +7,7 @@ page with the reason next to the form it came from, and nothing has changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,15 +20,17 @@ from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings
 from creditpool.domain.roles import Permission, may_grant
 from creditpool.http_status import status_of
-from creditpool.services import auth, groups, invitations, members, orgs, reports
+from creditpool.services import auth, groups, invitations, members, orgs, reports, roster
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
+from creditpool.services.roster import RosterFilter
 from creditpool.services.targets import Target
 from creditpool.services.users import UserView
-from creditpool.services.views import MemberView
+from creditpool.services.views import GroupView, MemberView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.chart import pool_chart
+from creditpool.web.roster_view import PER_PAGE, RosterView, read_view
 from creditpool.web.session import (
     Csrf,
     CurrentUser,
@@ -43,6 +45,7 @@ from creditpool.web.session import (
 router = APIRouter(include_in_schema=False)
 PAGE = 500
 SHOWN = 200  # invitations, groups and keys the page lists at most; it says how many more
+REMOVED_SHOWN = 20  # removed members listed under the table; the status filter shows them all
 
 
 def grant_for(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
@@ -51,7 +54,7 @@ def grant_for(uow: UnitOfWork, user: UserView, org: str, permission: Permission)
 
 
 def all_members(uow: UnitOfWork, org: str, status: MemberStatus | None) -> list[MemberView]:
-    """Every member of the org (of one status, or all), page by page."""
+    """Every member of the org (of one status, or all), page by page: for small lists only."""
     found: list[MemberView] = []
     while True:
         after = found[-1].id if found else None
@@ -74,26 +77,50 @@ def dashboard(
     typed_emails: str = "",
     new_key: str | None = None,
 ) -> HTMLResponse:
-    """Render the class manager; `typed` is a refused settings form, shown as it was typed,
+    """Render the class manager, its members table as the address asks (a page of a search,
+    filter and order); `typed` is a refused settings form, shown as it was typed,
     `typed_emails` a refused paste of addresses, kept for the owner to correct, and `new_key`
     an API key's secret, shown this once."""
+    table = read_view(request.query_params)
     view = orgs.get_org(uow, org)
     config = request.app.state.config
-    everyone = all_members(uow, org, None)
-    group_list = groups.list_groups(uow, org, limit=SHOWN)
+    rows = roster.list_roster(
+        uow, org, table.filter, table.sort, offset=table.offset, limit=PER_PAGE
+    )
+    showing_removed = table.filter.status == MemberStatus.REMOVED
+    removed = (
+        roster.list_roster(uow, org, RosterFilter(status=MemberStatus.REMOVED), limit=REMOVED_SHOWN)
+        if not showing_removed
+        else None
+    )
+    active_count = roster.count_active(uow, org)
+    # A group's form ticks its members among every active one: while they fit on one page.
+    editable_groups = active_count <= PER_PAGE
+    # Counting each group's members reads them all: only where they are few.
+    group_list: Sequence[GroupView | roster.GroupName]
+    if editable_groups:
+        group_list = groups.list_groups(uow, org, limit=SHOWN)
+    else:
+        group_list = roster.group_names(uow, org, limit=SHOWN)
+    if not editable_groups:
+        group_choices = []
+    elif table == RosterView():
+        group_choices = rows.members
+    else:
+        group_choices = roster.list_roster(uow, org, limit=PER_PAGE).members
     owner_or_operator = grant.role in (Role.OWNER, None)
     pending = InvitationStatus.PENDING
     invitation_list = invitations.list_invitations(uow, org, status=pending, limit=SHOWN)
     key_list = (
         auth.list_api_keys(uow, org, limit=SHOWN, newest_first=True) if owner_or_operator else []
     )
+    listed = rows.members + (removed.members if removed else [])
     # Members name their groups, shown on this page or not.
-    names = groups.group_names(uow, org, {g for member in everyone for g in member.groups})
-    active = [m for m in everyone if m.status == MemberStatus.ACTIVE]
-    removed = [m for m in everyone if m.status == MemberStatus.REMOVED]
+    names = groups.group_names(uow, org, {g for member in listed for g in member.groups})
     # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
-    shown = {"invite", "members", "groups", "settings", "keys", *(["removed"] if removed else [])}
-    shown |= {f"member-{m.id}" for m in active}
+    shown = {"invite", "members", "groups", "settings", "keys", "removed"}
+    shown |= {f"member-{m.id}" for m in rows.members}
+    pages = max(1, -(-rows.total // PER_PAGE))
     context = {
         "org": view,
         "chart": pool_chart(reports.pool_history(uow, org), view.balance),
@@ -102,12 +129,25 @@ def dashboard(
         "invitations_more": _more(
             invitation_list, lambda: invitations.count_invitations(uow, org, status=pending)
         ),
-        "active": active,
-        "removed": removed,
+        "table": table,
+        "rows_per_page": PER_PAGE,
+        "rows": rows.members,
+        "matching": rows.total,
+        "pages": pages,
+        "first_row": rows.offset + 1 if rows.members else 0,
+        "showing_removed": showing_removed,
+        "active_count": active_count,
+        "removed": removed.members if removed else [],
+        "removed_more": (removed.total - len(removed.members)) if removed else 0,
+        "here": table.query(),
+        "group_choices": group_choices,
+        "editable_groups": editable_groups,
         "groups": group_list,
         "groups_more": _more(group_list, lambda: groups.count_groups(uow, org)),
         "group_names": names,
-        "metrics": sorted({name for member in everyone for name in member.usage}),
+        "metrics": roster.metric_names(uow, org),
+        "roles": list(Role),
+        "statuses": list(MemberStatus),
         "is_owner": owner_or_operator,
         "api_keys": key_list,
         "api_keys_more": _more(key_list, lambda: auth.count_api_keys(uow, org)),
@@ -157,7 +197,16 @@ async def act(
             typed_emails=str(form.get("emails") or "") if section == "invite" else "",
         )
     flash(request, message)
-    raise RedirectTo(f"/orgs/{org}#{section}")
+    raise RedirectTo(f"/orgs/{org}{_back_to(request)}#{section}")
+
+
+def _back_to(request: Request) -> str:
+    """The members table's query string the form came from ("" for the usual view)."""
+    try:
+        query = read_view(request.query_params).query()
+    except InvalidInput:
+        return ""
+    return f"?{query}" if query else ""
 
 
 def _settings_form(settings: OrgSettings, typed: FormData | None) -> dict[str, Any]:
@@ -185,12 +234,19 @@ def manage(request: Request, org: str, uow: PageUow, user: CurrentUser) -> HTMLR
     return dashboard(request, uow, user, org, grant)
 
 
-def _target(form: FormData) -> Target:
+def _target(request: Request, form: FormData) -> Target:
     chosen = forms.text(form, "target")
     if chosen == "all":
         return Target.all_students()
     if chosen.startswith("group:"):
         return Target.group(chosen.removeprefix("group:"))
+    every = forms.text(form, "every_matching", required=False)
+    if every:
+        # The table's filter rides on the form's address; the count is what it showed, so
+        # the action refuses if the members matching changed since.
+        if not every.isdigit():
+            raise InvalidInput("the count of matching members is a number")
+        return Target.filtered(read_view(request.query_params).filter, expected=int(every))
     selected = forms.choices(form, "member_ids")
     if not selected:
         raise InvalidInput("tick the members first, or choose a group or everyone")
@@ -202,7 +258,7 @@ async def move_credits(request: Request, org: str, uow: PageUow, user: CurrentUs
     """Allot to, or revoke from, the ticked members, a group, or every student."""
 
     def run(grant: Grant, form: FormData) -> str:
-        target = _target(form)
+        target = _target(request, form)
         if forms.text(form, "action") == "revoke":
             batch = credit_service.revoke_credits(
                 uow, org, target, forms.amount(form, required=False), actor=grant.actor
@@ -355,9 +411,13 @@ async def edit_group(
     """Rename a group and set who is in it; or delete it."""
 
     def run(grant: Grant, form: FormData) -> str:
-        if forms.text(form, "action") == "delete":
+        action = forms.text(form, "action")
+        if action == "delete":
             groups.delete_group(uow, org, group)
             return "Group deleted; its members are untouched."
+        if action == "rename":  # a group too big to tick its members on the page
+            renamed = groups.rename_group(uow, org, group, forms.text(form, "name"))
+            return f"Group renamed {renamed.name}."
         changed = groups.save_group(
             uow,
             org,

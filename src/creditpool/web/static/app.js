@@ -20,6 +20,10 @@ document.addEventListener("change", (event) => {
     document.querySelectorAll(`input[name="${all.dataset.tickAll}"][form]`)
       .forEach((box) => { box.checked = all.checked; });
   }
+  // "Every matching member" only stands while every row of the page is ticked.
+  if ((all && !all.checked) || (event.target.name === "member_ids" && !event.target.checked)) {
+    document.querySelectorAll("[data-every-matching]").forEach((box) => { box.checked = false; });
+  }
 });
 document.addEventListener("submit", (event) => {
   // A form asks first; so does a button whose field (data-confirm-empty) was left empty.

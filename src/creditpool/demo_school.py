@@ -1,0 +1,356 @@
+"""A demo school of any size, filled in bulk, to try the pages at scale.
+
+The org and its owner go through the services; the members, their wallets and a term of
+history (the purchase through the ledger's posting, then allotments and usage) are inserted in
+large batches in one transaction, as the services would have written them: every wallet's
+balance equals its transfers, every credit in a wallet came from the pool and every credit in
+the pool from the purchase, the running totals and the seat counts match, so `creditpool audit`
+stays clean. The history is dated over the last 30 days, and the pool's daily series is rolled
+up at the end, as a first read would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from creditpool.domain.amounts import credits, format_credits
+from creditpool.domain.model import AccountKind, MemberStatus, Role, Seat, TransferKind
+from creditpool.services import ledger, orgs, pool_series, users
+from creditpool.services.ledger import wallet_account
+from creditpool.storage.ids import new_id
+from creditpool.storage.schema import (
+    Account,
+    Group,
+    GroupMember,
+    Member,
+    Org,
+    Transfer,
+    UsageTotal,
+    User,
+)
+from creditpool.storage.unit_of_work import UnitOfWork
+
+ACTOR = "demo"
+BATCH_ROWS = 5000
+TERM = timedelta(days=30)
+FIRST_ALLOTMENT = credits("10")
+SECOND_ALLOTMENT = credits("5")  # to the first half of the classes, at the end of the term
+RENDER_COST = credits("0.5")
+FIRST = (  # noqa: SIM905 - a list of names reads best as one string
+    "Ada Ben Cleo Dev Emma Farid Gia Hugo Ines Jonas Kira Leo Mila Nour Omar Pia Quinn Rosa "
+    "Sami Tara Ugo Vera Wen Xavi Yara Zane Amir Bea Cyril Dina Eli Fern Gus Hana Ivo Jade"
+).split()
+LAST = (  # noqa: SIM905
+    "Adams Baker Costa Dubois Evans Fischer Garcia Horvat Ito Jensen Kowalski Lopez Moreau "
+    "Nakamura Okafor Petrov Quispe Rossi Silva Tanaka Usman Varga Weber Xu Yilmaz Zhang"
+).split()
+
+
+@dataclass(frozen=True)
+class School:
+    """A filled demo school: its org, how to sign in as its owner (the password is shown
+    this once), and what was made, as lines of text."""
+
+    org_id: str
+    owner_email: str
+    owner_password: str
+    lines: list[str]
+    members: int = 0
+
+
+def _ids(prefix: str, count: int) -> list[str]:
+    """`count` new ids in increasing order: one fresh id's time and random part, then a
+    counter, so they sort as made and never meet another school's."""
+    head = new_id(prefix)[: len(prefix) + 1 + 16]
+    return [f"{head}{n:010d}" for n in range(count)]
+
+
+def _insert(uow: UnitOfWork, table: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of a table the fastest way each engine has: COPY on PostgreSQL, one
+    prepared statement run for every row on SQLite. Values are written as SQLAlchemy would
+    (SQLite: naive UTC instants with microseconds, JSON as text)."""
+    if not rows:
+        return
+    name, columns = table.__tablename__, list(rows[0])
+    connection = uow.session.connection()
+    if uow.dialect == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([_for_copy(row[column]) for column in columns])
+        return
+    # Names from our own schema, never from input.
+    marks = ", ".join("?" * len(columns))
+    statement = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+    for start in range(0, len(rows), BATCH_ROWS):
+        part = rows[start : start + BATCH_ROWS]
+        connection.exec_driver_sql(
+            statement, [tuple(_for_sqlite(row[column]) for column in columns) for row in part]
+        )
+
+
+def _for_copy(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def _for_sqlite(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> School:
+    """Make a school of `members` members besides its owner (classes, seats of every kind, a
+    few managers and removed members, a term of allotments and usage), on any database."""
+    if members < 0:
+        raise ValueError("a school has zero members or more")
+    tag = secrets.token_hex(3)
+    domain = f"school-{tag}.demo.creditpool.test"
+    password = secrets.token_urlsafe(12)
+    owner = users.create_user(
+        uow,
+        email=f"olive.owner@{domain}",
+        name="Olive Owner",
+        password=password,
+        on_created=_confirmed,
+    )
+    org = orgs.create_org(uow, name=f"{name} {tag}", owner_user_id=owner.id, actor=ACTOR)
+    students = {i for i in range(members) if _role(i) == Role.MEMBER and not _removed(i)}
+    second = {i for i in students if _group(i, members) < (_groups(members) + 1) // 2}
+    used = sum(_renders(i) for i in students) * RENDER_COST
+    needed = len(students) * FIRST_ALLOTMENT + len(second) * SECOND_ALLOTMENT
+    spare = max(credits("100"), needed // 4)
+    with uow:
+        _fill(uow, org.id, members, domain, students, second, bought=needed + spare)
+        uow.commit()
+    with uow:
+        pool_series.roll_up(uow, org.id)
+    lines = [
+        f"Demo school: {org.name!r} ({org.id}) with {members} members besides its owner",
+        f"  bought {format_credits(needed + spare)} credits; allotted "
+        f"{format_credits(needed)} to {len(students)} students, who used {format_credits(used)}",
+        f"  sign in as its owner: {owner.email}  {password}  (shown this once)",
+    ]
+    return School(org.id, owner.email, password, lines, members)
+
+
+def _confirmed(user: User) -> None:
+    user.email_verified = True  # a made-up address: nobody could confirm it
+
+
+def _role(i: int) -> Role:
+    return Role.MANAGER if i % 500 == 7 else Role.MEMBER
+
+
+def _removed(i: int) -> bool:
+    return i % 50 == 49
+
+
+def _seat(i: int) -> Seat:
+    return Seat.EXTERNAL if i % 20 == 3 else Seat.UNLICENSED if i % 10 == 5 else Seat.LICENSED
+
+
+def _groups(members: int) -> int:
+    return max(3, min(40, members // 30))
+
+
+def _group(i: int, members: int) -> int:
+    return i % _groups(members)
+
+
+def _renders(i: int) -> int:
+    """How many renders a student made: most some, up to 12 (6 credits), a few none."""
+    return 0 if i % 7 == 0 else (i * 7919) % 12 + 1
+
+
+def _fill(
+    uow: UnitOfWork,
+    org_id: str,
+    count: int,
+    domain: str,
+    students: set[int],
+    second: set[int],
+    *,
+    bought: int,
+) -> None:
+    session = uow.session
+    start = uow.now - TERM
+    # The term's purchase, dated at its start like the rest of its history.
+    purchase = ledger.Posting(session, org_id, ACTOR, start)
+    purchase.adjust(AccountKind.PURCHASES, -bought)
+    purchase.adjust(AccountKind.POOL, bought)
+    purchase.record(
+        TransferKind.PURCHASE, AccountKind.PURCHASES, AccountKind.POOL, bought, reference="term"
+    )
+    purchase.flush()
+    user_ids, member_ids = _ids("usr", count), _ids("mem", count)
+    group_ids = _ids("grp", _groups(count))
+    people, memberships, wallets = [], [], []
+    for i in range(count):
+        first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
+        people.append(
+            {
+                "id": user_ids[i],
+                "email": f"{first.lower()}.{last.lower()}.{i}@{domain}",
+                "name": f"{first} {last}",
+                "password_hash": None,
+                "is_operator": False,
+                "email_verified": True,
+                "created_at": start,
+            }
+        )
+        allocated = _allotted(i, students, second)
+        used = _renders(i) * RENDER_COST if allocated else 0
+        memberships.append(
+            {
+                "org_id": org_id,
+                "id": member_ids[i],
+                "user_id": user_ids[i],
+                "role": str(_role(i)),
+                "seat": str(_seat(i)),
+                "status": str(MemberStatus.REMOVED if _removed(i) else MemberStatus.ACTIVE),
+                "allocated_total": allocated,
+                "auto_allocated_total": 0,
+                "used_total": used,
+                "joined_at": start + timedelta(minutes=i % 600),
+                "removed_at": start + timedelta(days=2) if _removed(i) else None,
+            }
+        )
+        wallets.append(
+            {
+                "org_id": org_id,
+                "id": wallet_account(member_ids[i]),
+                "kind": str(AccountKind.WALLET),
+                "member_id": member_ids[i],
+                "balance": allocated - used,
+                "held": 0,
+            }
+        )
+    for table, rows in ((User, people), (Member, memberships), (Account, wallets)):
+        _insert(uow, table, rows)
+    session.execute(
+        insert(Group),
+        [
+            {"org_id": org_id, "id": group_id, "name": f"Class {k + 1}", "created_at": start}
+            for k, group_id in enumerate(group_ids)
+        ],
+    )
+    placed = [
+        {"org_id": org_id, "group_id": group_ids[_group(i, count)], "member_id": member_ids[i]}
+        for i in range(count)
+    ]
+    _insert(uow, GroupMember, placed)
+    _history(uow, org_id, start, member_ids, students, second)
+    active = [i for i in range(count) if not _removed(i)]
+    session.execute(
+        update(Org)
+        .where(Org.id == org_id)
+        .values(
+            licensed_seats=Org.licensed_seats + sum(_seat(i) == Seat.LICENSED for i in active),
+            unlicensed_seats=sum(_seat(i) == Seat.UNLICENSED for i in active),
+            external_seats=sum(_seat(i) == Seat.EXTERNAL for i in active),
+            created_at=start,
+            metered_since=start,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _allotted(i: int, students: set[int], second: set[int]) -> int:
+    return (FIRST_ALLOTMENT if i in students else 0) + (SECOND_ALLOTMENT if i in second else 0)
+
+
+def _history(
+    uow: UnitOfWork,
+    org_id: str,
+    start: datetime,
+    member_ids: list[str],
+    students: set[int],
+    second: set[int],
+) -> None:
+    """The term's transfers, in the order they happened (ids follow it), and the pool's and
+    the usage account's balances after them."""
+    session = uow.session
+    first_day, term_end = start + timedelta(days=1), start + timedelta(days=28)
+    first_batch, second_batch = new_id("bat"), new_id("bat")
+    moves: list[dict[str, Any]] = []
+    totals: list[dict[str, Any]] = []
+
+    def transfer(kind: TransferKind, debit: str, credit: str, amount: int, **rest: Any) -> None:
+        moves.append(
+            {
+                "org_id": org_id,
+                "kind": str(kind),
+                "debit_account_id": debit,
+                "credit_account_id": credit,
+                "amount": amount,
+                "hold_id": None,
+                "reference": None,
+                "actor": ACTOR,
+                **rest,
+            }
+        )
+
+    for i in sorted(students):
+        member = member_ids[i]
+        transfer(
+            TransferKind.ALLOCATION,
+            AccountKind.POOL,
+            wallet_account(member),
+            FIRST_ALLOTMENT,
+            member_id=member,
+            batch_id=first_batch,
+            metrics=None,
+            created_at=first_day,
+        )
+        if i in second:
+            transfer(
+                TransferKind.ALLOCATION,
+                AccountKind.POOL,
+                wallet_account(member),
+                SECOND_ALLOTMENT,
+                member_id=member,
+                batch_id=second_batch,
+                metrics=None,
+                created_at=term_end,
+            )
+        renders = _renders(i)
+        if renders:
+            metrics = {"renders": renders, "frames": 240 * renders}
+            transfer(
+                TransferKind.USAGE,
+                wallet_account(member),
+                AccountKind.USAGE,
+                renders * RENDER_COST,
+                member_id=member,
+                batch_id=None,
+                metrics=metrics,
+                created_at=start + timedelta(days=2 + i % 26, minutes=i % 997),
+            )
+            totals += [
+                {"org_id": org_id, "member_id": member, "metric": name, "total": value}
+                for name, value in metrics.items()
+            ]
+    moves.sort(key=lambda row: row["created_at"])  # stable: each batch stays together
+    for row, transfer_id, batch_id in zip(
+        moves, _ids("trf", len(moves)), _ids("bat", len(moves)), strict=True
+    ):
+        row["id"] = transfer_id
+        row["batch_id"] = row["batch_id"] or batch_id
+    _insert(uow, Transfer, moves)
+    _insert(uow, UsageTotal, totals)
+    allotted = sum(row["amount"] for row in moves if row["kind"] == TransferKind.ALLOCATION)
+    used = sum(row["amount"] for row in moves if row["kind"] == TransferKind.USAGE)
+    posting = ledger.Posting(session, org_id, ACTOR, start)
+    posting.adjust(AccountKind.POOL, -allotted)
+    posting.adjust(AccountKind.USAGE, used)
