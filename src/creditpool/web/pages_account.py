@@ -7,8 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from creditpool.domain.errors import AlreadyExists, CreditpoolError, InvalidInput, Unauthenticated
+from creditpool.domain.errors import (
+    AlreadyExists,
+    AlreadyMember,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from creditpool.domain.model import InvitationStatus
+from creditpool.http_status import status_of
 from creditpool.services import (
     access,
     invitations,
@@ -91,7 +99,7 @@ async def sign_up(request: Request, uow: PageUow, next: Next = "/") -> Response:
             "email": "" if taken else form.get("email"),
             "name": form.get("name"),
         }
-        return render(request, "sign_up.html", context, status_code=422)
+        return render(request, "sign_up.html", context, status_code=status_of(error))
     request.app.state.on_mail_queued()
     begin_session(request, uow, created.id)
     code = forms.text(form, "join_code", required=False)
@@ -154,7 +162,7 @@ def join_page(request: Request, code: str, uow: PageUow, user: MaybeUser) -> HTM
     """What joining by this link means, and a button (or an account first)."""
     try:
         org_name = invitations.org_name_for_code(uow, code)
-    except CreditpoolError:
+    except NotFound:
         return render(request, "link_invalid.html", {}, user=user, status_code=404)
     return render(request, "join.html", {"org_name": org_name, "code": code}, user=user)
 
@@ -164,10 +172,10 @@ def join(request: Request, code: str, uow: PageUow, user: CurrentUser) -> Respon
     """Join the org as a member."""
     try:
         member = invitations.join_by_code(uow, code, user_id=user.id)
-    except CreditpoolError as error:
-        if error.code == "already_member":
-            flash(request, "You are already a member of this org.")
-            raise RedirectTo("/me") from error
+    except AlreadyMember as error:
+        flash(request, "You are already a member of this org.")
+        raise RedirectTo("/me") from error
+    except NotFound:
         return render(request, "link_invalid.html", {}, user=user, status_code=404)
     flash(request, f"You joined. Welcome, {member.name}.")
     raise RedirectTo("/me")
@@ -178,7 +186,7 @@ def invitation_page(request: Request, token: str, uow: PageUow, user: MaybeUser)
     """An e-mailed invitation: who it is for, and a button to accept."""
     try:
         summary = invitations.describe_invitation(uow, token)
-    except CreditpoolError:
+    except NotFound:
         summary = None
     if summary is None or summary.status is not InvitationStatus.PENDING:
         # Used, revoked or expired: like a link that never was, as the API answers.
@@ -192,15 +200,16 @@ def accept_invitation(request: Request, token: str, uow: PageUow, user: CurrentU
     """Accept the invitation as the signed-in user."""
     try:
         invitations.accept_invitation(uow, token, user_id=user.id)
-    except CreditpoolError as error:
+    except (NotFound, Conflict) as error:
         try:
             summary = invitations.describe_invitation(uow, token)
-        except CreditpoolError:
+        except NotFound:
             summary = None
         if summary is None or summary.status is not InvitationStatus.PENDING:
             return render(request, "link_invalid.html", {}, user=user, status_code=404)
+        # Still pending (for another address, say): the invitation again, with why not.
         context = {"summary": summary, "token": token, "error": error.detail}
-        return render(request, "invitation.html", context, user=user, status_code=409)
+        return render(request, "invitation.html", context, user=user, status_code=status_of(error))
     flash(request, "Invitation accepted: welcome.")
     raise RedirectTo("/me")
 
