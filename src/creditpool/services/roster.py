@@ -8,6 +8,7 @@ the members a batch action acts on ("every matching member", services.targets).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import Select, func, select, text
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.text import check_clean_text
+from creditpool.services.ledger import CHUNK
 from creditpool.services.lookups import load_group, load_org
 from creditpool.services.views import MemberView, member_views
 from creditpool.storage.schema import Account, Group, GroupMember, Member, Org, UsageTotal, User
@@ -235,3 +237,18 @@ def group_names(uow: UnitOfWork, org_id: str, *, limit: int) -> list[GroupName]:
             .limit(limit)
         ).tuples()
         return [GroupName(group_id, name) for group_id, name in rows]
+
+
+def member_names(uow: UnitOfWork, org_id: str, member_ids: Collection[str]) -> dict[str, str]:
+    """The names of these members of the org, by id (unknown ids are left out)."""
+    names: dict[str, str] = {}
+    wanted = sorted(set(member_ids))
+    with uow:
+        for start in range(0, len(wanted), CHUNK):
+            rows = uow.session.execute(
+                select(Member.id, User.name)
+                .join(User, User.id == Member.user_id)
+                .where(Member.org_id == org_id, Member.id.in_(wanted[start : start + CHUNK]))
+            ).tuples()
+            names.update((member_id, name) for member_id, name in rows)
+    return names

@@ -77,7 +77,8 @@ def pool_chart(history: PoolHistory, balance: BalanceView) -> Chart:
         return HEIGHT - PAD - (HEIGHT - 2 * PAD) * value / top
 
     def line(points: list[tuple[datetime, int]]) -> str:
-        return " ".join(f"{x(at):.1f},{y(value):.1f}" for at, value in points)
+        drawn = _thinned([(x(at), y(value)) for at, value in points])
+        return " ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)
 
     runs_out = (
         f"runs out on {balance.depletes_at:%Y-%m-%d}"
@@ -108,3 +109,21 @@ def _forecast_end(balance: BalanceView, *, looked_back: timedelta) -> datetime:
         return balance.depletes_at + max((balance.depletes_at - now) / 10, timedelta(days=1))
     ahead = max(looked_back, YEAR if balance.burn_rate_per_year else LEAST_SPAN)
     return now + min(ahead, LONGEST_FORECAST)
+
+
+def _thinned(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The same line with at most four points per pixel column (where it entered, its highest,
+    its lowest, where it left): a long history draws as it would, in a bounded page."""
+    columns: dict[int, list[tuple[float, float]]] = {}
+    for point in points:  # x never goes back: each column's points are consecutive
+        columns.setdefault(int(point[0]), []).append(point)
+    kept: list[tuple[float, float]] = []
+    for column in columns.values():
+        if len(column) <= 4:
+            kept += column
+            continue
+        inner = range(1, len(column) - 1)
+        high = min(inner, key=lambda i: column[i][1])  # SVG's y grows downwards
+        low = max(inner, key=lambda i: column[i][1])
+        kept += [column[0], *(column[i] for i in sorted({high, low})), column[-1]]
+    return kept

@@ -1,4 +1,4 @@
-"""The ledger page and the CSV exports of members and transfers."""
+"""The ledger page and the CSV exports of members and transfers, streamed a page at a time."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.model import TransferKind
 from creditpool.domain.roles import Permission
-from creditpool.services import groups, orgs, reports
-from creditpool.web.pages_org import PAGE, all_members, grant_for
+from creditpool.services import groups, members, orgs, reports, roster
+from creditpool.web.pages_org import PAGE, grant_for
 from creditpool.web.session import CurrentUser, PageUow, render
 
 router = APIRouter(include_in_schema=False)
+PICKABLE = 200  # members the ledger offers in a list to filter by; more: by id
 
 
 @router.get("/orgs/{org}/ledger")
@@ -37,13 +38,16 @@ def ledger(
     rows = reports.list_transfers(
         uow, org, member_id=member or None, kind=chosen_kind, before=before or None, limit=101
     )
-    people = all_members(uow, org, None)
+    # A short list of people to pick from; a big org's ledger takes a member's id instead
+    # (each row of the class manager links to its history).
+    people = members.list_members(uow, org, status=None, limit=PICKABLE + 1)
+    named = {t.member_id for t in rows[:100] if t.member_id} | ({member} if member else set())
     context = {
         "org": orgs.get_org(uow, org),
         "transfers": rows[:100],
         "older": rows[99].id if len(rows) > 100 else None,
-        "people": people,
-        "names": {person.id: person.name for person in people},
+        "people": people if len(people) <= PICKABLE else None,
+        "names": roster.member_names(uow, org, named),
         "kinds": [k.value for k in TransferKind],
         "member": member,
         "kind": chosen_kind or "",
@@ -53,11 +57,9 @@ def ledger(
 
 @router.get("/orgs/{org}/members.csv")
 def members_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Every member with its figures, as CSV."""
+    """Every member with its figures, as CSV, streamed a page of members at a time."""
     grant_for(uow, user, org, Permission.READ)
-    people = all_members(uow, org, None)
-    group_names = {group.id: group.name for group in groups.list_groups(uow, org)}
-    metrics = sorted({name for person in people for name in person.usage})
+    metrics = roster.metric_names(uow, org)
     header = [
         "id",
         "name",
@@ -73,25 +75,33 @@ def members_csv(org: str, uow: PageUow, user: CurrentUser) -> Response:
         *metrics,
         "groups",
     ]
-    rows = (
-        [
-            p.id,
-            p.name,
-            p.email,
-            p.role,
-            p.seat,
-            p.status,
-            format_credits(p.credits_available),
-            format_credits(p.credits_held),
-            format_credits(p.credits_allocated),
-            format_credits(p.credits_used),
-            format_credits(p.auto_allocated),
-            *[p.usage.get(name, 0) for name in metrics],
-            "; ".join(group_names.get(g, g) for g in p.groups),
-        ]
-        for p in people
-    )
-    return _csv(f"members-{org}.csv", header, rows)
+
+    def rows() -> Iterator[list[Any]]:
+        after = None
+        while True:
+            batch = members.list_members(uow, org, status=None, after=after, limit=PAGE)
+            names = groups.group_names(uow, org, {g for p in batch for g in p.groups})
+            for p in batch:
+                yield [
+                    p.id,
+                    p.name,
+                    p.email,
+                    p.role,
+                    p.seat,
+                    p.status,
+                    format_credits(p.credits_available),
+                    format_credits(p.credits_held),
+                    format_credits(p.credits_allocated),
+                    format_credits(p.credits_used),
+                    format_credits(p.auto_allocated),
+                    *[p.usage.get(name, 0) for name in metrics],
+                    "; ".join(names.get(g, g) for g in p.groups),
+                ]
+            if len(batch) < PAGE:
+                return
+            after = batch[-1].id
+
+    return _csv(f"members-{org}.csv", header, rows())
 
 
 @router.get("/orgs/{org}/transfers.csv")
