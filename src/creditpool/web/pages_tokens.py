@@ -1,8 +1,7 @@
 """A person's personal API tokens on the pages: listed (never the secret) and revoked.
 
-`_personal_tokens.html` shows them; `personal_tokens_context` gives it what it needs, so any
-page of the signed-in person (their account page) can include it. `/account/tokens` is the
-section on a page of its own.
+`/account/tokens` shows them through `_personal_tokens.html`, from `personal_tokens_context`;
+the account page includes the same section without that context, where it only links here.
 """
 
 from __future__ import annotations
