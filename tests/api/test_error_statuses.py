@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from creditpool.app import create_app
+from creditpool.config import Config
 from creditpool.domain.errors import CreditpoolError, error_for_code
 from creditpool.http_status import status_of
+from creditpool.storage.database import create_database_engine
 
 
 def error_classes() -> Iterator[type[CreditpoolError]]:
@@ -26,17 +28,22 @@ def error_classes() -> Iterator[type[CreditpoolError]]:
 ERRORS = sorted(error_classes(), key=lambda kind: kind.code)
 
 
-@pytest.fixture
-def raising(app: FastAPI) -> Iterator[TestClient]:
-    """The application with a route under the API and a page that raise the error named."""
+@pytest.fixture(scope="module")
+def raising(sqlite_url: str) -> Iterator[TestClient]:
+    """The application with a route under the API and a page that raise the error named (on
+    SQLite only: no error here reaches the database)."""
 
     def raise_error(code: str) -> None:
         raise error_for_code(code, f"raised {code} on purpose")
 
+    engine = create_database_engine(sqlite_url)
+    config = Config(database_url=sqlite_url, secret_key="a session secret for the tests")
+    app = create_app(config, engine)
     app.add_api_route("/api/v1/raise/{code}", raise_error)
     app.add_api_route("/raise/{code}", raise_error, include_in_schema=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+    engine.dispose()
 
 
 def test_every_code_names_one_class() -> None:
