@@ -17,9 +17,9 @@ from sqlalchemy import delete
 
 from creditpool.config import Config
 from creditpool.mailer import sender_for
-from creditpool.services import holds, mail, rate_limits, sessions, usage_batch, user_links
+from creditpool.services import holds, idempotency, mail, rate_limits, sessions, user_links
+from creditpool.services.idempotency import REQUEST_KEY_WINDOW as IDEMPOTENCY_WINDOW
 from creditpool.services.mail import MailSender
-from creditpool.services.transactions import IDEMPOTENCY_WINDOW
 from creditpool.storage.schema import IdempotencyRecord
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -57,7 +57,7 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
         report = mail.deliver_due(uow, send)
         sent, failed = report.sent, report.failed
     expired = holds.expire_holds(uow)
-    forgotten = forget_idempotency_keys(uow) + usage_batch.forget_old_usage_keys(uow)
+    forgotten = idempotency.forget_expired_keys(uow)
     # Rate-limit windows are over once older than the longest window: forget them.
     longest = max(config.failed_password_window, rate_limits.ANONYMOUS_WINDOW)
     rate_limits.purge_old_windows(uow, longest)

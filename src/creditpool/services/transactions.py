@@ -1,14 +1,19 @@
-"""Running a service as one transaction, with idempotency keys and safe retries.
+"""The one path every write takes: one transaction, idempotency keys, safe retries.
 
-Every write goes through `run_write`: it opens the unit of work, replays the first result when
-the caller's idempotency key was seen within 24 hours with the same arguments, refuses the key
-with other arguments, otherwise applies the change, stores the key with its result in the same
-transaction, and commits. When the state refuses the write (a Conflict or NotFound: too few
-credits, a removed member), nothing changes, and the key remembers the refusal so that a retry
-answers the same; malformed arguments are refused before any key is looked at. A key raced by
-two requests at once lets one win; the other replays its result. PostgreSQL deadlocks and
-serialization failures are retried from the start. A record stays small: a result that grows
-with the data (a batch's members) is kept in part and rebuilt on replay (`Compaction`).
+`run_write` opens the unit of work, applies the change and commits; nothing in the services
+commits but through it. PostgreSQL deadlocks and serialization failures are run again from the
+start, and so is a transaction whose connection turned out dead before its commit was sent
+(the pool does not ping connections). A request's unit of work may already hold an open
+transaction (the caller's authorization): the first attempt joins it, a retry starts afresh.
+
+With an idempotency key, the first result is replayed when the caller's key was seen within
+its window with the same arguments, the key is refused with other arguments, and otherwise the
+key is stored with its result in the same transaction (services.idempotency keeps them). When
+the state refuses the write (a Conflict or NotFound: too few credits, a removed member),
+nothing changes, and the key remembers the refusal so that a retry answers the same; malformed
+arguments are refused before any key is looked at. A key raced by two requests at once lets one
+win; the other replays its result. A record stays small: a result that grows with the data (a
+batch's members) is kept in part and rebuilt on replay (`Compaction`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
@@ -31,12 +36,11 @@ from creditpool.domain.errors import (
     NotFound,
     error_for_code,
 )
-from creditpool.storage.schema import IdempotencyRecord
+from creditpool.services import idempotency
 from creditpool.storage.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 _ATTEMPTS = 3
 # SQLSTATEs after which the same transaction may simply be run again.
@@ -80,25 +84,33 @@ def run_write(
     uow: UnitOfWork,
     apply: Callable[[], T],
     *,
-    org_id: str,
-    actor: str,
-    key: str | None,
-    operation: str,
-    arguments: Mapping[str, Any],
-    result_type: type[T],
+    key: str | None = None,
+    org_id: str = "",
+    actor: str = "",
+    operation: str = "",
+    arguments: Mapping[str, Any] | None = None,
+    result_type: type[T] | None = None,
     replay_as: CreditpoolError | None = None,
     compact: Compaction[T] | None = None,
+    stores_keys: bool = False,
 ) -> T:
-    """Apply a change in one transaction, at most once per idempotency key.
+    """Apply a change in one transaction and commit it, at most once per idempotency key.
 
-    `replay_as` is for results that must not be stored, such as a secret shown once: the key
-    then remembers this error as the answer to a replay instead of the result. `compact` is for
-    results that grow with the data (a batch to 10,000 members): the key keeps its small part
-    and a replay rebuilds the rest.
+    Without a key, only `apply` is needed. A key is kept per `org_id` and `actor`, for this
+    `operation` with these `arguments`; `result_type` says how its result is stored and read
+    back. `replay_as` is for results that must not be stored, such as a secret shown once: the
+    key then remembers this error as the answer to a replay instead of the result. `compact` is
+    for results that grow with the data (a batch to 10,000 members): the key keeps its small
+    part and a replay rebuilds the rest. `stores_keys` says that `apply` records keys of its
+    own (a batch's usage events), so that one a concurrent write stored first is found and
+    replayed by a second attempt.
     """
     check_key(key)
-    digest = fingerprint(operation, arguments)
+    if key is not None and (not operation or (result_type is None and compact is None)):
+        raise TypeError("a write under an idempotency key names its operation and result type")
+    digest = "" if key is None else fingerprint(operation, arguments or {})
     for attempt in range(1, _ATTEMPTS + 1):
+        committing = False
         try:
             with uow:
                 if key is not None:
@@ -109,23 +121,22 @@ def run_write(
                 result = apply()
                 if key is not None:
                     stored = (
-                        None
+                        {"detail": replay_as.detail}
                         if replay_as
                         else compact.keep(result)
                         if compact
                         else _adapter(result_type).dump_python(result, mode="json")
                     )
-                    uow.session.add(
-                        IdempotencyRecord(
-                            org_id=org_id,
-                            actor=actor,
-                            key=key,
-                            fingerprint=digest,
-                            result=stored if replay_as is None else {"detail": replay_as.detail},
-                            refusal=None if replay_as is None else replay_as.code,
-                            created_at=uow.now,
-                        )
+                    idempotency.record_request_key(
+                        uow,
+                        org_id,
+                        actor,
+                        key,
+                        fingerprint=digest,
+                        result=stored,
+                        refusal=None if replay_as is None else replay_as.code,
                     )
+                committing = True
                 uow.commit()
                 return result
         except (Conflict, NotFound) as refusal:
@@ -133,29 +144,15 @@ def run_write(
                 _remember_refusal(uow, org_id, actor, key, digest, refusal)
             raise
         except IntegrityError:
-            # A concurrent request stored the same key first: the next attempt replays it.
-            if key is None or attempt == _ATTEMPTS:
+            # A concurrent write stored the same key first: the next attempt replays it.
+            if not (key is not None or stores_keys) or attempt == _ATTEMPTS:
                 raise
         except DBAPIError as error:
-            if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def retrying(transaction: Callable[[], T]) -> T:
-    """Run a whole transaction, again if it lost a race it can win on a second try.
-
-    A deadlock or a serialization failure rolled the transaction back; so did a unique key that
-    a concurrent transaction took first, which the next run finds taken (and replays).
-    """
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            return transaction()
-        except IntegrityError:
-            if attempt == _ATTEMPTS:
-                raise
-        except DBAPIError as error:
-            if _sqlstate(error) not in _RETRYABLE or attempt == _ATTEMPTS:
+            # A connection found dead before the commit was sent (the database restarted):
+            # nothing happened, so run it all again on a new one. Lost during the commit, the
+            # outcome is unknown: the caller retries with its idempotency key.
+            dropped = error.connection_invalidated and not committing
+            if not (dropped or _sqlstate(error) in _RETRYABLE) or attempt == _ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -164,22 +161,21 @@ def _remember_refusal(
     uow: UnitOfWork, org_id: str, actor: str, key: str, digest: str, refusal: CreditpoolError
 ) -> None:
     """Store the refusal under the key, in a transaction of its own (the write rolled back)."""
-    try:
-        with uow:
-            uow.session.add(
-                IdempotencyRecord(
-                    org_id=org_id,
-                    actor=actor,
-                    key=key,
-                    fingerprint=digest,
-                    result={"detail": refusal.detail},
-                    refusal=refusal.code,
-                    created_at=uow.now,
-                )
-            )
-            uow.commit()
-    except IntegrityError:
-        pass  # a concurrent request stored its outcome under this key first; it stands
+
+    def remember() -> None:
+        idempotency.record_request_key(
+            uow,
+            org_id,
+            actor,
+            key,
+            fingerprint=digest,
+            result={"detail": refusal.detail},
+            refusal=refusal.code,
+        )
+
+    # A concurrent request may have stored its outcome under this key first: that one stands.
+    with suppress(IntegrityError):
+        run_write(uow, remember)
 
 
 def _replay(
@@ -188,16 +184,11 @@ def _replay(
     actor: str,
     key: str,
     digest: str,
-    result_type: type[T],
+    result_type: type[T] | None,
     compact: Compaction[T] | None,
 ) -> T | None:
-    record = uow.session.get(IdempotencyRecord, (org_id, actor, key))
+    record = idempotency.request_key(uow, org_id, actor, key)
     if record is None:
-        return None
-    if record.created_at <= uow.now - IDEMPOTENCY_WINDOW:
-        # Past the window the key is free again; the old record only records history no more.
-        uow.session.delete(record)
-        uow.session.flush()
         return None
     if record.fingerprint != digest:
         raise IdempotencyMismatch(f"the idempotency key {key!r} was used with other arguments")

@@ -1,32 +1,28 @@
 """Batch usage: up to 1,000 usage events in one call, each applied at most once per key.
 
 Each event stands alone: one that is malformed or refused is recorded with its error code and
-does not stop the others. A key is unique per org and remembered for at least 30 days; a key
-seen before answers its first result and changes nothing. The whole batch is one transaction
-with a savepoint per event, so it commits once.
+does not stop the others. A key is unique per org and remembered for at least 30 days (in
+services.idempotency); a key seen before answers its first result and changes nothing. The
+whole batch is one transaction with a savepoint per event, so it commits once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-
-from sqlalchemy import delete
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import CreditpoolError, InvalidInput
 from creditpool.domain.text import check_clean_text
+from creditpool.services import idempotency
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.lookups import load_org
-from creditpool.services.transactions import retrying
+from creditpool.services.transactions import run_write
 from creditpool.services.usage import apply_usage, check_metrics
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
-from creditpool.storage.schema import UsageEvent
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_EVENTS = 1000
-KEY_RETENTION = timedelta(days=30)
 MAX_ID_LENGTH = 40  # the length of every id (storage.schema.ID): a longer one names no member
 
 
@@ -112,17 +108,12 @@ def charge_usage_batch(
     """
     if not 1 <= len(events) <= MAX_EVENTS:
         raise InvalidInput(f"send 1 to {MAX_EVENTS} events")
-    return retrying(lambda: _apply_batch(uow, org_id, events, actor))
 
-
-def _apply_batch(
-    uow: UnitOfWork, org_id: str, events: Sequence[object], actor: str
-) -> list[UsageEventResult]:
-    with uow:
+    def apply() -> list[UsageEventResult]:
         _lock_up_front(uow, org_id, events)
-        results = [_apply_event(uow, org_id, raw, actor) for raw in events]
-        uow.commit()
-    return results
+        return [_apply_event(uow, org_id, raw, actor) for raw in events]
+
+    return run_write(uow, apply, stores_keys=True)
 
 
 def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> None:
@@ -153,35 +144,29 @@ def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> No
 
 
 def _apply_event(uow: UnitOfWork, org_id: str, raw: object, actor: str) -> UsageEventResult:
-    session = uow.session
     try:
         event = UsageEventIn.parse(raw)
         key = _key_of(event)
     except InvalidInput as error:
         return UsageEventResult(_echoed_key(raw), error.code, error.detail, None)
-    seen = session.get(UsageEvent, (org_id, key))
+    seen = idempotency.usage_key(uow, org_id, key)
     if seen is not None:
         return UsageEventResult(key, seen.code, seen.detail, seen.transfer_id, replayed=True)
-    record = UsageEvent(
-        org_id=org_id, key=key, member_id=str(event.member_id)[:255], created_at=uow.now
-    )
+    transfer_id = code = detail = None
     try:
-        with session.begin_nested():
+        with uow.session.begin_nested():
             member_id, amount, metrics, reference = _validated(event)
             charged = apply_usage(uow, org_id, member_id, amount, metrics, reference, actor)
-            record.transfer_id = charged.transfer.id
+            transfer_id = charged.transfer.id
     except CreditpoolError as error:
-        record.code, record.detail = error.code, error.detail[:500]
-    session.add(record)
-    session.flush()
-    return UsageEventResult(key, record.code, record.detail, record.transfer_id)
-
-
-def forget_old_usage_keys(uow: UnitOfWork) -> int:
-    """Delete event keys older than the retention period; return how many. For the worker."""
-    with uow:
-        result = uow.session.execute(
-            delete(UsageEvent).where(UsageEvent.created_at < uow.now - KEY_RETENTION)
-        )
-        uow.commit()
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        code, detail = error.code, error.detail[:500]
+    idempotency.record_usage_key(
+        uow,
+        org_id,
+        key,
+        member_id=str(event.member_id),
+        transfer_id=transfer_id,
+        code=code,
+        detail=detail,
+    )
+    return UsageEventResult(key, code, detail, transfer_id)
