@@ -145,7 +145,7 @@ def usage_rate(engine: Engine, org_id: str, member_ids: list[str], threads: int)
     return sum(done) / (time.perf_counter() - started)
 
 
-def pgbench_tps(url: str, clients: int) -> float:
+def pgbench_tps(url: str, clients: int, *, seconds: float = SECONDS) -> float:
     """TPS of pgbench's simple-update script on the same cluster."""
     match = re.match(r".*://(?P<user>[^@]+)@(?P<host>[^:/]+):(?P<port>\d+)/(?P<db>\w+)", url)
     assert match is not None
@@ -161,7 +161,7 @@ def pgbench_tps(url: str, clients: int) -> float:
             "-j",
             str(min(clients, 2)),
             "-T",
-            str(int(SECONDS)),
+            str(int(seconds)),
             *target,
         ],
         check=True,

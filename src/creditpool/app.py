@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from creditpool import __version__
-from creditpool.api.app import API_PREFIX, install_api
+from creditpool.api.app import install_api
+from creditpool.api.routing import API_PREFIX
 from creditpool.config import Config
 from creditpool.storage.database import create_database_engine, normalise_url
 from creditpool.storage.instance import instance_secret
@@ -28,7 +29,7 @@ from creditpool.web.setup import html_error, install_web
 WORKERS_VARIABLE = "CREDITPOOL_SERVE_WORKERS"
 # PostgreSQL's connections for the whole machine, shared by the processes: a request holds one
 # while Python builds and reads its statements, so a little more than the cores keep busy.
-CONNECTIONS_PER_CORE = 2
+CONNECTIONS_PER_CORE = 4
 MIN_POOL_SIZE = 4
 
 
@@ -71,13 +72,14 @@ def create_app(
 
 def engine_options(database_url: str, *, processes: int = 1) -> dict[str, Any]:
     """The connection pool of one of `processes` server processes: on PostgreSQL its share of
-    CONNECTIONS_PER_CORE a core (at least MIN_POOL_SIZE), with as many again for bursts;
-    SQLite's as the engine makes it (one writer at a time whatever the pool)."""
+    CONNECTIONS_PER_CORE a core (at least MIN_POOL_SIZE) and no more: a request that finds them
+    all busy waits for one rather than opening a connection it would close again, which costs
+    PostgreSQL a new process; SQLite's as the engine makes it (one writer at a time)."""
     if make_url(normalise_url(database_url)).get_backend_name() != "postgresql":
         return {}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     size = max(MIN_POOL_SIZE, CONNECTIONS_PER_CORE * (cores or 1) // processes)
-    return {"pool_size": size, "max_overflow": size}
+    return {"pool_size": size, "max_overflow": 0}
 
 
 def app_from_environment() -> FastAPI:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from creditpool.storage.database import create_database_engine, is_unavailable
+from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.server import free_port
 
 
@@ -50,10 +51,12 @@ def test_a_connection_killed_mid_transaction_is_unavailable_and_the_pool_replace
             connection.execute(text("SELECT 1"))
     assert is_unavailable(dropped.value), dropped.value
 
-    # A connection that dies while it waits in the pool is replaced when next checked out.
+    # A connection that dies while it waits in the pool fails the first statement that uses
+    # it; that statement runs again on a new connection (the pool pings no connection).
     with durable_engine.connect() as connection:
         pid = connection.scalar(select(func.pg_backend_pid()))
     with durable_engine.connect() as other:
         assert other.scalar(select(func.pg_terminate_backend(pid))) is True
-    with durable_engine.connect() as connection:
-        assert connection.scalar(select(func.pg_backend_pid())) != pid
+    uow = UnitOfWork.for_engine(durable_engine)
+    with uow:
+        assert uow.execute_first(select(func.pg_backend_pid())).scalar() != pid

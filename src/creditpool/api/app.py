@@ -22,26 +22,7 @@ from creditpool.api.request_log import RequestLog
 from creditpool.api.routes import credits, members, orgs, users
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
-
-API_PREFIX = "/api/v1"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-    for status, description in (
-        (401, "No valid bearer token"),
-        (403, "The caller's role does not allow it"),
-        (404, "No such thing in an org of the caller's"),
-        (409, "The state refuses it (too few credits, a paused org, ...)"),
-        (413, "The request body is over the size limit"),
-        (422, "A malformed request"),
-        (429, "Too many requests: try again after Retry-After seconds"),
-        (503, "The database cannot be reached right now: retry, with the same idempotency key"),
-    )
-}
+from creditpool.routing import add_routes
 
 
 def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = None) -> None:
@@ -52,8 +33,9 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
     limit and the log line must come before anything else.
     """
     problems.install(app, page_error=page_error)
-    for router in (users.router, orgs.router, members.router, credits.router):
-        app.include_router(router, prefix=API_PREFIX, responses=_ERRORS)
+    # The hot routes of a vendor's product (usage, balance, access) are in credits and orgs:
+    # the list is matched in order, so they come first.
+    add_routes(app, credits.router, orgs.router, members.router, users.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -342,7 +342,7 @@ def _caller(
             principal = Principal(actor="operator-key:configured", operator=True)
             if org_id is None:
                 return principal, None
-            found = uow.session.scalar(select(Org.id).where(Org.id == org_id))
+            found = uow.execute_first(select(Org.id).where(Org.id == org_id)).scalar()
             return principal, _Standing(found is not None)
         if parts[0] == "cpt" and len(parts) == 3:
             return _personal(uow, parts[1], parts[2], org_id, refused)
@@ -392,7 +392,7 @@ def _personal(
                 & (Member.status == MemberStatus.ACTIVE),
             )
         )
-    row = uow.session.execute(query).one_or_none()
+    row = uow.execute_first(query).one_or_none()
     if row is None:
         raise refused
     token: PersonalToken = row[0]
@@ -415,7 +415,7 @@ def _org_key(
     org_id: str | None,
     refused: Unauthenticated,
 ) -> tuple[Principal, _Standing | None]:
-    key = uow.session.execute(
+    key = uow.execute_first(
         select(ApiKey.revoked_at, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at).where(
             ApiKey.org_id == key_org, ApiKey.id == key_id
         )
@@ -436,7 +436,7 @@ def _operator_key(
     ).where(OperatorKey.id == key_id)
     if org_id is not None:
         query = query.add_columns(Org.id).outerjoin(Org, Org.id == org_id)
-    key = uow.session.execute(query).one_or_none()
+    key = uow.execute_first(query).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         raise refused
     _mark_used(uow, OperatorKey, {"id": key_id}, key.last_used_at)
@@ -536,7 +536,7 @@ def authorize(
                 & (Member.user_id == principal.user_id)
                 & (Member.status == MemberStatus.ACTIVE),
             )
-        row = uow.session.execute(query).one_or_none()
+        row = uow.execute_first(query).one_or_none()
     standing = _Standing(False) if row is None else _Standing(True, *row[1:])
     return _grant(principal, standing, org_id, permission, own_member_id)
 

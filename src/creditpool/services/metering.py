@@ -47,7 +47,11 @@ def pool_balance(uow: UnitOfWork, org_id: str) -> int:
 
 def pool_available(uow: UnitOfWork, org: Org, at: datetime) -> int:
     """Return what the pool can give at `at`: its posted balance less the unposted burn."""
-    posted = pool_balance(uow, org.id)
+    return available(org, pool_balance(uow, org.id), at)
+
+
+def available(org: Org, posted: int, at: datetime) -> int:
+    """Return what a pool whose posted balance is `posted` can give at `at`."""
     accrued = metering.accrual(rate=burn_rate(org), start=org.metered_since, end=at, balance=posted)
     return posted - accrued
 

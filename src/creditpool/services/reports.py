@@ -8,19 +8,20 @@ from datetime import datetime
 from sqlalchemy import select
 
 from creditpool.domain import metering as arithmetic
-from creditpool.domain.errors import InvalidInput
-from creditpool.domain.model import MemberStatus, Seat
+from creditpool.domain.errors import InvalidInput, NotFound
+from creditpool.domain.model import AccountKind, MemberStatus, Seat
 from creditpool.services import metering, pool_series
-from creditpool.services.lookups import load_member, load_org
+from creditpool.services.lookups import load_org
 from creditpool.services.pool_series import PoolPoint
 from creditpool.services.views import (
+    ORG_ACCOUNTS,
     AccessView,
     BalanceView,
     TransferView,
     balance_view,
     transfer_view,
 )
-from creditpool.storage.schema import Transfer
+from creditpool.storage.schema import Account, Member, Org, Transfer
 from creditpool.storage.unit_of_work import UnitOfWork
 
 
@@ -29,8 +30,17 @@ def get_balance(uow: UnitOfWork, org_id: str, *, at: datetime | None = None) -> 
     with uow:
         if at is not None and at < uow.now:
             raise InvalidInput("a balance can be read now or in the future, not in the past")
-        org = load_org(uow, org_id)
-        return balance_view(uow, org, at or uow.now)
+        # The org and its accounts' balances in one round trip.
+        rows = uow.session.execute(
+            select(Org, Account.id, Account.balance)
+            .join(Account, Account.org_id == Org.id)
+            .where(Org.id == org_id, Account.id.in_(ORG_ACCOUNTS))
+            .execution_options(populate_existing=True)
+        ).all()
+        if not rows:
+            raise NotFound(f"no org {org_id}")
+        accounts = {account_id: balance for _, account_id, balance in rows}
+        return balance_view(uow, rows[0][0], at or uow.now, accounts)
 
 
 def list_transfers(
@@ -63,15 +73,26 @@ def list_transfers(
 def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
     """Return whether the org's pool pays for this member's seat right now, and why not."""
     with uow:
-        org = load_org(uow, org_id)
-        member = load_member(uow, org_id, member_id)
+        # The org, the member and the pool's posted balance in one round trip.
+        row = uow.session.execute(
+            select(Org, Member, Account.balance)
+            .outerjoin(Member, (Member.org_id == Org.id) & (Member.id == member_id))
+            .join(Account, (Account.org_id == Org.id) & (Account.id == AccountKind.POOL))
+            .where(Org.id == org_id)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no org {org_id}")
+        org, member, pool = row
+        if member is None:
+            raise NotFound(f"no member {member_id} in this org")
         meters_licensed = org.rate_licensed > 0
         access, reason = arithmetic.seat_access(
             removed=member.status == MemberStatus.REMOVED,
             seat=Seat(member.seat),
             paused=org.paused,
             meters_licensed=meters_licensed,
-            pool_available=metering.pool_available(uow, org, uow.now) if meters_licensed else 0,
+            pool_available=metering.available(org, pool, uow.now) if meters_licensed else 0,
         )
         return AccessView(access, reason)
 

@@ -174,11 +174,16 @@ def settings_of(org: Org) -> OrgSettings:
     )
 
 
-def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
-    """Return the org's balance as it will stand at `at`, at the current rate."""
-    accounts = balances(
-        uow.session, org.id, [str(kind) for kind in AccountKind if kind != "wallet"]
-    )
+ORG_ACCOUNTS = [str(kind) for kind in AccountKind if kind != AccountKind.WALLET]
+
+
+def balance_view(
+    uow: UnitOfWork, org: Org, at: datetime, accounts: dict[str, int] | None = None
+) -> BalanceView:
+    """Return the org's balance as it will stand at `at`, at the current rate, from the posted
+    balances of its pool and system accounts (read here unless given)."""
+    if accounts is None:
+        accounts = balances(uow.session, org.id, ORG_ACCOUNTS)
     pool = accounts[AccountKind.POOL]
     rate = metering.burn_rate(org)
     accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)

@@ -6,10 +6,11 @@ instead of failing half-way when another writer got there first. PostgreSQL is t
 engine, reached with psycopg 3; debits there are conditional updates under READ COMMITTED.
 
 When PostgreSQL goes away (a restart, a crash, a network cut), requests must fail fast and the
-service must come back by itself: connecting gives up after a few seconds, each pooled
-connection is pinged as it is checked out (a dead one is replaced, and a connection found dead
-mid-transaction drops the whole pool), and `is_unavailable` tells such failures apart from
-errors of the request, so that the interfaces answer "try again" instead of a crash.
+service must come back by itself: connecting gives up after a few seconds; a connection found
+dead drops the whole pool, and the request's first statement and each write are run again once
+on a new connection (no ping as a connection leaves the pool: that would cost a round trip on
+every request); `is_unavailable` tells such failures apart from errors of the request, so that
+the interfaces answer "try again" instead of a crash.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **options)
-    options.setdefault("pool_pre_ping", True)
     # Errors and their logs never show a statement's values: they can be secrets (a mail's link).
     options.setdefault("hide_parameters", True)
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Executable, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -134,6 +135,19 @@ class UnitOfWork:
         self._before_commit.clear()
         if session is not None:
             session.close()
+
+    def execute_first(self, statement: Executable) -> Result[Any]:
+        """Run the transaction's first statement; if its connection turns out to have died in
+        the pool (the database restarted), run it again on a new one. Connections are not
+        pinged as they leave the pool: this one retry is what replaces the ping."""
+        try:
+            return self.session.execute(statement)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            # Nothing ran before this statement; the pool has let go of its dead connections.
+            self.session.rollback()
+            return self.session.execute(statement)
 
     @property
     def pending(self) -> bool:

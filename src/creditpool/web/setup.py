@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditpool.config import Config
 from creditpool.domain.errors import CreditpoolError, RateLimited, Unavailable
 from creditpool.http_status import status_of
+from creditpool.routing import add_routes
 from creditpool.web import (
     pages_account,
     pages_ledger,
@@ -56,7 +57,8 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
     app.add_middleware(SecurityHeaders, docs_path=docs_path, hsts=config.https)
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in (
+    add_routes(
+        app,
         pages_account.router,
         pages_org.router,
         pages_owner.router,
@@ -64,8 +66,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         pages_operator.router,
         pages_tokens.router,
         pages_password.router,
-    ):
-        app.include_router(router)
+    )
 
     @app.exception_handler(RedirectTo)
     async def _redirect(_: Request, redirect: RedirectTo) -> Response:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from creditpool.api.deps import Allow, IdempotencyKey, UowDep
+from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Access,
     Allocation,
@@ -29,7 +30,7 @@ from creditpool.services import holds, reports, usage, usage_batch
 from creditpool.services.auth import Grant
 from creditpool.services.targets import Target
 
-router = APIRouter(tags=["credits"])
+router = api_router("credits")
 
 Manage = Annotated[Grant, Depends(Allow(Permission.MANAGE))]
 Charge = Annotated[Grant, Depends(Allow(Permission.CHARGE))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import Depends, Query, Request, status
 
 from creditpool.api.deps import (
     Allow,
@@ -17,6 +17,7 @@ from creditpool.api.deps import (
 )
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.rate_limits import SignedInLimit
+from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Group,
     GroupMembers,
@@ -34,7 +35,7 @@ from creditpool.domain.roles import Permission
 from creditpool.services import groups, invitations, members, orgs
 from creditpool.services.auth import Grant
 
-router = APIRouter(tags=["members"])
+router = api_router("members")
 
 Manage = Annotated[Grant, Depends(Allow(Permission.MANAGE))]
 Read = Annotated[Grant, Depends(Allow(Permission.READ))]

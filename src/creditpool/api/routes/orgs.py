@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from creditpool.api.deps import (
     Allow,
@@ -16,6 +16,7 @@ from creditpool.api.deps import (
     UowDep,
 )
 from creditpool.api.pages import Cursor, Limit, page
+from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     ApiKey,
     ApiKeySecret,
@@ -38,7 +39,7 @@ from creditpool.services import access, auth, orgs, reports, resets, users
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
 
-router = APIRouter(tags=["orgs"])
+router = api_router("orgs")
 
 Govern = Annotated[Grant, Depends(Allow(Permission.GOVERN))]
 Read = Annotated[Grant, Depends(Allow(Permission.READ))]

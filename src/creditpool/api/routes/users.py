@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from creditpool.api.deps import ConfigDep, CurrentUserId, IdempotencyKey, UowDep
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.rate_limits import AnonymousLimit, failed_password_limit
+from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Me,
     Membership,
@@ -26,7 +27,7 @@ from creditpool.api.schemas import (
 from creditpool.services import auth, members, user_links, users
 from creditpool.services.rate_limits import FailedPasswords
 
-router = APIRouter(tags=["users"])
+router = api_router("users")
 PasswordLimit = Annotated[FailedPasswords | None, Depends(failed_password_limit)]
 # Answers that carry or list secrets must not be kept by a browser or a proxy.
 NO_STORE = "no-store"
