@@ -20,13 +20,13 @@ from creditpool.domain.errors import InsufficientCredits, InvalidAmount, Invalid
 from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.domain.text import check_plain_text
 from creditpool.services import ledger, metering
-from creditpool.services.ledger import bulk_update, chunks, wallet_account
+from creditpool.services.ledger import chunks, wallet_account
 from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
 from creditpool.services.transactions import Compaction, run_write
 from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
-from creditpool.storage.schema import Account, Member, Transfer, User
+from creditpool.storage.schema import Member, Transfer, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_REFERENCE_LENGTH = 200
@@ -193,13 +193,7 @@ def revoke_credits(
             if not posting.withdraw_each(wallets, amount):  # pragma: no cover - rows are locked
                 raise InsufficientCredits("a wallet changed during the revocation")
         else:
-            for part in chunks(wallets):
-                # Locked above: what is spendable is exactly balance - held; leave the held part.
-                uow.session.execute(
-                    bulk_update(Account)
-                    .where(Account.org_id == org_id, Account.id.in_(part))
-                    .values(balance=Account.held)
-                )
+            posting.withdraw_spendable_each(wallets)  # locked above, with what each can spend
         total = sum(taken.values())
         if total:
             posting.adjust(AccountKind.POOL, total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ from creditpool.domain.errors import (
 from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
 from creditpool.services import ledger
 from creditpool.services.credits import check_amount, check_reference
-from creditpool.services.ledger import bulk_update, wallet_account
+from creditpool.services.ledger import wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.usage import add_usage, check_metrics
@@ -33,7 +34,7 @@ from creditpool.services.wallets import (
     release_expired_holds,
 )
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import Account, Hold, Org
+from creditpool.storage.schema import Hold, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
 DEFAULT_HOLD_SECONDS = 3600
@@ -60,9 +61,10 @@ def place_hold(
     def apply() -> HoldView:
         org, member = load_chargeable(uow, org_id, member_id)
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
-        if not _reserve(uow, org_id, member_id, amount):
+        wallet = wallet_account(member_id)
+        if not posting.reserve(wallet, amount):
             make_spendable(uow, org, member, amount, posting)
-            if not _reserve(uow, org_id, member_id, amount):  # pragma: no cover - made spendable
+            if not posting.reserve(wallet, amount):  # pragma: no cover - made spendable
                 raise InsufficientCredits("the wallet cannot cover the hold")
         posting.flush()
         hold = Hold(
@@ -90,19 +92,6 @@ def place_hold(
         arguments={"member": member_id, "amount": amount, "ttl": expires_in, "ref": reference},
         result_type=HoldView,
     )
-
-
-def _reserve(uow: UnitOfWork, org_id: str, member_id: str, amount: int) -> bool:
-    result = uow.session.execute(
-        bulk_update(Account)
-        .where(
-            Account.org_id == org_id,
-            Account.id == wallet_account(member_id),
-            Account.balance - Account.held >= amount,
-        )
-        .values(held=Account.held + amount)
-    )
-    return ledger.rowcount(result) == 1
 
 
 def _load_open_hold(uow: UnitOfWork, org_id: str, hold_id: str) -> Hold:
@@ -142,12 +131,8 @@ def capture_hold(
                 f"{format_credits(amount)} cannot be captured"
             )
         wallet = wallet_account(hold.member_id)
-        uow.session.execute(
-            bulk_update(Account)
-            .where(Account.org_id == org_id, Account.id == wallet)
-            .values(balance=Account.balance - amount, held=Account.held - hold.amount)
-        )
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
+        posting.capture(wallet, amount, reserved=hold.amount)
         row = posting.record(
             TransferKind.USAGE,
             wallet,
@@ -192,11 +177,8 @@ def void_hold(
             if hold.expires_at <= uow.now:
                 release_expired_holds(uow, org_id, [hold.member_id])
             else:
-                uow.session.execute(
-                    bulk_update(Account)
-                    .where(Account.org_id == org_id, Account.id == wallet_account(hold.member_id))
-                    .values(held=Account.held - hold.amount)
-                )
+                posting = ledger.Posting(uow.session, org_id, actor, uow.now)
+                posting.release(wallet_account(hold.member_id), hold.amount)
                 hold.status = HoldStatus.VOIDED
                 hold.closed_at = uow.now
             uow.session.flush()
@@ -234,9 +216,5 @@ def expire_holds(uow: UnitOfWork) -> int:
                 .distinct()
             )
         )
-    released = 0
-    for org_id in org_ids:
-        with uow:
-            released += release_expired_holds(uow, org_id)
-            uow.commit()
-    return released
+    # One transaction per org: an org's holds are released together, and no org waits on another.
+    return sum(run_write(uow, partial(release_expired_holds, uow, org_id)) for org_id in org_ids)

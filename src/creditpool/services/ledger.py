@@ -10,9 +10,11 @@ Invariants, enforced here and by the schema, checked by `creditpool audit`:
 4. No balance or running total passes ±(2^63 - 1): a change that would is refused with
    LimitExceeded and nothing moves (see totals.py).
 
-Debits from pools and wallets are single conditional statements (`balance - held >= :n`), never
-read-then-write, so two racing requests cannot both spend the same credit. Batch operations
-touch the pool once and all the wallets in one statement.
+`Posting` is the only code that changes an account's balance or held amount. Debits from pools
+and wallets, and holds, are single conditional statements (`balance - held >= :n`), never
+read-then-write, so two racing requests cannot both spend the same credit; the few changes that
+read first (emptying a wallet, taking all it can spend) do so under the wallet's row lock.
+Batch operations touch the pool once and all the wallets in one statement.
 
 Lock order, to keep PostgreSQL free of deadlocks: the org row (taken by anything that touches
 the pool, the rate or membership), then holds, then wallets, then member rows, and last the
@@ -216,6 +218,76 @@ class Posting:
             )
         if changed != len(account_ids):
             raise limit_exceeded("a wallet's balance")
+
+    def withdraw_spendable_each(self, account_ids: Sequence[str]) -> None:
+        """Take all that each wallet can spend, leaving what it holds. The caller has locked
+        the wallets and read what each can spend: that is what leaves."""
+        for part in chunks(account_ids):
+            self.session.execute(
+                bulk_update(Account)
+                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .values(balance=Account.held)
+            )
+
+    def empty_each(self, account_ids: Sequence[str]) -> list[tuple[str, str | None, int]]:
+        """Take every credit from these wallets, holds released first; return (account,
+        member, balance) of each that had any, in id order."""
+        taken: list[tuple[str, str | None, int]] = []
+        for part in chunks(account_ids):
+            taken.extend(
+                self.session.execute(
+                    select(Account.id, Account.member_id, Account.balance)
+                    .where(Account.org_id == self.org_id, Account.id.in_(part), Account.balance > 0)
+                    .order_by(Account.id)
+                    .with_for_update(key_share=True)
+                ).tuples()
+            )
+            self.session.execute(
+                bulk_update(Account)
+                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .values(balance=0)
+            )
+        return taken
+
+    def reserve(self, account_id: str, amount: int) -> bool:
+        """Hold `amount` of a wallet's credits if it can spend them; False, and no change, if
+        not. Held credits stay in the balance but cannot be spent."""
+        result = self.session.execute(
+            bulk_update(Account)
+            .where(
+                Account.org_id == self.org_id,
+                Account.id == account_id,
+                Account.balance - Account.held >= amount,
+            )
+            .values(held=Account.held + amount)
+        )
+        return rowcount(result) == 1
+
+    def capture(self, account_id: str, amount: int, *, reserved: int) -> None:
+        """Close a hold of `reserved` on a wallet: `amount` (at most `reserved`) leaves it,
+        the rest can be spent again."""
+        self.session.execute(
+            bulk_update(Account)
+            .where(Account.org_id == self.org_id, Account.id == account_id)
+            .values(balance=Account.balance - amount, held=Account.held - reserved)
+        )
+
+    def release(self, account_id: str, amount: int) -> None:
+        """Let go of `amount` held on a wallet: it can be spent again."""
+        self.session.execute(
+            bulk_update(Account)
+            .where(Account.org_id == self.org_id, Account.id == account_id)
+            .values(held=Account.held - amount)
+        )
+
+    def release_all(self, account_ids: Sequence[str]) -> None:
+        """Let go of everything held on these wallets (their holds are closed)."""
+        for part in chunks(account_ids):
+            self.session.execute(
+                bulk_update(Account)
+                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .values(held=0)
+            )
 
     def record(
         self,

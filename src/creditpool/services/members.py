@@ -29,7 +29,7 @@ from creditpool.services.lookups import load_group, load_member, load_org
 from creditpool.services.transactions import run_write
 from creditpool.services.views import MemberView, member_view, member_views
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import Account, GroupMember, Hold, Member, Org, User
+from creditpool.storage.schema import GroupMember, Hold, Member, Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 
@@ -151,7 +151,8 @@ def change_member(
     `caller_role` is the caller's role in the org (None: an operator); a role change needs the
     power to give the new role and to take the old one (Forbidden otherwise).
     """
-    with uow:
+
+    def apply() -> MemberView:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
         if member.status == MemberStatus.REMOVED:
@@ -167,9 +168,9 @@ def change_member(
             metering.change_seats(org, seat, +1)
             member.seat = seat
         uow.session.flush()
-        view = member_view(uow, org, member)
-        uow.commit()
-        return view
+        return member_view(uow, org, member)
+
+    return run_write(uow, apply)
 
 
 def _change_role(uow: UnitOfWork, org: Org, member: Member, role: Role) -> None:
@@ -198,7 +199,8 @@ def remove_member(
     `caller_role` is the caller's role in the org (None: an operator): only the owner or an
     operator removes a manager (Forbidden otherwise), as only they bring one back.
     """
-    with uow:
+
+    def apply() -> MemberView:
         org = load_org(uow, org_id, lock=True)
         member = load_member(uow, org_id, member_id)
         if member.role == Role.OWNER:
@@ -207,9 +209,9 @@ def remove_member(
         if member.status == MemberStatus.ACTIVE:
             posting = ledger.Posting(uow.session, org.id, actor, uow.now)
             remove_members(uow, org, [member], posting, reference="member removed")
-        view = member_view(uow, org, member)
-        uow.commit()
-        return view
+        return member_view(uow, org, member)
+
+    return run_write(uow, apply)
 
 
 def remove_members(
@@ -240,28 +242,8 @@ def remove_members(
                 .values(status=status, closed_at=uow.now)
             )
     wallets = [wallet_account(member_id) for member_id in ids]
-    returns: list[tuple[str, str | None, int]] = []
-    for part in chunks(wallets):
-        session.execute(
-            bulk_update(Account)
-            .where(Account.org_id == org.id, Account.id.in_(part))
-            .values(held=0)
-        )
-        if not org.returnable:
-            continue
-        returns.extend(
-            session.execute(
-                select(Account.id, Account.member_id, Account.balance)
-                .where(Account.org_id == org.id, Account.id.in_(part), Account.balance > 0)
-                .order_by(Account.id)
-                .with_for_update(key_share=True)
-            ).tuples()
-        )
-        session.execute(
-            bulk_update(Account)
-            .where(Account.org_id == org.id, Account.id.in_(part))
-            .values(balance=0)
-        )
+    posting.release_all(wallets)
+    returns = posting.empty_each(wallets) if org.returnable else []
     # The burn is posted before the pool's balance or the rate moves, and only then.
     if returns or metering.moves_rate(org, [(Seat(member.seat), -1) for member in members]):
         metering.settle(uow, org, actor=posting.actor, posting=posting)
