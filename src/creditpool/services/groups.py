@@ -88,13 +88,14 @@ def create_group(
 
 def rename_group(uow: UnitOfWork, org_id: str, group_id: str, name: str) -> GroupView:
     """Give a group another name."""
-    with uow:
+
+    def apply() -> GroupView:
         group = load_group(uow, org_id, group_id)
         group.name = _check_name(uow, org_id, name, except_id=group_id)
         uow.session.flush()
-        view = _view(uow, group)
-        uow.commit()
-        return view
+        return _view(uow, group)
+
+    return run_write(uow, apply)
 
 
 def set_group_members(
@@ -104,26 +105,28 @@ def set_group_members(
 
     Removed members keep their place, so one who comes back finds its groups again.
     """
-    with uow:
+
+    def apply() -> GroupView:
         group = _lock_group(uow, org_id, group_id)
         _set_members(uow, org_id, group, member_ids)
-        view = _view(uow, group)
-        uow.commit()
-        return view
+        return _view(uow, group)
+
+    return run_write(uow, apply)
 
 
 def save_group(
     uow: UnitOfWork, org_id: str, group_id: str, *, name: str, member_ids: Sequence[str]
 ) -> GroupView:
     """Rename a group and set its active members, together or not at all."""
-    with uow:
+
+    def apply() -> GroupView:
         group = _lock_group(uow, org_id, group_id)
         group.name = _check_name(uow, org_id, name, except_id=group_id)
         _set_members(uow, org_id, group, member_ids)
         uow.session.flush()
-        view = _view(uow, group)
-        uow.commit()
-        return view
+        return _view(uow, group)
+
+    return run_write(uow, apply)
 
 
 def _lock_group(uow: UnitOfWork, org_id: str, group_id: str) -> Group:
@@ -158,14 +161,16 @@ def _set_members(uow: UnitOfWork, org_id: str, group: Group, member_ids: Sequenc
 
 def delete_group(uow: UnitOfWork, org_id: str, group_id: str) -> None:
     """Delete a group; its members are untouched. Deleting it twice changes nothing."""
-    with uow:
+
+    def apply() -> None:
         uow.session.execute(
             delete(GroupMember).where(
                 GroupMember.org_id == org_id, GroupMember.group_id == group_id
             )
         )
         uow.session.execute(delete(Group).where(Group.org_id == org_id, Group.id == group_id))
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def list_groups(

@@ -229,13 +229,15 @@ def _of_status(status: InvitationStatus | None, now: datetime) -> list[ColumnEle
 
 def revoke_invitation(uow: UnitOfWork, org_id: str, invitation_id: str) -> None:
     """Withdraw a pending invitation; its link stops working. Revoking twice changes nothing."""
-    with uow:
+
+    def apply() -> None:
         invitation = uow.session.get(Invitation, (org_id, invitation_id))
         if invitation is None:
             raise NotFound(f"no invitation {invitation_id} in this org")
         if invitation.status == InvitationStatus.PENDING:
             invitation.status = InvitationStatus.REVOKED
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def accept_invitation(

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 
+from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import MailMessage
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -107,34 +109,34 @@ def deliver_due(uow: UnitOfWork, send: MailSender, *, limit: int = 100) -> Deliv
                 .limit(limit)
             )
         ]
-    sent = failed = 0
-    for key in due:
-        with uow:
-            message = uow.session.get(MailMessage, key, with_for_update={"key_share": True})
-            if message is None or message.sent_at is not None:
-                continue  # another worker sent it meanwhile
-            outgoing = OutgoingMail(
-                message.id,
-                message.to_address,
-                message.subject,
-                text_to_send(message.body, message.secret_link),
-            )
-            try:
-                send(outgoing)
-            except Exception as error:  # any failure of the mail server is retried later
-                message.attempts += 1
-                message.last_error = f"{type(error).__name__}: {error}"[:500]
-                message.next_attempt_at = uow.now + retry_delay(message.attempts)
-                if message.attempts >= MAX_ATTEMPTS:
-                    message.secret_link = None  # given up: nothing will need the link again
-                failed += 1
-            else:
-                message.attempts += 1
-                message.sent_at = uow.now
-                message.secret_link = None  # delivered: the mailbox has it, we need not
-                sent += 1
-            uow.commit()
-    return DeliveryReport(sent, failed)
+    outcomes = [run_write(uow, partial(_deliver, uow, key, send)) for key in due]
+    return DeliveryReport(outcomes.count(True), outcomes.count(False))
+
+
+def _deliver(uow: UnitOfWork, key: tuple[str, str], send: MailSender) -> bool | None:
+    """Send one message, holding its row; True if the server took it, False if it failed, None
+    if another worker sent it meanwhile."""
+    message = uow.session.get(MailMessage, key, with_for_update={"key_share": True})
+    if message is None or message.sent_at is not None:
+        return None
+    outgoing = OutgoingMail(
+        message.id,
+        message.to_address,
+        message.subject,
+        text_to_send(message.body, message.secret_link),
+    )
+    message.attempts += 1
+    try:
+        send(outgoing)
+    except Exception as error:  # any failure of the mail server is retried later
+        message.last_error = f"{type(error).__name__}: {error}"[:500]
+        message.next_attempt_at = uow.now + retry_delay(message.attempts)
+        if message.attempts >= MAX_ATTEMPTS:
+            message.secret_link = None  # given up: nothing will need the link again
+        return False
+    message.sent_at = uow.now
+    message.secret_link = None  # delivered: the mailbox has it, we need not
+    return True
 
 
 def pending_count(uow: UnitOfWork) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from creditpool.domain.errors import Conflict, NotFound
 from creditpool.domain.text import clean_name
 from creditpool.services.auth import IssuedSecret
+from creditpool.services.transactions import run_write
 from creditpool.services.users import user_with_email
 from creditpool.storage.ids import digest_secret, new_id, new_secret
 from creditpool.storage.schema import OperatorKey, User
@@ -47,13 +48,15 @@ def _key_view(key: OperatorKey) -> OperatorKeyView:
 def create_operator_key(uow: UnitOfWork, *, name: str) -> IssuedSecret:
     """Make a key with the operator's powers, for a machine; the secret is returned this once."""
     name = clean_name(name)
-    with uow:
+
+    def apply() -> IssuedSecret:
         key_id, secret = new_id("opk"), new_secret()
         uow.session.add(
             OperatorKey(id=key_id, name=name, secret_hash=digest_secret(secret), created_at=uow.now)
         )
-        uow.commit()
         return IssuedSecret(key_id, f"cpo.{key_id}.{secret}")
+
+    return run_write(uow, apply)
 
 
 def list_operator_keys(
@@ -70,14 +73,15 @@ def list_operator_keys(
 
 def revoke_operator_key(uow: UnitOfWork, key_id: str) -> OperatorKeyView:
     """Stop an operator key working at once; revoking it again changes nothing."""
-    with uow:
+
+    def apply() -> OperatorKeyView:
         key = uow.session.get(OperatorKey, key_id)
         if key is None:
             raise NotFound(f"no operator key {key_id}")
         key.revoked_at = key.revoked_at or uow.now
-        view = _key_view(key)
-        uow.commit()
-        return view
+        return _key_view(key)
+
+    return run_write(uow, apply)
 
 
 def list_operators(uow: UnitOfWork, *, limit: int | None = None) -> list[OperatorView]:
@@ -95,11 +99,12 @@ def revoke_operator(uow: UnitOfWork, email: str, *, by_user_id: str | None = Non
     `by_user_id` names the operator doing it from the pages: nobody takes back their own powers
     there, so a console can never lock its last operator out by a slip of the mouse.
     """
-    with uow:
+
+    def apply() -> OperatorView:
         user = user_with_email(uow, email)
         if user.id == by_user_id:
             raise Conflict("you cannot take back your own operator powers; another operator can")
         user.is_operator = False
-        view = OperatorView(user.id, user.email, user.name)
-        uow.commit()
-        return view
+        return OperatorView(user.id, user.email, user.name)
+
+    return run_write(uow, apply)

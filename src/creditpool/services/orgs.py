@@ -75,15 +75,17 @@ def update_settings(
     uow: UnitOfWork, org_id: str, change: SettingsChange, *, actor: str
 ) -> OrgSettings:
     """Change any part of the settings; new seat rates apply from now on."""
-    with uow:
+
+    def apply() -> OrgSettings:
         org = load_org(uow, org_id, lock=True)
         settings = change.applied_to(settings_of(org))
         # The burn so far was at the old rates: post it before they change.
         if metering.moves_rate(org, rates=settings.seat_rates):
             metering.settle(uow, org, actor=actor)
         _write_settings(org, settings)
-        uow.commit()
         return settings
+
+    return run_write(uow, apply)
 
 
 def set_paused(

@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from creditpool.config import Config
 from creditpool.domain.errors import RateLimited
+from creditpool.services.transactions import run_write
 from creditpool.storage.schema import RateLimit
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -120,7 +121,8 @@ def hit(uow: UnitOfWork, bucket: str, limit: Limit) -> int:
 
     Returns the number of hits in the current window, this one included.
     """
-    with uow:
+
+    def count() -> tuple[int, datetime, datetime]:
         started_at = _window_start(uow.now, limit.window)
         insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
         first = insert(RateLimit).values(bucket=bucket, window_started_at=started_at, hits=1)
@@ -133,9 +135,9 @@ def hit(uow: UnitOfWork, bucket: str, limit: Limit) -> int:
                 "window_started_at": first.excluded.window_started_at,
             },
         ).returning(RateLimit.hits)
-        hits = int(uow.session.execute(upsert).scalar_one())
-        now = uow.now
-        uow.commit()
+        return int(uow.session.execute(upsert).scalar_one()), started_at, uow.now
+
+    hits, started_at, now = run_write(uow, count)
     if hits > limit.hits:
         raise RateLimited(
             "too many attempts: try again later",
@@ -164,16 +166,21 @@ def check(uow: UnitOfWork, bucket: str, limit: Limit) -> None:
 
 def forgive(uow: UnitOfWork, bucket: str) -> None:
     """Forget a bucket's count (a correct password clears the failures before it)."""
-    with uow:
-        uow.session.execute(update(RateLimit).where(RateLimit.bucket == bucket).values(hits=0))
-        uow.commit()
+    run_write(
+        uow,
+        lambda: uow.session.execute(
+            update(RateLimit).where(RateLimit.bucket == bucket).values(hits=0)
+        ),
+    )
 
 
 def purge_old_windows(uow: UnitOfWork, older_than: timedelta = LONGEST_WINDOW) -> int:
     """Delete counters whose window started more than `older_than` ago; return how many."""
-    with uow:
+
+    def purge() -> int:
         result = uow.session.execute(
             delete(RateLimit).where(RateLimit.window_started_at < uow.now - older_than)
         )
-        uow.commit()
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    return run_write(uow, purge)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import delete, or_
 
 from creditpool.domain.errors import NotFound
+from creditpool.services.transactions import run_write
 from creditpool.services.users import UserView, end_sessions_in, get_user, user_view
 from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import User, WebSession
@@ -37,7 +38,8 @@ class SignedIn:
 def start_session(uow: UnitOfWork, user_id: str, *, lifetime: timedelta) -> str:
     """Open a new session for the user; return the token the browser keeps (shown once)."""
     get_user(uow, user_id)  # NotFound for a user that is not there
-    with uow:
+
+    def apply() -> str:
         session_id, secret = new_id("ses"), new_secret()
         uow.session.add(
             WebSession(
@@ -49,8 +51,9 @@ def start_session(uow: UnitOfWork, user_id: str, *, lifetime: timedelta) -> str:
                 expires_at=uow.now + lifetime,
             )
         )
-        uow.commit()
         return f"{session_id}.{secret}"
+
+    return run_write(uow, apply)
 
 
 def resume_session(uow: UnitOfWork, token: str, *, idle: timedelta) -> SignedIn | None:
@@ -58,7 +61,8 @@ def resume_session(uow: UnitOfWork, token: str, *, idle: timedelta) -> SignedIn 
     session_id, _, secret = token.partition(".")
     if not secret or not session_id.isascii():
         return None
-    with uow:
+
+    def apply() -> SignedIn | None:
         row = uow.session.get(WebSession, session_id)
         if (
             row is None
@@ -73,31 +77,33 @@ def resume_session(uow: UnitOfWork, token: str, *, idle: timedelta) -> SignedIn 
             return None
         if uow.now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
             row.last_seen_at = uow.now
-            uow.commit()
         return SignedIn(row.id, user_view(user))
+
+    return run_write(uow, apply)
 
 
 def end_session(uow: UnitOfWork, session_id: str) -> None:
     """End one session (signing out): its cookie is refused from now on."""
-    with uow:
+
+    def apply() -> None:
         row = uow.session.get(WebSession, session_id)
         if row is None:
             raise NotFound(f"no session {session_id}")
         row.ended_at = row.ended_at or uow.now
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def end_all_sessions(uow: UnitOfWork, user_id: str) -> None:
     """End every session of the user, in every browser ("sign out everywhere")."""
-    with uow:
-        end_sessions_in(uow, user_id)
-        uow.commit()
+    run_write(uow, lambda: end_sessions_in(uow, user_id))
 
 
 def forget_dead_sessions(uow: UnitOfWork, *, idle: timedelta) -> int:
     """Delete sessions that can never be used again (ended, idle too long, or past their
     lifetime) for a day or more; return how many."""
-    with uow:
+
+    def apply() -> int:
         day_ago = uow.now - FORGET_AFTER
         result = uow.session.execute(
             delete(WebSession).where(
@@ -108,5 +114,6 @@ def forget_dead_sessions(uow: UnitOfWork, *, idle: timedelta) -> int:
                 )
             )
         )
-        uow.commit()
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    return run_write(uow, apply)

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 
 from creditpool.domain.errors import InvalidInput, NotFound, RateLimited
 from creditpool.services import mail, rate_limits
+from creditpool.services.transactions import run_write
 from creditpool.services.users import end_sessions_in, hash_password, normalise_email
 from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
 from creditpool.storage.schema import PersonalToken, User, UserLink
@@ -77,14 +78,15 @@ def mail_verification(uow: UnitOfWork, user: User, public_url: str) -> None:
 
 def send_verification(uow: UnitOfWork, user_id: str, *, public_url: str) -> None:
     """Mail the user a new link that confirms their address (unless it is confirmed)."""
-    with uow:
+
+    def apply() -> None:
         user = uow.session.get(User, user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
-        if user.email_verified:
-            return
-        mail_verification(uow, user, public_url)
-        uow.commit()
+        if not user.email_verified:
+            mail_verification(uow, user, public_url)
+
+    run_write(uow, apply)
 
 
 def request_password_reset(uow: UnitOfWork, email: str, *, public_url: str) -> None:
@@ -101,7 +103,8 @@ def request_password_reset(uow: UnitOfWork, email: str, *, public_url: str) -> N
         )
     except RateLimited:
         return  # enough mail to this address for now: the same answer, nothing sent
-    with uow:
+
+    def apply() -> None:
         user = uow.session.scalars(select(User).where(User.email == address)).one_or_none()
         if user is None:
             return
@@ -120,7 +123,8 @@ def request_password_reset(uow: UnitOfWork, email: str, *, public_url: str) -> N
             ),
             secret_link=link,
         )
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def _live_link(uow: UnitOfWork, token: str, purpose: LinkPurpose) -> tuple[UserLink, User]:
@@ -178,7 +182,8 @@ def reset_password(uow: UnitOfWork, token: str, *, password: str) -> str:
     with uow:
         _live_link(uow, token, LinkPurpose.RESET)  # a bad link costs no hashing
     new_hash = hash_password(password)  # outside the transaction: Argon2 is slow on purpose
-    with uow:
+
+    def apply() -> tuple[str, str]:
         link, user = _live_link(uow, token, LinkPurpose.RESET)
         _spend(uow, link)
         user.password_hash = new_hash
@@ -190,28 +195,32 @@ def reset_password(uow: UnitOfWork, token: str, *, password: str) -> str:
             .where(PersonalToken.user_id == user.id, PersonalToken.revoked_at.is_(None))
             .values(revoked_at=uow.now)
         )
-        user_id = user.id
-        email = user.email
-        uow.commit()
+        return user.id, user.email
+
+    user_id, email = run_write(uow, apply)
     rate_limits.forgive(uow, rate_limits.address_bucket(email))  # the lock-out ends too
     return user_id
 
 
 def verify_email(uow: UnitOfWork, token: str) -> str:
     """Mark the address a confirmation link was sent to as confirmed; return the user's id."""
-    with uow:
+
+    def apply() -> str:
         link, user = _live_link(uow, token, LinkPurpose.VERIFY)
         _spend(uow, link)
         user.email_verified = True
-        uow.commit()
         return user.id
+
+    return run_write(uow, apply)
 
 
 def forget_old_links(uow: UnitOfWork) -> int:
     """Delete links that expired a day or more ago, used or not; return how many."""
-    with uow:
+
+    def forget() -> int:
         result = uow.session.execute(
             delete(UserLink).where(UserLink.expires_at < uow.now - timedelta(days=1))
         )
-        uow.commit()
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    return run_write(uow, forget)

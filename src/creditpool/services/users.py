@@ -26,10 +26,10 @@ from creditpool.domain.errors import (
     Unauthenticated,
 )
 from creditpool.domain.text import clean_name
-from creditpool.services import rate_limits
+from creditpool.services import idempotency, rate_limits
 from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import IdempotencyRecord, User, WebSession
+from creditpool.storage.schema import User, WebSession
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
@@ -39,6 +39,8 @@ _hasher = PasswordHasher()
 # password's time; made once per set of hasher parameters.
 _dummy_hash: str | None = None
 SIGNUP_REFUSED = "this e-mail address cannot be used to sign up"
+# Who a sign-up's idempotency key belongs to: nobody is signed in yet.
+SIGNUP_ACTOR = "signup"
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,7 @@ def _email_taken(uow: UnitOfWork, email: str, idempotency_key: str | None) -> bo
         taken = uow.session.scalars(select(User.id).where(User.email == email)).first()
         if taken is None or idempotency_key is None:
             return taken is not None
-        retry = uow.session.get(IdempotencyRecord, ("", "signup", idempotency_key))
-        return retry is None
+        return idempotency.request_key(uow, "", SIGNUP_ACTOR, idempotency_key) is None
 
 
 def create_user(
@@ -154,7 +155,7 @@ def create_user(
         uow,
         apply,
         org_id="",
-        actor="signup",
+        actor=SIGNUP_ACTOR,
         key=idempotency_key,
         operation="create_user",
         arguments={"email": email, "name": name},
@@ -253,32 +254,36 @@ def change_password(
     except Unauthenticated as error:
         raise Forbidden("the current password is wrong") from error
     new_hash = hash_password(new_password)
-    with uow:
+
+    def apply() -> None:
         row = uow.session.get(User, user_id)
         if row is None:
             raise NotFound(f"no user {user_id}")
         row.password_hash = new_hash
         end_sessions_in(uow, user_id, keep=keep_session)
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def set_password(uow: UnitOfWork, email: str, password: str) -> UserView:
     """Set a user's password (the operator's command line) and end all their web sessions."""
     new_hash = hash_password(password)
-    with uow:
+
+    def apply() -> UserView:
         user = user_with_email(uow, email)
         user.password_hash = new_hash
         end_sessions_in(uow, user.id)
-        view = user_view(user)
-        uow.commit()
-        return view
+        return user_view(user)
+
+    return run_write(uow, apply)
 
 
 def grant_operator(uow: UnitOfWork, email: str) -> UserView:
     """Mark a user as an operator of this creditpool."""
-    with uow:
+
+    def apply() -> UserView:
         user = user_with_email(uow, email)
         user.is_operator = True
-        view = user_view(user)
-        uow.commit()
-        return view
+        return user_view(user)
+
+    return run_write(uow, apply)
