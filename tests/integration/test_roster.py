@@ -75,7 +75,12 @@ def names(
     return [member.name.split()[0].capitalize() for member in page.members]
 
 
-def test_search_finds_names_and_addresses_whatever_their_case(uow: UnitOfWork) -> None:
+@pytest.mark.parametrize("small_org", [20_000, 0], ids=["member-first", "join"])
+def test_search_finds_names_and_addresses_whatever_their_case(
+    uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch, small_org: int
+) -> None:
+    # A small org's search reads each member's user; a big one's joins them: the same answers.
+    monkeypatch.setattr(roster, "SMALL_ORG", small_org)
     klass = a_class(uow)
     assert names(uow, klass, RosterFilter(search="LOVE")) == ["Ada"]
     assert names(uow, klass, RosterFilter(search="ben2@")) == ["Ben"]

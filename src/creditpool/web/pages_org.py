@@ -82,7 +82,7 @@ def dashboard(
     `typed_emails` a refused paste of addresses, kept for the owner to correct, and `new_key`
     an API key's secret, shown this once."""
     table = read_view(request.query_params)
-    view = orgs.get_org(uow, org)
+    view = roster.org_at_a_glance(uow, org)
     config = request.app.state.config
     rows = roster.list_roster(
         uow, org, table.filter, table.sort, offset=table.offset, limit=PER_PAGE
