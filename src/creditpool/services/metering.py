@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -23,17 +24,30 @@ from creditpool.storage.schema import Account, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
 
-def seat_rates(org: Org) -> SeatRates:
+class MeteredOrg(Protocol):
+    """What the burn is computed from: an org row, or a row of a query that read these."""
+
+    paused: bool
+    rate_licensed: int
+    rate_unlicensed: int
+    rate_external: int
+    licensed_seats: int
+    unlicensed_seats: int
+    external_seats: int
+    metered_since: datetime
+
+
+def seat_rates(org: MeteredOrg) -> SeatRates:
     """Return the org's yearly rate per kind of seat."""
     return SeatRates(org.rate_licensed, org.rate_unlicensed, org.rate_external)
 
 
-def seat_counts(org: Org) -> SeatCounts:
+def seat_counts(org: MeteredOrg) -> SeatCounts:
     """Return the org's active seats by kind."""
     return SeatCounts(org.licensed_seats, org.unlicensed_seats, org.external_seats)
 
 
-def burn_rate(org: Org) -> int:
+def burn_rate(org: MeteredOrg) -> int:
     """Return the org's burn in micro-credits a year, zero while paused."""
     return metering.burn_rate(seat_rates(org), seat_counts(org), paused=org.paused)
 
@@ -50,7 +64,7 @@ def pool_available(uow: UnitOfWork, org: Org, at: datetime) -> int:
     return available(org, pool_balance(uow, org.id), at)
 
 
-def available(org: Org, posted: int, at: datetime) -> int:
+def available(org: MeteredOrg, posted: int, at: datetime) -> int:
     """Return what a pool whose posted balance is `posted` can give at `at`."""
     accrued = metering.accrual(rate=burn_rate(org), start=org.metered_since, end=at, balance=posted)
     return posted - accrued

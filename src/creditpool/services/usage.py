@@ -1,8 +1,9 @@
 """Charging usage against a member's wallet, with its metrics.
 
-A charge first tries one conditional debit of the wallet. If the wallet is short, expired holds
-are released and, under automatic allocation, the wallet is topped up from the pool in bundles
-(domain/policies.py has the exact rule). If it still cannot pay, nothing moves.
+A charge first tries the fast path (charging.py): a conditional debit of the wallet and a few
+statements built once. If the wallet is short, expired holds are released and, under automatic
+allocation, the wallet is topped up from the pool in bundles (domain/policies.py has the exact
+rule). If it still cannot pay, nothing moves.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.errors import InsufficientCredits, InvalidInput
 from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.services import ledger
+from creditpool.services.charging import add_metrics, try_charge
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import bulk_update, wallet_account
-from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
+from creditpool.services.totals import limit_exceeded, within_limit
 from creditpool.services.transactions import run_write
 from creditpool.services.views import UsageResult, member_view, transfer_view
 from creditpool.services.wallets import load_chargeable, make_spendable
-from creditpool.storage.schema import Member, UsageTotal
+from creditpool.storage.schema import Member
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_METRICS = 20
@@ -89,6 +90,10 @@ def apply_usage(
     actor: str,
 ) -> UsageResult:
     """Charge usage inside the caller's open transaction; arguments already checked."""
+    charged = try_charge(uow, org_id, member_id, amount, metrics, reference, actor)
+    if charged is not None:
+        return charged
+    # The wallet cannot pay as it stands: free expired holds, top it up if the org allows.
     org, member = load_chargeable(uow, org_id, member_id)
     posting = ledger.Posting(uow.session, org_id, actor, uow.now)
     wallet = wallet_account(member_id)
@@ -151,23 +156,5 @@ def add_usage(
     if loaded is not None:
         for name, value in zip(_MEMBER_FIGURES, fresh, strict=True):
             set_committed_value(loaded, name, value)
-    if not metrics:
-        return
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    statement = insert(UsageTotal).values(
-        [
-            {"org_id": org_id, "member_id": member_id, "metric": name, "total": value}
-            for name, value in sorted(metrics.items())
-        ]
-    )
-    # RETURNING names each row inserted or added to; one the WHERE refused is missing.
-    added = uow.session.scalars(
-        statement.on_conflict_do_update(
-            index_elements=["org_id", "member_id", "metric"],
-            set_={"total": UsageTotal.total + statement.excluded.total},
-            # A metric is at most 2^53 (check_metrics), so this difference is in range.
-            where=UsageTotal.total <= MAX_TOTAL - statement.excluded.total,
-        ).returning(UsageTotal.metric)
-    ).all()
-    if len(added) != len(metrics):
-        raise limit_exceeded("the member's total of a usage metric")
+    if metrics:
+        add_metrics(uow.session.connection(), org_id, member_id, metrics)
