@@ -296,7 +296,9 @@ class GroupMember(Base):
             ["org_id", "group_id"], ["groups.org_id", "groups.id"], ondelete="CASCADE"
         ),
         ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
-        Index("ix_group_members_org_id_member_id", "org_id", "member_id"),
+        # Covering: a page of members reads their groups from the index alone (without
+        # group_id here, SQLite reads the primary key's every row of the org instead).
+        Index("ix_group_members_org_id_member_id_group_id", "org_id", "member_id", "group_id"),
     )
 
 

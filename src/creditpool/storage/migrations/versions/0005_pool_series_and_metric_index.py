@@ -1,4 +1,5 @@
-"""the pool's kept series (a row a day, and how far it is rolled up); the metrics an org uses
+"""the pool's kept series (a row a day, and how far it is rolled up); covering indexes for the
+metrics an org uses and for members' groups
 
 Revision ID: 0005
 Revises: 0004
@@ -43,9 +44,23 @@ def upgrade() -> None:
         ["org_id", "metric"],
         unique=False,
     )
+    op.create_index(
+        op.f("ix_group_members_org_id_member_id_group_id"),
+        "group_members",
+        ["org_id", "member_id", "group_id"],
+        unique=False,
+    )
+    op.drop_index("ix_group_members_org_id_member_id", table_name="group_members")
 
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_group_members_org_id_member_id",
+        "group_members",
+        ["org_id", "member_id"],
+        unique=False,
+    )
+    op.drop_index(op.f("ix_group_members_org_id_member_id_group_id"), table_name="group_members")
     op.drop_index(op.f("ix_usage_totals_org_id_metric"), table_name="usage_totals")
     op.drop_table("pool_rollups")
     op.drop_table("pool_days")
