@@ -19,9 +19,9 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from creditpool.domain.errors import (
@@ -373,38 +373,69 @@ def _mark_used(
     uow.before_commit(mark)
 
 
+# The caller's lookups, built once (each request only binds its values): one per kind of
+# secret, alone or with the caller's standing in the org the request is about.
+def _tables() -> tuple[Table, ...]:
+    return tuple(
+        cast(Table, model.__table__)
+        for model in (PersonalToken, User, Org, Member, ApiKey, OperatorKey)
+    )
+
+
+_tokens, _users, _orgs, _members, _api_keys, _operator_keys = _tables()
+_TOKEN = (
+    select(
+        _tokens.c.user_id,
+        _tokens.c.secret_hash,
+        _tokens.c.revoked_at,
+        _tokens.c.expires_at,
+        _tokens.c.last_used_at,
+        _users.c.is_operator,
+    )
+    .join(_users, _users.c.id == _tokens.c.user_id)
+    .where(_tokens.c.id == bindparam("token"))
+)
+_TOKEN_IN_ORG = (
+    _TOKEN.add_columns(
+        _orgs.c.id.label("org_found"), _members.c.id.label("member_id"), _members.c.role
+    )
+    .outerjoin(_orgs, _orgs.c.id == bindparam("org"))
+    .outerjoin(
+        _members,
+        (_members.c.org_id == _orgs.c.id)
+        & (_members.c.user_id == _tokens.c.user_id)
+        & (_members.c.status == MemberStatus.ACTIVE),
+    )
+)
+_API_KEY = select(
+    _api_keys.c.secret_hash, _api_keys.c.revoked_at, _api_keys.c.scopes, _api_keys.c.last_used_at
+).where(_api_keys.c.org_id == bindparam("key_org"), _api_keys.c.id == bindparam("key"))
+_OPERATOR_KEY = select(
+    _operator_keys.c.secret_hash, _operator_keys.c.revoked_at, _operator_keys.c.last_used_at
+).where(_operator_keys.c.id == bindparam("key"))
+_OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(_orgs.c.id.label("org_found")).outerjoin(
+    _orgs, _orgs.c.id == bindparam("org")
+)
+
+
 def _personal(
     uow: UnitOfWork, token_id: str, secret: str, org_id: str | None, refused: Unauthenticated
 ) -> tuple[Principal, _Standing | None]:
-    query = (
-        select(PersonalToken, User.is_operator)
-        .join(User, User.id == PersonalToken.user_id)
-        .where(PersonalToken.id == token_id)
-    )
-    if org_id is not None:
-        query = (
-            query.add_columns(Org.id, Member.id, Member.role)
-            .outerjoin(Org, Org.id == org_id)
-            .outerjoin(
-                Member,
-                (Member.org_id == Org.id)
-                & (Member.user_id == PersonalToken.user_id)
-                & (Member.status == MemberStatus.ACTIVE),
-            )
-        )
-    row = uow.execute_first(query).one_or_none()
-    if row is None:
+    query = _TOKEN if org_id is None else _TOKEN_IN_ORG
+    token = uow.execute_first(query, {"token": token_id, "org": org_id}).one_or_none()
+    if token is None:
         raise refused
-    token: PersonalToken = row[0]
     if token.revoked_at is not None or not secret_matches(secret, token.secret_hash):
         raise refused
     if token.expires_at is not None and token.expires_at <= uow.now:
         raise refused  # expired: refused like a revoked token
-    _mark_used(uow, PersonalToken, {"id": token.id}, token.last_used_at)
-    principal = Principal(actor=f"user:{token.user_id}", user_id=token.user_id, operator=row[1])
+    _mark_used(uow, PersonalToken, {"id": token_id}, token.last_used_at)
+    principal = Principal(
+        actor=f"user:{token.user_id}", user_id=token.user_id, operator=token.is_operator
+    )
     if org_id is None:
         return principal, None
-    return principal, _Standing(row[2] is not None, row[3], row[4])
+    return principal, _Standing(token.org_found is not None, token.member_id, token.role)
 
 
 def _org_key(
@@ -415,11 +446,7 @@ def _org_key(
     org_id: str | None,
     refused: Unauthenticated,
 ) -> tuple[Principal, _Standing | None]:
-    key = uow.execute_first(
-        select(ApiKey.revoked_at, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at).where(
-            ApiKey.org_id == key_org, ApiKey.id == key_id
-        )
-    ).one_or_none()
+    key = uow.execute_first(_API_KEY, {"key_org": key_org, "key": key_id}).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         raise refused
     _mark_used(uow, ApiKey, {"org_id": key_org, "id": key_id}, key.last_used_at)
@@ -431,17 +458,13 @@ def _org_key(
 def _operator_key(
     uow: UnitOfWork, key_id: str, secret: str, org_id: str | None, refused: Unauthenticated
 ) -> tuple[Principal, _Standing | None]:
-    query = select(
-        OperatorKey.id, OperatorKey.revoked_at, OperatorKey.secret_hash, OperatorKey.last_used_at
-    ).where(OperatorKey.id == key_id)
-    if org_id is not None:
-        query = query.add_columns(Org.id).outerjoin(Org, Org.id == org_id)
-    key = uow.execute_first(query).one_or_none()
+    query = _OPERATOR_KEY if org_id is None else _OPERATOR_KEY_IN_ORG
+    key = uow.execute_first(query, {"key": key_id, "org": org_id}).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         raise refused
     _mark_used(uow, OperatorKey, {"id": key_id}, key.last_used_at)
     principal = Principal(actor=f"operator-key:{key_id}", operator=True)
-    return principal, None if org_id is None else _Standing(key[4] is not None)
+    return principal, None if org_id is None else _Standing(key.org_found is not None)
 
 
 @dataclass(frozen=True)

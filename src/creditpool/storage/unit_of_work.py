@@ -136,18 +136,20 @@ class UnitOfWork:
         if session is not None:
             session.close()
 
-    def execute_first(self, statement: Executable) -> Result[Any]:
+    def execute_first(
+        self, statement: Executable, parameters: dict[str, Any] | None = None
+    ) -> Result[Any]:
         """Run the transaction's first statement; if its connection turns out to have died in
         the pool (the database restarted), run it again on a new one. Connections are not
         pinged as they leave the pool: this one retry is what replaces the ping."""
         try:
-            return self.session.execute(statement)
+            return self.session.execute(statement, parameters)
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
             # Nothing ran before this statement; the pool has let go of its dead connections.
             self.session.rollback()
-            return self.session.execute(statement)
+            return self.session.execute(statement, parameters)
 
     @property
     def pending(self) -> bool:
