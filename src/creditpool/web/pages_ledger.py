@@ -15,11 +15,12 @@ from creditpool.domain.amounts import format_credits
 from creditpool.domain.model import TransferKind
 from creditpool.domain.roles import Permission
 from creditpool.services import groups, members, orgs, reports, roster
-from creditpool.web.pages_org import PAGE, grant_for
+from creditpool.web.pages_org import grant_for
 from creditpool.web.session import CurrentUser, PageUow, render
 
 router = APIRouter(include_in_schema=False)
 PICKABLE = 200  # members the ledger offers in a list to filter by; more: by id
+PAGE = 500  # rows a CSV export reads at a time
 
 
 @router.get("/orgs/{org}/ledger")

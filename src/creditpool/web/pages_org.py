@@ -26,7 +26,7 @@ from creditpool.services.auth import Grant
 from creditpool.services.roster import RosterFilter
 from creditpool.services.targets import Target
 from creditpool.services.users import UserView
-from creditpool.services.views import GroupView, MemberView
+from creditpool.services.views import GroupView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.chart import pool_chart
@@ -43,7 +43,6 @@ from creditpool.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
-PAGE = 500
 SHOWN = 200  # invitations, groups and keys the page lists at most; it says how many more
 REMOVED_SHOWN = 20  # removed members listed under the table; the status filter shows them all
 
@@ -51,17 +50,6 @@ REMOVED_SHOWN = 20  # removed members listed under the table; the status filter 
 def grant_for(uow: UnitOfWork, user: UserView, org: str, permission: Permission) -> Grant:
     """Authorize the signed-in user on the org (NotFound, Forbidden) or raise."""
     return auth.authorize(uow, principal_of(user), org, permission)
-
-
-def all_members(uow: UnitOfWork, org: str, status: MemberStatus | None) -> list[MemberView]:
-    """Every member of the org (of one status, or all), page by page: for small lists only."""
-    found: list[MemberView] = []
-    while True:
-        after = found[-1].id if found else None
-        batch = members.list_members(uow, org, status=status, after=after, limit=PAGE)
-        found += batch
-        if len(batch) < PAGE:
-            return found
 
 
 def dashboard(
