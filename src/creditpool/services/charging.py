@@ -8,7 +8,7 @@ the member's wallet can pay, a charge is exactly:
 3. the transfer's row;
 4. the member's running total of credits used (within its limit), returning the rest of its
    figures;
-5. the member's metric totals, added to in one upsert when the charge carries metrics;
+5. the member's metric totals, one upsert each when the charge carries metrics;
 6. one read of the member's metric totals and groups, for the answer;
 7. the credit of the org's usage account, last (every charge of the org touches that row, so
    its lock is held from here to the commit only).
@@ -25,7 +25,7 @@ and the whole transaction rolls back.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -250,25 +250,33 @@ def try_charge(
     return UsageResult(transfer_view(transfer), member, 0)
 
 
+def _metric_upsert(insert: Any) -> Any:
+    """The upsert of one metric total: added to, unless it would pass its limit (then no row
+    comes back). A metric is at most 2^53 (check_metrics), so the difference is in range."""
+    row = insert(_totals).values(
+        org_id=param("org"), member_id=param("member"), metric=param("metric"), total=param("value")
+    )
+    return row.on_conflict_do_update(
+        index_elements=["org_id", "member_id", "metric"],
+        set_={"total": _totals.c.total + row.excluded.total},
+        where=_totals.c.total <= MAX_TOTAL - row.excluded.total,
+    ).returning(_totals.c.metric)
+
+
+# The same upsert in each engine's words (both say ON CONFLICT DO UPDATE).
+_ADD_METRIC = {
+    "postgresql": _metric_upsert(postgresql.insert),
+    "sqlite": _metric_upsert(sqlite.insert),
+}
+
+
 def add_metrics(
     connection: Connection, org_id: str, member_id: str, metrics: dict[str, int]
 ) -> None:
-    """Add a charge's metrics to the member's totals, in one upsert; LimitExceeded (and the
-    transaction rolls back) if any total would pass its limit."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_totals).values(
-        [
-            {"org_id": org_id, "member_id": member_id, "metric": name, "total": value}
-            for name, value in sorted(metrics.items())
-        ]
-    )
-    added = connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["org_id", "member_id", "metric"],
-            set_={"total": _totals.c.total + statement.excluded.total},
-            # A metric is at most 2^53 (check_metrics), so this difference is in range.
-            where=_totals.c.total <= MAX_TOTAL - statement.excluded.total,
-        ).returning(_totals.c.metric)
-    ).all()
-    if len(added) != len(metrics):
-        raise limit_exceeded("the member's total of a usage metric")
+    """Add a charge's metrics to the member's totals, one upsert each (a charge carries a few);
+    LimitExceeded (and the transaction rolls back) if any total would pass its limit."""
+    upsert = _ADD_METRIC[connection.dialect.name]
+    for name, value in sorted(metrics.items()):
+        keys = {"org": org_id, "member": member_id, "metric": name, "value": value}
+        if connection.execute(upsert, keys).first() is None:
+            raise limit_exceeded("the member's total of a usage metric")

@@ -177,13 +177,13 @@ def settings_of(org: Org) -> OrgSettings:
 ORG_ACCOUNTS = [str(kind) for kind in AccountKind if kind != AccountKind.WALLET]
 
 
-def balance_view(
-    uow: UnitOfWork, org: Org, at: datetime, accounts: dict[str, int] | None = None
-) -> BalanceView:
-    """Return the org's balance as it will stand at `at`, at the current rate, from the posted
-    balances of its pool and system accounts (read here unless given)."""
-    if accounts is None:
-        accounts = balances(uow.session, org.id, ORG_ACCOUNTS)
+def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
+    """Return the org's balance as it will stand at `at`, at the current rate."""
+    return balance_from(org, balances(uow.session, org.id, ORG_ACCOUNTS), at)
+
+
+def balance_from(org: metering.MeteredOrg, accounts: dict[str, int], at: datetime) -> BalanceView:
+    """Return the balance at `at` of an org whose pool and system accounts hold `accounts`."""
     pool = accounts[AccountKind.POOL]
     rate = metering.burn_rate(org)
     accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
