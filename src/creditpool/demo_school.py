@@ -38,6 +38,7 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 ACTOR = "demo"
 BATCH_ROWS = 5000
+CHUNK_MEMBERS = 20_000  # members made, inserted and let go at a time
 TERM = timedelta(days=30)
 FIRST_ALLOTMENT = credits("10")
 SECOND_ALLOTMENT = credits("5")  # to the first half of the classes, at the end of the term
@@ -64,11 +65,10 @@ class School:
     members: int = 0
 
 
-def _ids(prefix: str, count: int) -> list[str]:
-    """`count` new ids in increasing order: one fresh id's time and random part, then a
-    counter, so they sort as made and never meet another school's."""
-    head = new_id(prefix)[: len(prefix) + 1 + 16]
-    return [f"{head}{n:010d}" for n in range(count)]
+def _head(prefix: str) -> str:
+    """The start of a run of ids: a fresh id's time and 20 random bits, to which a 12-digit
+    counter is added, so the run sorts as counted and never meets another school's."""
+    return new_id(prefix)[: len(prefix) + 1 + 14]
 
 
 def _insert(uow: UnitOfWork, table: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -125,20 +125,19 @@ def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> 
         on_created=_confirmed,
     )
     org = orgs.create_org(uow, name=f"{name} {tag}", owner_user_id=owner.id, actor=ACTOR)
-    students = {i for i in range(members) if _role(i) == Role.MEMBER and not _removed(i)}
-    second = {i for i in students if _group(i, members) < (_groups(members) + 1) // 2}
-    used = sum(_renders(i) for i in students) * RENDER_COST
-    needed = len(students) * FIRST_ALLOTMENT + len(second) * SECOND_ALLOTMENT
+    students = sum(_is_student(i) for i in range(members))
+    needed = sum(_allotted(i, members) for i in range(members))
+    used = sum(_renders(i) * RENDER_COST for i in range(members) if _is_student(i))
     spare = max(credits("100"), needed // 4)
     with uow:
-        _fill(uow, org.id, members, domain, students, second, bought=needed + spare)
+        _fill(uow, org.id, members, domain, bought=needed + spare)
         uow.commit()
     with uow:
         pool_series.roll_up(uow, org.id)
     lines = [
         f"Demo school: {org.name!r} ({org.id}) with {members} members besides its owner",
         f"  bought {format_credits(needed + spare)} credits; allotted "
-        f"{format_credits(needed)} to {len(students)} students, who used {format_credits(used)}",
+        f"{format_credits(needed)} to {students} students, who used {format_credits(used)}",
         f"  sign in as its owner: {owner.email}  {password}  (shown this once)",
     ]
     return School(org.id, owner.email, password, lines, members)
@@ -173,16 +172,23 @@ def _renders(i: int) -> int:
     return 0 if i % 7 == 0 else (i * 7919) % 12 + 1
 
 
-def _fill(
-    uow: UnitOfWork,
-    org_id: str,
-    count: int,
-    domain: str,
-    students: set[int],
-    second: set[int],
-    *,
-    bought: int,
-) -> None:
+def _is_student(i: int) -> bool:
+    return _role(i) == Role.MEMBER and not _removed(i)
+
+
+def _allotted(i: int, count: int) -> int:
+    """What a member was allotted: 10 at the start of the term to every student, 5 more at its
+    end to those of the first half of the classes."""
+    if not _is_student(i):
+        return 0
+    in_second = _group(i, count) < (_groups(count) + 1) // 2
+    return FIRST_ALLOTMENT + (SECOND_ALLOTMENT if in_second else 0)
+
+
+def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int) -> None:
+    """The members, their wallets, classes and history, a chunk of members at a time (a
+    million members never sit in memory at once); then the pool's and the usage account's
+    balances and the seat counts."""
     session = uow.session
     start = uow.now - TERM
     # The term's purchase, dated at its start like the rest of its history.
@@ -193,51 +199,8 @@ def _fill(
         TransferKind.PURCHASE, AccountKind.PURCHASES, AccountKind.POOL, bought, reference="term"
     )
     purchase.flush()
-    user_ids, member_ids = _ids("usr", count), _ids("mem", count)
-    group_ids = _ids("grp", _groups(count))
-    people, memberships, wallets = [], [], []
-    for i in range(count):
-        first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
-        people.append(
-            {
-                "id": user_ids[i],
-                "email": f"{first.lower()}.{last.lower()}.{i}@{domain}",
-                "name": f"{first} {last}",
-                "password_hash": None,
-                "is_operator": False,
-                "email_verified": True,
-                "created_at": start,
-            }
-        )
-        allocated = _allotted(i, students, second)
-        used = _renders(i) * RENDER_COST if allocated else 0
-        memberships.append(
-            {
-                "org_id": org_id,
-                "id": member_ids[i],
-                "user_id": user_ids[i],
-                "role": str(_role(i)),
-                "seat": str(_seat(i)),
-                "status": str(MemberStatus.REMOVED if _removed(i) else MemberStatus.ACTIVE),
-                "allocated_total": allocated,
-                "auto_allocated_total": 0,
-                "used_total": used,
-                "joined_at": start + timedelta(minutes=i % 600),
-                "removed_at": start + timedelta(days=2) if _removed(i) else None,
-            }
-        )
-        wallets.append(
-            {
-                "org_id": org_id,
-                "id": wallet_account(member_ids[i]),
-                "kind": str(AccountKind.WALLET),
-                "member_id": member_ids[i],
-                "balance": allocated - used,
-                "held": 0,
-            }
-        )
-    for table, rows in ((User, people), (Member, memberships), (Account, wallets)):
-        _insert(uow, table, rows)
+    heads = {prefix: _head(prefix) for prefix in ("usr", "mem", "grp", "trf", "bat")}
+    group_ids = [f"{heads['grp']}{k:012d}" for k in range(_groups(count))]
     session.execute(
         insert(Group),
         [
@@ -245,12 +208,65 @@ def _fill(
             for k, group_id in enumerate(group_ids)
         ],
     )
-    placed = [
-        {"org_id": org_id, "group_id": group_ids[_group(i, count)], "member_id": member_ids[i]}
-        for i in range(count)
-    ]
-    _insert(uow, GroupMember, placed)
-    _history(uow, org_id, start, member_ids, students, second)
+    history = _History(org_id, start, heads["trf"], heads["bat"], count)
+    for begin in range(0, count, CHUNK_MEMBERS):
+        chunk = range(begin, min(count, begin + CHUNK_MEMBERS))
+        member_ids = {i: f"{heads['mem']}{i:012d}" for i in chunk}
+        people, memberships, wallets = [], [], []
+        for i in chunk:
+            first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
+            user_id = f"{heads['usr']}{i:012d}"
+            people.append(
+                {
+                    "id": user_id,
+                    "email": f"{first.lower()}.{last.lower()}.{i}@{domain}",
+                    "name": f"{first} {last}",
+                    "password_hash": None,
+                    "is_operator": False,
+                    "email_verified": True,
+                    "created_at": start,
+                }
+            )
+            allocated = _allotted(i, count)
+            used = _renders(i) * RENDER_COST if allocated else 0
+            memberships.append(
+                {
+                    "org_id": org_id,
+                    "id": member_ids[i],
+                    "user_id": user_id,
+                    "role": str(_role(i)),
+                    "seat": str(_seat(i)),
+                    "status": str(MemberStatus.REMOVED if _removed(i) else MemberStatus.ACTIVE),
+                    "allocated_total": allocated,
+                    "auto_allocated_total": 0,
+                    "used_total": used,
+                    "joined_at": start + timedelta(minutes=i % 600),
+                    "removed_at": start + timedelta(days=2) if _removed(i) else None,
+                }
+            )
+            wallets.append(
+                {
+                    "org_id": org_id,
+                    "id": wallet_account(member_ids[i]),
+                    "kind": str(AccountKind.WALLET),
+                    "member_id": member_ids[i],
+                    "balance": allocated - used,
+                    "held": 0,
+                }
+            )
+        placed = [
+            {"org_id": org_id, "group_id": group_ids[_group(i, count)], "member_id": member_ids[i]}
+            for i in chunk
+        ]
+        for table, rows in ((User, people), (Member, memberships), (Account, wallets)):
+            _insert(uow, table, rows)
+        _insert(uow, GroupMember, placed)
+        moves, totals = history.of(member_ids)
+        _insert(uow, Transfer, moves)
+        _insert(uow, UsageTotal, totals)
+    posting = ledger.Posting(session, org_id, ACTOR, start)
+    posting.adjust(AccountKind.POOL, -history.allotted)
+    posting.adjust(AccountKind.USAGE, history.used)
     active = [i for i in range(count) if not _removed(i)]
     session.execute(
         update(Org)
@@ -266,91 +282,82 @@ def _fill(
     )
 
 
-def _allotted(i: int, students: set[int], second: set[int]) -> int:
-    return (FIRST_ALLOTMENT if i in students else 0) + (SECOND_ALLOTMENT if i in second else 0)
+class _History:
+    """The term's transfers, a chunk of members at a time. A transfer's id counts the minutes
+    from the term's start, then the transfers of that minute: ids follow time across chunks,
+    as the pool's series and "newest first" expect."""
 
+    def __init__(self, org_id: str, start: datetime, head: str, batch_head: str, count: int):
+        self.org_id, self.start, self.head, self.batch_head = org_id, start, head, batch_head
+        self.count = count
+        self.batches = {1: new_id("bat"), 28: new_id("bat")}  # the two allotments
+        self.in_minute: dict[int, int] = {}
+        self.allotted = self.used = 0
 
-def _history(
-    uow: UnitOfWork,
-    org_id: str,
-    start: datetime,
-    member_ids: list[str],
-    students: set[int],
-    second: set[int],
-) -> None:
-    """The term's transfers, in the order they happened (ids follow it), and the pool's and
-    the usage account's balances after them."""
-    session = uow.session
-    first_day, term_end = start + timedelta(days=1), start + timedelta(days=28)
-    first_batch, second_batch = new_id("bat"), new_id("bat")
-    moves: list[dict[str, Any]] = []
-    totals: list[dict[str, Any]] = []
+    def _id(self, at: datetime) -> str:
+        minute = int((at - self.start).total_seconds() // 60)
+        seq = self.in_minute[minute] = self.in_minute.get(minute, -1) + 1
+        return f"{self.head}{minute:05d}{seq:07d}"
 
-    def transfer(kind: TransferKind, debit: str, credit: str, amount: int, **rest: Any) -> None:
-        moves.append(
-            {
-                "org_id": org_id,
-                "kind": str(kind),
-                "debit_account_id": debit,
-                "credit_account_id": credit,
-                "amount": amount,
-                "hold_id": None,
-                "reference": None,
-                "actor": ACTOR,
-                **rest,
-            }
-        )
+    def _transfer(
+        self, kind: TransferKind, debit: str, credit: str, amount: int, at: datetime, **rest: Any
+    ) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id,
+            "id": self._id(at),
+            "kind": str(kind),
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "hold_id": None,
+            "reference": None,
+            "actor": ACTOR,
+            "created_at": at,
+            **rest,
+        }
 
-    for i in sorted(students):
-        member = member_ids[i]
-        transfer(
-            TransferKind.ALLOCATION,
-            AccountKind.POOL,
-            wallet_account(member),
-            FIRST_ALLOTMENT,
-            member_id=member,
-            batch_id=first_batch,
-            metrics=None,
-            created_at=first_day,
-        )
-        if i in second:
-            transfer(
-                TransferKind.ALLOCATION,
-                AccountKind.POOL,
-                wallet_account(member),
-                SECOND_ALLOTMENT,
-                member_id=member,
-                batch_id=second_batch,
-                metrics=None,
-                created_at=term_end,
-            )
-        renders = _renders(i)
-        if renders:
-            metrics = {"renders": renders, "frames": 240 * renders}
-            transfer(
-                TransferKind.USAGE,
-                wallet_account(member),
-                AccountKind.USAGE,
-                renders * RENDER_COST,
-                member_id=member,
-                batch_id=None,
-                metrics=metrics,
-                created_at=start + timedelta(days=2 + i % 26, minutes=i % 997),
-            )
-            totals += [
-                {"org_id": org_id, "member_id": member, "metric": name, "total": value}
-                for name, value in metrics.items()
-            ]
-    moves.sort(key=lambda row: row["created_at"])  # stable: each batch stays together
-    for row, transfer_id, batch_id in zip(
-        moves, _ids("trf", len(moves)), _ids("bat", len(moves)), strict=True
-    ):
-        row["id"] = transfer_id
-        row["batch_id"] = row["batch_id"] or batch_id
-    _insert(uow, Transfer, moves)
-    _insert(uow, UsageTotal, totals)
-    allotted = sum(row["amount"] for row in moves if row["kind"] == TransferKind.ALLOCATION)
-    used = sum(row["amount"] for row in moves if row["kind"] == TransferKind.USAGE)
-    posting = ledger.Posting(session, org_id, ACTOR, start)
-    posting.adjust(AccountKind.POOL, -allotted)
-    posting.adjust(AccountKind.USAGE, used)
+    def of(self, member_ids: dict[int, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The transfers and usage totals of these members (by their number)."""
+        moves: list[dict[str, Any]] = []
+        totals: list[dict[str, Any]] = []
+        for i, member in member_ids.items():
+            allotted = _allotted(i, self.count)
+            if not allotted:
+                continue
+            wallet = wallet_account(member)
+            for day, amount in ((1, FIRST_ALLOTMENT), (28, allotted - FIRST_ALLOTMENT)):
+                if amount:
+                    moves.append(
+                        self._transfer(
+                            TransferKind.ALLOCATION,
+                            AccountKind.POOL,
+                            wallet,
+                            amount,
+                            self.start + timedelta(days=day),
+                            member_id=member,
+                            batch_id=self.batches[day],
+                            metrics=None,
+                        )
+                    )
+            self.allotted += allotted
+            renders = _renders(i)
+            if renders:
+                metrics = {"renders": renders, "frames": 240 * renders}
+                moves.append(
+                    self._transfer(
+                        TransferKind.USAGE,
+                        wallet,
+                        AccountKind.USAGE,
+                        renders * RENDER_COST,
+                        self.start + timedelta(days=2 + i % 26, minutes=i % 997),
+                        member_id=member,
+                        batch_id=f"{self.batch_head}{i:012d}",
+                        metrics=metrics,
+                    )
+                )
+                self.used += renders * RENDER_COST
+                totals += [
+                    {"org_id": self.org_id, "member_id": member, "metric": name, "total": value}
+                    for name, value in metrics.items()
+                ]
+        return moves, totals
