@@ -15,6 +15,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -23,6 +24,7 @@ from creditpool.domain.amounts import credits, format_credits
 from creditpool.domain.model import AccountKind, MemberStatus, Role, Seat, TransferKind
 from creditpool.services import ledger, orgs, pool_series, users
 from creditpool.services.ledger import wallet_account
+from creditpool.services.transactions import run_write
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import (
     Account,
@@ -132,8 +134,7 @@ def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> 
     with uow:
         _fill(uow, org.id, members, domain, bought=needed + spare)
         uow.commit()
-    with uow:
-        pool_series.roll_up(uow, org.id)
+    run_write(uow, partial(pool_series.roll_up, uow, org.id))
     lines = [
         f"Demo school: {org.name!r} ({org.id}) with {members} members besides its owner",
         f"  bought {format_credits(needed + spare)} credits; allotted "

@@ -13,14 +13,10 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-
 from creditpool.config import Config
 from creditpool.mailer import sender_for
 from creditpool.services import holds, idempotency, mail, rate_limits, sessions, user_links
-from creditpool.services.idempotency import REQUEST_KEY_WINDOW as IDEMPOTENCY_WINDOW
 from creditpool.services.mail import MailSender
-from creditpool.storage.schema import IdempotencyRecord
 from creditpool.storage.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("creditpool.worker")
@@ -35,18 +31,6 @@ class PassReport:
     mail_failed: int
     holds_expired: int
     keys_forgotten: int
-
-
-def forget_idempotency_keys(uow: UnitOfWork) -> int:
-    """Delete idempotency records past their 24-hour window; return how many."""
-    with uow:
-        result = uow.session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.created_at < uow.now - IDEMPOTENCY_WINDOW
-            )
-        )
-        uow.commit()
-        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) -> PassReport:

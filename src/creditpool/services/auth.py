@@ -196,12 +196,14 @@ def list_personal_tokens(
 
 def revoke_personal_token(uow: UnitOfWork, *, user_id: str, token_id: str) -> None:
     """Stop one of the user's tokens working at once."""
-    with uow:
+
+    def apply() -> None:
         token = uow.session.get(PersonalToken, token_id)
         if token is None or token.user_id != user_id:
             raise NotFound(f"no token {token_id}")
         token.revoked_at = token.revoked_at or uow.now
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def create_api_key(
@@ -286,12 +288,14 @@ def count_api_keys(uow: UnitOfWork, org_id: str) -> int:
 
 def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
     """Stop an org key working at once."""
-    with uow:
+
+    def apply() -> None:
         key = uow.session.get(ApiKey, (org_id, key_id))
         if key is None:
             raise NotFound(f"no API key {key_id} in this org")
         key.revoked_at = key.revoked_at or uow.now
-        uow.commit()
+
+    run_write(uow, apply)
 
 
 def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | None) -> Principal:

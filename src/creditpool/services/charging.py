@@ -33,7 +33,6 @@ from sqlalchemy import (
     Table,
     func,
     insert,
-    literal,
     null,
     select,
     union_all,
@@ -52,7 +51,7 @@ from creditpool.domain.model import (
     Seat,
     TransferKind,
 )
-from creditpool.services.ledger import WALLET_PREFIX
+from creditpool.services.ledger import WALLET_PREFIX, Posting
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.views import MemberView, UsageResult, transfer_view
@@ -98,17 +97,6 @@ _CHARGEABLE = (
     .where(_orgs.c.id == param("org"))
 )
 
-_DEBIT = (
-    update(_accounts)
-    .where(
-        _accounts.c.org_id == param("org"),
-        _accounts.c.id == param("wallet"),
-        _accounts.c.balance - _accounts.c.held >= param("amount"),
-    )
-    .values(balance=_accounts.c.balance - param("amount"))
-    .returning(_accounts.c.balance, _accounts.c.held)
-)
-
 _ADD_USED = (
     update(_members)
     .where(
@@ -142,16 +130,6 @@ _HELD_NOW = select(func.coalesce(func.sum(_holds.c.amount), 0)).where(
     _holds.c.expires_at > param("now"),
 )
 
-_CREDIT_USAGE = (
-    update(_accounts)
-    .where(
-        _accounts.c.org_id == param("org"),
-        _accounts.c.id == literal(AccountKind.USAGE),
-        _accounts.c.balance <= MAX_TOTAL - param("amount"),
-    )
-    .values(balance=_accounts.c.balance + param("amount"))
-)
-
 _INSERT_TRANSFER = insert(_transfers)
 
 
@@ -178,9 +156,7 @@ def try_charge(
     if found.status == MemberStatus.REMOVED:
         raise MemberRemoved("this member was removed from the org")
     wallet_id = f"{WALLET_PREFIX}{member_id}"
-    wallet = connection.execute(
-        _DEBIT, {"org": org_id, "wallet": wallet_id, "amount": amount}
-    ).one_or_none()
+    wallet = Posting.charge_wallet(connection, org_id, wallet_id, amount)
     if wallet is None:
         return None
     transfer = {
@@ -214,8 +190,7 @@ def try_charge(
     held = wallet.held
     if held:
         held = connection.execute(_HELD_NOW, keys | {"now": uow.now}).scalar_one()
-    if connection.execute(_CREDIT_USAGE, {"org": org_id, "amount": amount}).rowcount != 1:
-        raise limit_exceeded(f"the balance of {AccountKind.USAGE}")
+    Posting.credit_usage(connection, org_id, amount)
     org = cast(MeteredOrg, found)
     meters_licensed = found.rate_licensed > 0
     access, reason = arithmetic.seat_access(

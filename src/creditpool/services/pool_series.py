@@ -65,8 +65,8 @@ def _burn(at: datetime, metrics: dict[str, Any] | None) -> tuple[datetime, datet
 
 
 def roll_up(uow: UnitOfWork, org_id: str) -> None:
-    """Inside an open unit of work: roll every day of the org's pool that is over into
-    `pool_days`, and commit; a no-op (no statement but one read) when none closed since."""
+    """Inside run_write: roll every day of the org's pool that is over into `pool_days`; a
+    no-op (no statement but one read) when none closed since."""
     session = uow.session
     cutoff = day_of(uow.now - GRACE)
     mark = session.get(PoolRollup, org_id)
@@ -123,7 +123,6 @@ def roll_up(uow: UnitOfWork, org_id: str) -> None:
     if rowcount(claimed) != 1:
         return  # another reader rolled these days up first
     _store_days(uow, org_id, days.items())
-    uow.commit()
 
 
 def _store_days(uow: UnitOfWork, org_id: str, days: Iterable[tuple[datetime, Any]]) -> None:

@@ -15,6 +15,7 @@ from creditpool.services import metering, pool_series
 from creditpool.services.lookups import load_org
 from creditpool.services.metering import MeteredOrg
 from creditpool.services.pool_series import PoolPoint
+from creditpool.services.transactions import run_write
 from creditpool.services.views import (
     ORG_ACCOUNTS,
     AccessView,
@@ -121,7 +122,8 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHist
     day for the days that are over (kept in a series, rolled up on the first read after a day
     closes), a point a batch since. The burn is posted (kind metering, saying when it ran) at
     the instant before anything else moves the pool, and whenever the rate changes."""
-    with uow:
+
+    def read() -> PoolHistory:
         org = load_org(uow, org_id)
         pool_series.roll_up(uow, org_id)
         points, balance = pool_series.pool_moves(uow, org_id, limit=limit)
@@ -130,3 +132,6 @@ def pool_history(uow: UnitOfWork, org_id: str, *, limit: int = 2000) -> PoolHist
             return PoolHistory(points, None)
         until = metering.burnt_until(rate, org.metered_since, balance, uow.now)
         return PoolHistory(points, org.metered_since, until if until < uow.now else None)
+
+    # A read that may write the days rolled up: one transaction, committed by the write path.
+    return run_write(uow, read)

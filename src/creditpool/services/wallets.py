@@ -95,12 +95,10 @@ def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) ->
             .where(Hold.org_id == org_id, Hold.id.in_(part))
             .values(status=HoldStatus.EXPIRED, closed_at=uow.now)
         )
+    # Releasing records no transfer, so the posting's actor is never written.
+    posting = ledger.Posting(uow.session, org_id, "", uow.now)
     for member_id in sorted(expired.freed):
-        uow.session.execute(
-            bulk_update(Account)
-            .where(Account.org_id == org_id, Account.id == wallet_account(member_id))
-            .values(held=Account.held - expired.freed[member_id])
-        )
+        posting.release(wallet_account(member_id), expired.freed[member_id])
 
 
 def make_spendable(

@@ -1,14 +1,15 @@
 """The unit of work: one session, one instant, one transaction.
 
-A service function opens it with `with uow:`, does its work through `uow.session`, reads the
-time only as `uow.now` (taken once, from the injected clock) and calls `uow.commit()` last.
-Leaving the block without committing rolls everything back, so an error half-way leaves no
-half-written transfers.
+A service reads in a `with uow:` block and writes through `services.transactions.run_write`,
+which opens the block and commits it; either way it reads the time only as `uow.now` (taken
+once, from the injected clock). Leaving the block without committing rolls everything back, so
+an error half-way leaves no half-written transfers.
 
 An HTTP request runs as one transaction (`for_request`): the caller is identified and its
 rights checked with `begin()`, which opens the transaction and leaves it open, and the
 service's block then joins that transaction instead of opening another. A request therefore
-costs one connection checkout and one BEGIN/COMMIT, whatever the number of steps.
+costs one connection checkout and one BEGIN/COMMIT, whatever the number of steps; one that
+only reads (`reads_only`) costs neither BEGIN nor ROLLBACK.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class UnitOfWork:
         clock: Clock | None = None,
         *,
         for_request: bool = False,
+        reads_only: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self.clock: Clock = clock or SystemClock()
@@ -57,6 +59,11 @@ class UnitOfWork:
         # A request's unit of work keeps one session from `begin()` to `close()`, and its first
         # block joins the transaction `begin()` opened.
         self._for_request = for_request
+        # A request that only reads (GET) runs each statement on its own, with no BEGIN and no
+        # ROLLBACK around them: under READ COMMITTED every statement of a transaction sees the
+        # latest commits anyway, so a transaction would cost two round trips and give nothing;
+        # on SQLite it would take the write lock.
+        self._reads_only = reads_only
         self._open = False  # a block is running
         self._joinable = False  # begin() opened a transaction the next block joins
         # Small writes that ride along with whatever the transaction commits, run just
@@ -76,11 +83,17 @@ class UnitOfWork:
         if not self._for_request:
             raise RuntimeError("only a request's unit of work begins before its block")
         if not self._joinable:
-            if self._session is None:
-                self._session = self._session_factory()
-            self._now = self.clock.now()
+            self._start()
             self._joinable = True
         return self
+
+    def _start(self) -> None:
+        """Have a session ready for a new transaction, and read the clock for it."""
+        if self._session is None:
+            self._session = self._session_factory()
+        if self._reads_only and not self._session.in_transaction():
+            self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        self._now = self.clock.now()
 
     @contextmanager
     def preparing(self) -> Iterator[UnitOfWork]:
@@ -103,9 +116,7 @@ class UnitOfWork:
         if self._joinable:
             self._joinable = False  # joined: the block owns the transaction from here
         else:
-            if self._session is None:
-                self._session = self._session_factory()
-            self._now = self.clock.now()
+            self._start()
         self._open = True
         return self
 
