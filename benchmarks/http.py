@@ -310,14 +310,14 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
             seconds=SECONDS,
             headers=bearer(huge.key),
         )
-        slower = 1 - huge_balance.rate / small_balance.rate
+        slower = 1 - huge_balance.rate / max(small_balance.rate, 1e-9)
         rows.append(
             Row(
                 f"balance read, {HUGE:,} seats vs 10 seats",
                 huge_balance.rate,
                 "req/s",
                 huge_balance.p99_ms,
-                huge_balance.rate / small_balance.rate,
+                huge_balance.rate / max(small_balance.rate, 1e-9),
                 "10-seat org",
                 ">= 0.9 of it",
                 slower <= 0.1 and huge_balance.clean,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,7 @@ def run_wrk(
     )
     line = next(text for text in reversed(done.stdout.splitlines()) if text.startswith("{"))
     figures = json.loads(line)
+    print(f"  {name}: {figures}", file=sys.stderr, flush=True)
     return Load(
         rate=figures["requests"] / figures["seconds"],
         p50_ms=figures["p50_ms"],

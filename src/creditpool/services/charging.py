@@ -25,7 +25,7 @@ and the whole transaction rolls back.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -35,11 +35,11 @@ from sqlalchemy import (
     insert,
     null,
     select,
+    text,
     union_all,
     update,
 )
 from sqlalchemy import bindparam as param
-from sqlalchemy.dialects import postgresql, sqlite
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import MemberRemoved, NotFound, OrgPaused
@@ -225,24 +225,18 @@ def try_charge(
     return UsageResult(transfer_view(transfer), member, 0)
 
 
-def _metric_upsert(insert: Any) -> Any:
-    """The upsert of one metric total: added to, unless it would pass its limit (then no row
-    comes back). A metric is at most 2^53 (check_metrics), so the difference is in range."""
-    row = insert(_totals).values(
-        org_id=param("org"), member_id=param("member"), metric=param("metric"), total=param("value")
-    )
-    return row.on_conflict_do_update(
-        index_elements=["org_id", "member_id", "metric"],
-        set_={"total": _totals.c.total + row.excluded.total},
-        where=_totals.c.total <= MAX_TOTAL - row.excluded.total,
-    ).returning(_totals.c.metric)
-
-
-# The same upsert in each engine's words (both say ON CONFLICT DO UPDATE).
-_ADD_METRIC = {
-    "postgresql": _metric_upsert(postgresql.insert),
-    "sqlite": _metric_upsert(sqlite.insert),
-}
+# The upsert of one metric total: added to, unless it would pass its limit (then no row comes
+# back). A metric is at most 2^53 (check_metrics), so the difference is in range. Written as SQL
+# because SQLAlchemy compiles its ON CONFLICT constructs again on every execution; both engines
+# read this same text (SQLite since 3.35).
+_ADD_METRIC = text(
+    "INSERT INTO usage_totals (org_id, member_id, metric, total) "
+    "VALUES (:org, :member, :metric, :value) "
+    "ON CONFLICT (org_id, member_id, metric) "
+    "DO UPDATE SET total = usage_totals.total + excluded.total "
+    "WHERE usage_totals.total <= :max - excluded.total "
+    "RETURNING metric"
+)
 
 
 def add_metrics(
@@ -250,8 +244,8 @@ def add_metrics(
 ) -> None:
     """Add a charge's metrics to the member's totals, one upsert each (a charge carries a few);
     LimitExceeded (and the transaction rolls back) if any total would pass its limit."""
-    upsert = _ADD_METRIC[connection.dialect.name]
     for name, value in sorted(metrics.items()):
         keys = {"org": org_id, "member": member_id, "metric": name, "value": value}
-        if connection.execute(upsert, keys).first() is None:
+        keys["max"] = MAX_TOTAL
+        if connection.execute(_ADD_METRIC, keys).first() is None:
             raise limit_exceeded("the member's total of a usage metric")
