@@ -75,31 +75,37 @@ def test_rolled_up_days_and_the_tail_since_add_up_to_the_transfers(
         allocate_credits(uow, org.id, Target.members([ada.id]), credits("1"), actor=OPERATOR)
         allocate_credits(uow, org.id, Target.members([ben.id]), credits("2"), actor=OPERATOR)
         clock.advance(hours=16)
-    # Three days later: the first two days are over, the third is not (GRACE is not up).
+    # Two batches just now, younger than GRACE: read as they are, a point each.
+    allocate_credits(uow, org.id, Target.members([ada.id]), credits("1"), actor=OPERATOR)
+    allocate_credits(uow, org.id, Target.members([ben.id]), credits("2"), actor=OPERATOR)
     first_read = reports.pool_history(uow, org.id)
-    clock.advance(days=1)
+    clock.advance(minutes=11)
 
     rolled = reports.pool_history(uow, org.id)
     record_purchase(uow, org.id, credits("5"), actor=OPERATOR)
     after = reports.pool_history(uow, org.id)
 
-    # A point a day (where the day ended: the purchase and that day's allotments together),
-    # then a point a batch for the day not over yet.
+    # A point a day (where it ended: the purchase and that day's allotments together), then a
+    # point a batch for the transfers younger than GRACE.
+    days = [
+        (timedelta(hours=8), credits("97")),
+        (timedelta(days=1, hours=8), credits("94")),
+        (timedelta(days=2, hours=8), credits("91")),
+    ]
     assert [(p.at - start, p.balance) for p in first_read.points] == [
-        (timedelta(hours=8), credits("97")),
-        (timedelta(days=1, hours=8), credits("94")),
-        (timedelta(days=2, hours=8), credits("93")),
-        (timedelta(days=2, hours=8), credits("91")),
+        *days,
+        (timedelta(days=3), credits("90")),
+        (timedelta(days=3), credits("88")),
     ]
+    # Rolled into today's row once GRACE is over.
     assert [(p.at - start, p.balance) for p in rolled.points] == [
-        (timedelta(hours=8), credits("97")),
-        (timedelta(days=1, hours=8), credits("94")),
-        (timedelta(days=2, hours=8), credits("91")),
+        *days,
+        (timedelta(days=3), credits("88")),
     ]
-    assert [p.balance for p in after.points][-2:] == [credits("91"), credits("96")]
+    assert [p.balance for p in after.points][-2:] == [credits("88"), credits("93")]
     with uow:
         mark = uow.session.get(PoolRollup, org.id)
         assert mark is not None
-        assert mark.balance == credits("91")
+        assert mark.balance == credits("88")
     # A second read rolls nothing more up and reads the same.
     assert reports.pool_history(uow, org.id) == after

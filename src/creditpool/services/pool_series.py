@@ -2,14 +2,15 @@
 
 The chart of the pool needs its balance over time. Reading every transfer that moved the pool
 on each page load grows with the org's history (an allotment to 100,000 members is 100,000
-transfers), so the days that are over are rolled up once into `pool_days`, lazily, by the first
-read after a day closes, and only the transfers after the roll-up's mark are read as they are.
+transfers), so each read first rolls the transfers older than GRACE into their day's row of
+`pool_days` (once: the roll-up keeps a mark), and reads only the few transfers after the mark
+as they are, a point a batch.
 
 The mark is a transfer id: ids grow with time, so `id > mark` reads the tail on the primary
-key. A day is rolled up only once it ended GRACE ago, so every transaction that wrote in it
-has committed by then (one open longer than GRACE would be left out of the series; nothing
-here runs that long). Two readers rolling up at once: the first to move the mark (a
-compare-and-set) writes the days, the other writes nothing and reads.
+key. Only transfers older than GRACE are rolled up, so every transaction that wrote them has
+committed (one open longer than GRACE would be left out of the series; nothing here runs that
+long). Two readers rolling up at once: the first to move the mark (a compare-and-set) writes
+the days, the other writes nothing and reads.
 """
 
 from __future__ import annotations
@@ -65,14 +66,12 @@ def _burn(at: datetime, metrics: dict[str, Any] | None) -> tuple[datetime, datet
 
 
 def roll_up(uow: UnitOfWork, org_id: str) -> None:
-    """Inside run_write: roll every day of the org's pool that is over into `pool_days`; a
-    no-op (no statement but one read) when none closed since."""
+    """Inside run_write: roll the org's pool transfers older than GRACE into their days of
+    `pool_days`; one read of the (usually empty) tail when there are none."""
     session = uow.session
-    cutoff = day_of(uow.now - GRACE)
+    cutoff = uow.now - GRACE
     mark = session.get(PoolRollup, org_id)
-    if mark is not None and mark.through_day >= cutoff:
-        return
-    old_id, old_day = (mark.through_id, mark.through_day) if mark else ("", NEVER)
+    old_id = mark.through_id if mark else ""
     balance = mark.balance if mark else 0
     days: dict[datetime, dict[str, Any]] = {}
     last_id = old_id
@@ -91,7 +90,7 @@ def roll_up(uow: UnitOfWork, org_id: str) -> None:
     ).tuples()
     for transfer_id, at, into_pool, amount, kind, metrics in rows:
         if at >= cutoff:
-            break  # ids grow with time: the rest are of days not over yet
+            break  # ids grow with time: the rest are newer still
         balance += amount if into_pool else -amount
         if not -MAX_TOTAL <= balance <= MAX_TOTAL:
             return  # books broken past any column's range (the audit names them): keep live
@@ -103,25 +102,23 @@ def roll_up(uow: UnitOfWork, org_id: str) -> None:
             day["ended"] = max(ended, day["ended"] or ended)
         last_id = transfer_id
     rows.close()
+    if last_id == old_id:
+        return  # nothing old enough since the last roll-up
     if mark is None:
         insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
         session.execute(
             insert(PoolRollup)
-            .values(org_id=org_id, through_id="", through_day=NEVER, balance=0)
+            .values(org_id=org_id, through_id="", through_at=NEVER, balance=0)
             .on_conflict_do_nothing()
         )
     claimed = session.execute(
         update(PoolRollup)
-        .where(
-            PoolRollup.org_id == org_id,
-            PoolRollup.through_id == old_id,
-            PoolRollup.through_day == old_day,
-        )
-        .values(through_id=last_id, through_day=cutoff, balance=balance)
+        .where(PoolRollup.org_id == org_id, PoolRollup.through_id == old_id)
+        .values(through_id=last_id, through_at=cutoff, balance=balance)
         .execution_options(synchronize_session=False)
     )
     if rowcount(claimed) != 1:
-        return  # another reader rolled these days up first
+        return  # another reader rolled these transfers up first
     _store_days(uow, org_id, days.items())
 
 
@@ -146,11 +143,12 @@ def pool_moves(uow: UnitOfWork, org_id: str, *, limit: int) -> tuple[list[PoolPo
     for the days rolled up, a batch each after), and its posted balance after the last."""
     session = uow.session
     mark = session.get(PoolRollup, org_id)
-    through_id, through_day = (mark.through_id, mark.through_day) if mark else ("", NEVER)
+    through_id, through_at = (mark.through_id, mark.through_at) if mark else ("", NEVER)
     balance = mark.balance if mark else 0
+    # Days a roll-up committed after the mark was read are left for the next read.
     stored = session.scalars(
         select(PoolDay)
-        .where(PoolDay.org_id == org_id, PoolDay.day < through_day)
+        .where(PoolDay.org_id == org_id, PoolDay.day <= through_at)
         .order_by(PoolDay.day.desc())
         .limit(limit)
     ).all()

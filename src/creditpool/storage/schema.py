@@ -198,8 +198,8 @@ class Transfer(Base):
 
 
 class PoolDay(Base):
-    """The pool at the end of one UTC day that moved it, rolled up from the transfers once the
-    day is over, so the pool's chart reads one row a day instead of every transfer."""
+    """The pool at the end of one UTC day that moved it (or as far as it is rolled up), from
+    the transfers, so the pool's chart reads one row a day instead of every transfer."""
 
     __tablename__ = "pool_days"
 
@@ -220,7 +220,7 @@ class PoolRollup(Base):
 
     org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
     through_id: Mapped[str] = mapped_column(ID)  # "" before the first roll-up
-    through_day: Mapped[datetime]  # every day before this one is rolled up
+    through_at: Mapped[datetime]  # every transfer made before this instant is rolled up
     balance: Mapped[int] = mapped_column(Micros)
 
 

@@ -33,7 +33,7 @@ def upgrade() -> None:
         "pool_rollups",
         sa.Column("org_id", sa.String(length=40), nullable=False),
         sa.Column("through_id", sa.String(length=40), nullable=False),
-        sa.Column("through_day", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("through_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("balance", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_pool_rollups_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_pool_rollups")),
