@@ -4,7 +4,7 @@
 
 It starts its own durable PostgreSQL cluster (fsync and synchronous commits on), measures
 
-- T: pgbench's TPC-B-like transaction (-N, 8 clients) on that cluster;
+- T: pgbench's TPC-B-like transaction (its default script, scale 8, 8 clients) on that cluster;
 - H: a FastAPI hello-world endpoint under uvicorn with the same number of workers;
 
 then `creditpool serve --workers N` on it, loaded by wrk from a separate process (16
@@ -35,8 +35,7 @@ from sqlalchemy import select
 from tests.support.postgres import throwaway_cluster
 from tests.support.server import console_script
 
-from benchmarks.ledger import pgbench_tps
-from benchmarks.load import Load, run_wrk
+from benchmarks.load import Load, pgbench_tps, run_wrk
 from benchmarks.pages import ClassPage, measure_class_page
 from benchmarks.servers import ResidentMemory, creditpool_server, hello_server
 from creditpool.demo_school import School, fill_school
@@ -197,7 +196,7 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
     """Every PostgreSQL scenario; T and H first."""
     rows: list[Row] = []
     t = pgbench_tps(url, 8, seconds=SECONDS)
-    rows.append(Row("T: pgbench -N, 8 clients", t, "tx/s"))
+    rows.append(Row("T: pgbench TPC-B-like, 8 clients", t, "tx/s"))
     with hello_server(WORKERS, folder / "hello.log") as hello:
         memory.watch(hello)
         h_async = run_wrk(hello.url, folder, "hello-async", get_lua("/async"), seconds=SECONDS)
@@ -328,7 +327,8 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
             school = open_vendor(url, members, f"class of {members}", allot="0").school
             page = measure_class_page(served.url, school)
             rows += page_rows(page, members)
-    rows.append(Row("audit after the PostgreSQL runs", float(audit(url)), "clean", met=audit(url)))
+    clean = audit(url)
+    rows.append(Row("audit after the PostgreSQL runs", float(clean), "clean", met=clean))
     return rows
 
 
@@ -345,13 +345,17 @@ def allotments(database: str, base: str, folder: Path, vendor: Vendor, run: str)
             actor="bench",
         )
         with ThreadPoolExecutor(max_workers=1) as background:
+            # The single allocations run from before the allotment starts to after it ends
+            # (10 s more than the run): their tail is the allotment's effect on everyone else.
+            load_seconds = SECONDS + 10
+            started = time.monotonic()
             meanwhile_load = background.submit(
                 run_wrk,
                 base,
                 folder,
                 f"during-{members}",
                 allocation_lua(vendor.school.org_id, f"{run}-d{members}"),
-                seconds=SECONDS,
+                seconds=load_seconds,
                 method="POST",
                 headers=bearer(vendor.owner_token),
                 ids=vendor.member_ids,
@@ -364,9 +368,11 @@ def allotments(database: str, base: str, folder: Path, vendor: Vendor, run: str)
                 school.owner_token,
                 {"member_ids": "all", "amount": "1"},
             )
+            covered = time.monotonic() - started < load_seconds
             meanwhile = meanwhile_load.result()
         seconds[members] = took
-        limit = 0.5 if members == 10_000 else 12 * seconds[10_000]
+        # 100,000 members may take 12 times what 10,000 may, at most 12 x 0.5 s.
+        limit = 0.5 if members == 10_000 else 12 * min(seconds[10_000], 0.5)
         rows.append(
             Row(
                 f"allotment to {members:,} members, one request",
@@ -383,7 +389,7 @@ def allotments(database: str, base: str, folder: Path, vendor: Vendor, run: str)
                 "req/s",
                 meanwhile.p99_ms,
                 must="p99 <= 100 ms",
-                met=meanwhile.clean and meanwhile.p99_ms <= 100,
+                met=covered and meanwhile.clean and meanwhile.p99_ms <= 100,
             )
         )
     return rows
@@ -437,7 +443,8 @@ def measure_sqlite(folder: Path, memory: ResidentMemory) -> list[Row]:
             met=load.clean and load.rate >= 500,
         )
     ]
-    rows.append(Row("audit after the SQLite run", float(audit(url)), "clean", met=audit(url)))
+    clean = audit(url)
+    rows.append(Row("audit after the SQLite run", float(clean), "clean", met=clean))
     return rows
 
 

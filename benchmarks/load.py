@@ -1,4 +1,4 @@
-"""Load from a separate process: wrk with a Lua script made for each scenario.
+"""Load from separate processes: wrk with a Lua script made for each scenario, and pgbench.
 
 wrk keeps 16 connections busy from 2 threads and reports every request's latency; the script
 below picks a random member per request, gives each allocation its own idempotency key and
@@ -9,11 +9,15 @@ percentile latencies and the requests that failed (non-2xx answers, socket error
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2 as httpx
 
 CONNECTIONS, THREADS = 16, 2
 
@@ -68,6 +72,19 @@ class Load:
         return self.failed == 0
 
 
+def _drain(base_url: str, *, within: float = 60.0) -> None:
+    """Wait until the server has finished the requests wrk left in flight (slow ones go on
+    after wrk stops), so the next scenario does not measure this one's tail."""
+    deadline = time.monotonic() + within
+    with httpx.Client(timeout=within) as client:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            client.get(f"{base_url}/healthz")
+            if time.monotonic() - started < 0.05:
+                return
+            time.sleep(0.2)
+
+
 def wrk_binary() -> str:
     """The wrk program (scripts/bench installs Debian's package when it is missing)."""
     found = shutil.which("wrk")
@@ -119,12 +136,42 @@ def run_wrk(
         text=True,
         check=True,
     )
+    _drain(base_url)
     line = next(text for text in reversed(done.stdout.splitlines()) if text.startswith("{"))
     figures = json.loads(line)
     print(f"  {name}: {figures}", file=sys.stderr, flush=True)
     return Load(
-        rate=figures["requests"] / figures["seconds"],
+        # Only answers that succeeded count: a scenario that fails fast must not look fast.
+        rate=max(0, figures["requests"] - figures["failed"]) / figures["seconds"],
         p50_ms=figures["p50_ms"],
         p99_ms=figures["p99_ms"],
         failed=figures["failed"] + figures["socket_errors"],
     )
+
+
+def pgbench_tps(url: str, clients: int, *, seconds: float) -> float:
+    """TPS of pgbench's TPC-B-like transaction (its default script) on the same cluster."""
+    match = re.match(r".*://(?P<user>[^@]+)@(?P<host>[^:/]+):(?P<port>\d+)/(?P<db>\w+)", url)
+    assert match is not None
+    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    target = ["-h", match["host"], "-p", match["port"], "-U", match["user"], match["db"]]
+    # Scale 8: one branch row per client, as TPC-B sizes it, so T is not one row's lock queue.
+    subprocess.run([pgbench, "-i", "-s", "8", "-q", *target], check=True, capture_output=True)
+    result = subprocess.run(
+        [
+            pgbench,
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(int(seconds)),
+            *target,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"tps = ([0-9.]+)", result.stdout)
+    assert found is not None, result.stdout
+    return float(found[1])

@@ -130,19 +130,19 @@ class ResidentMemory(threading.Thread):
         super().__init__(daemon=True)
         self.groups: set[int] = set()
         self.peak_mib = 0.0
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def watch(self, served: Served) -> None:
         """Sample this server's processes too."""
         self.groups.add(served.process.pid)
 
     def run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stopping.wait(0.5):
             for group in list(self.groups):
                 for pid in _group_members(group):
                     self.peak_mib = max(self.peak_mib, _rss_kib(pid) / 1024)
 
     def stop(self) -> None:
         """Stop sampling."""
-        self._stop.set()
+        self._stopping.set()
         self.join()

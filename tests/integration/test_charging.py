@@ -7,12 +7,13 @@ from __future__ import annotations
 from creditpool.domain.amounts import credits
 from creditpool.domain.errors import LimitExceeded
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import audit, groups, holds, members, reports
+from creditpool.domain.roles import Permission
+from creditpool.services import audit, auth, groups, holds, members, reports
 from creditpool.services.credits import allocate_credits
 from creditpool.services.targets import Target
 from creditpool.services.totals import MAX_TOTAL
 from creditpool.services.usage import charge_usage
-from creditpool.storage.schema import Account
+from creditpool.storage.schema import Account, ApiKey, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
@@ -66,3 +67,25 @@ def test_a_charge_past_the_usage_account_limit_moves_nothing(uow: UnitOfWork) ->
         raise AssertionError("the charge passed the usage account's limit")
     assert members.get_member(uow, org.id, student.id) == before
     assert reports.list_transfers(uow, org.id, member_id=student.id, limit=10)[0].kind != "usage"
+
+
+def test_a_key_marked_used_commits_alone_not_what_a_reading_block_changed(
+    clock: FakeClock, uow: UnitOfWork
+) -> None:
+    org = make_org(uow)
+    key = auth.create_api_key(uow, org.id, name="vendor", scopes=["usage"], actor=OPERATOR)
+    # A request's unit of work on the test's connection (whose outer transaction is undone).
+    request = UnitOfWork(uow._session_factory, clock, for_request=True)
+    auth.authorize_bearer(
+        request, key.secret, org.id, Permission.READ, configured_operator_key=None
+    )
+    with request:  # a block that only reads, but changed a loaded row by mistake
+        row = request.session.get(Org, org.id)
+        assert row is not None
+        row.name = "changed by a read"
+    request.close()
+    with uow:
+        assert uow.session.get(Org, org.id).name == org.name  # type: ignore[union-attr]
+        stored = uow.session.get(ApiKey, (org.id, key.id))
+        assert stored is not None
+        assert stored.last_used_at == clock.now()

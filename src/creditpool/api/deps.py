@@ -6,9 +6,10 @@ needs (`Allow(Permission.MANAGE)`) and never checks roles itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
+import anyio
 from fastapi import Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +22,7 @@ from creditpool.services import auth
 from creditpool.services.auth import Grant, Principal
 from creditpool.storage.unit_of_work import UnitOfWork
 
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="A personal token, org API key or operator key")
 
 
@@ -41,9 +43,21 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
         # Usually the service ended the transaction; one left open (a refusal before the
         # service ran) is rolled back off the event loop, since that talks to the database.
         if uow.pending:
-            await run_in_threadpool(uow.close)
+            # Shielded: a request cancelled (its client gone) still gives its connection back.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(uow.close)
         else:
             uow.close()
+
+
+async def off_the_loop(work: Callable[[], T]) -> T:
+    """Run a route's blocking work (its service call) in the thread pool, in one hop.
+
+    The routes a vendor's product calls on every unit of work are `async` and hand their whole
+    body over here: a plain `def` route costs a second hop to the thread pool, which FastAPI
+    takes to check the returned model again.
+    """
+    return await run_in_threadpool(work)
 
 
 ConfigDep = Annotated[Config, Depends(get_config)]

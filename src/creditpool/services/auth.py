@@ -336,13 +336,14 @@ def _caller(
     transaction the request's work then joins. A token last used over a minute ago is marked
     used just before that transaction commits."""
     refused = Unauthenticated("the bearer token is unknown or revoked")
-    if "\x00" in bearer or not bearer.isascii():
+    configured = bool(configured_operator_key) and hmac.compare_digest(
+        bearer.encode(), (configured_operator_key or "").encode()
+    )
+    if not configured and ("\x00" in bearer or not bearer.isascii()):
         raise refused
     parts = bearer.split(".")
     with uow.preparing():
-        if configured_operator_key and hmac.compare_digest(
-            bearer.encode(), configured_operator_key.encode()
-        ):
+        if configured:
             principal = Principal(actor="operator-key:configured", operator=True)
             if org_id is None:
                 return principal, None

@@ -82,10 +82,7 @@ _CHARGEABLE = (
         _orgs.c.metered_since,
         _members.c.status,
         _members.c.user_id,
-        _members.c.role,
-        _members.c.seat,
         _members.c.joined_at,
-        _members.c.removed_at,
         _users.c.email,
         _users.c.name,
         _pool.c.balance.label("pool_balance"),
@@ -105,10 +102,16 @@ _ADD_USED = (
         _members.c.used_total <= MAX_TOTAL - param("amount"),
     )
     .values(used_total=_members.c.used_total + param("amount"))
+    # The member as this update leaves it, locked until the commit: a seat or role changed
+    # since the first read shows as it now is, as in the slow path.
     .returning(
         _members.c.used_total,
         _members.c.allocated_total,
         _members.c.auto_allocated_total,
+        _members.c.role,
+        _members.c.seat,
+        _members.c.status,
+        _members.c.removed_at,
     )
 )
 
@@ -194,8 +197,8 @@ def try_charge(
     org = cast(MeteredOrg, found)
     meters_licensed = found.rate_licensed > 0
     access, reason = arithmetic.seat_access(
-        removed=False,
-        seat=Seat(found.seat),
+        removed=figures.status == MemberStatus.REMOVED,
+        seat=Seat(figures.seat),
         paused=False,
         meters_licensed=meters_licensed,
         pool_available=available(org, found.pool_balance, uow.now) if meters_licensed else 0,
@@ -206,9 +209,9 @@ def try_charge(
         user_id=found.user_id,
         email=found.email,
         name=found.name,
-        role=Role(found.role),
-        seat=Seat(found.seat),
-        status=MemberStatus.ACTIVE,
+        role=Role(figures.role),
+        seat=Seat(figures.seat),
+        status=MemberStatus(figures.status),
         credits_available=wallet.balance - held,
         credits_held=held,
         credits_balance=wallet.balance,
@@ -220,7 +223,7 @@ def try_charge(
         access=access,
         access_reason=reason,
         joined_at=found.joined_at,
-        removed_at=found.removed_at,
+        removed_at=figures.removed_at,
     )
     return UsageResult(transfer_view(transfer), member, 0)
 

@@ -136,6 +136,7 @@ def run_write(
                         result=stored,
                         refusal=None if replay_as is None else replay_as.code,
                     )
+                uow.prepare_commit()
                 committing = True
                 uow.commit()
                 return result

@@ -8,8 +8,7 @@ an error half-way leaves no half-written transfers.
 An HTTP request runs as one transaction (`for_request`): the caller is identified and its
 rights checked with `begin()`, which opens the transaction and leaves it open, and the
 service's block then joins that transaction instead of opening another. A request therefore
-costs one connection checkout and one BEGIN/COMMIT, whatever the number of steps; one that
-only reads (`reads_only`) costs neither BEGIN nor ROLLBACK.
+costs one connection checkout and one BEGIN/COMMIT, whatever the number of steps.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ class UnitOfWork:
         clock: Clock | None = None,
         *,
         for_request: bool = False,
-        reads_only: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self.clock: Clock = clock or SystemClock()
@@ -59,11 +57,6 @@ class UnitOfWork:
         # A request's unit of work keeps one session from `begin()` to `close()`, and its first
         # block joins the transaction `begin()` opened.
         self._for_request = for_request
-        # A request that only reads (GET) runs each statement on its own, with no BEGIN and no
-        # ROLLBACK around them: under READ COMMITTED every statement of a transaction sees the
-        # latest commits anyway, so a transaction would cost two round trips and give nothing;
-        # on SQLite it would take the write lock.
-        self._reads_only = reads_only
         self._open = False  # a block is running
         self._joinable = False  # begin() opened a transaction the next block joins
         # Small writes that ride along with whatever the transaction commits, run just
@@ -91,8 +84,6 @@ class UnitOfWork:
         """Have a session ready for a new transaction, and read the clock for it."""
         if self._session is None:
             self._session = self._session_factory()
-        if self._reads_only and not self._session.in_transaction():
-            self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         self._now = self.clock.now()
 
     @contextmanager
@@ -129,15 +120,20 @@ class UnitOfWork:
         session = self._session
         try:
             if session is not None and exc_type is None and self._before_commit:
-                self.commit()
+                # The block only read (a write commits through run_write, which runs the hooks
+                # itself): drop whatever it did, and commit the hooks' writes alone.
+                hooks = list(self._before_commit)
+                session.rollback()
+                for write in hooks:
+                    write(session)
+                session.commit()
         finally:
             self._open = False
             self._before_commit.clear()
-        if session is None:
-            return
-        session.rollback()
-        if not self._for_request:
-            self._session, self._now = None, None
+            if session is not None:
+                session.rollback()
+                if not self._for_request:
+                    self._session, self._now = None, None
 
     def close(self) -> None:
         """End the request: roll back what no block committed and give the connection back."""
@@ -188,13 +184,17 @@ class UnitOfWork:
         bind = self.session.get_bind()
         return bind.dialect.name
 
-    def commit(self) -> None:
-        """Make the block's writes permanent."""
+    def prepare_commit(self) -> None:
+        """Run the writes that ride along with this transaction (see `before_commit`)."""
         session = self.session
         for write in self._before_commit:
             write(session)
         self._before_commit.clear()
-        session.commit()
+
+    def commit(self) -> None:
+        """Make the block's writes permanent."""
+        self.prepare_commit()
+        self.session.commit()
 
     def rollback(self) -> None:
         """Drop the block's writes."""

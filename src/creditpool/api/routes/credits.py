@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, status
 
-from creditpool.api.deps import Allow, IdempotencyKey, UowDep
+from creditpool.api.deps import Allow, IdempotencyKey, UowDep, off_the_loop
 from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Access,
@@ -48,7 +48,7 @@ def _target(body: Allocation | Revocation) -> Target:
 
 
 @router.post("/orgs/{org}/allocations", status_code=status.HTTP_201_CREATED, summary="Allot")
-def allocate(
+async def allocate(
     org: str,
     body: Allocation,
     uow: UowDep,
@@ -57,14 +57,16 @@ def allocate(
 ) -> Batch:
     """Give `amount` from the pool to each member named, every student (`"all"`), or a group;
     all of them or none."""
-    return Batch.of(
-        credit_service.allocate_credits(
-            uow,
-            org,
-            _target(body),
-            body.amount,
-            actor=grant.actor,
-            idempotency_key=idempotency_key,
+    return await off_the_loop(
+        lambda: Batch.of(
+            credit_service.allocate_credits(
+                uow,
+                org,
+                _target(body),
+                body.amount,
+                actor=grant.actor,
+                idempotency_key=idempotency_key,
+            )
         )
     )
 
@@ -95,7 +97,7 @@ def revoke(
     status_code=status.HTTP_201_CREATED,
     summary="Charge usage",
 )
-def charge(
+async def charge(
     org: str,
     member: str,
     body: UsageIn,
@@ -104,16 +106,18 @@ def charge(
     idempotency_key: IdempotencyKey = None,
 ) -> Usage:
     """Charge work done to the member's wallet, topping it up under automatic allocation."""
-    return Usage.of(
-        usage.charge_usage(
-            uow,
-            org,
-            member,
-            body.amount,
-            metrics=body.metrics,
-            reference=body.reference,
-            actor=grant.actor,
-            idempotency_key=idempotency_key,
+    return await off_the_loop(
+        lambda: Usage.of(
+            usage.charge_usage(
+                uow,
+                org,
+                member,
+                body.amount,
+                metrics=body.metrics,
+                reference=body.reference,
+                actor=grant.actor,
+                idempotency_key=idempotency_key,
+            )
         )
     )
 
@@ -203,7 +207,7 @@ def charge_batch(org: str, body: UsageBatchIn, uow: UowDep, grant: Charge) -> Us
 
 
 @router.get("/orgs/{org}/members/{member}/access", summary="Check access")
-def access(org: str, member: str, uow: UowDep, _: Charge) -> Access:
+async def access(org: str, member: str, uow: UowDep, _: Charge) -> Access:
     """Whether the org's pool pays for this member's seat right now, and why not."""
-    view = reports.check_access(uow, org, member)
+    view = await off_the_loop(lambda: reports.check_access(uow, org, member))
     return Access.model_validate({"access": view.access, "reason": view.reason})

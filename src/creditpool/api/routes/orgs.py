@@ -14,6 +14,7 @@ from creditpool.api.deps import (
     IdempotencyKey,
     Operator,
     UowDep,
+    off_the_loop,
 )
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.routing import api_router
@@ -124,7 +125,7 @@ def resume(org: str, uow: UowDep, grant: Govern, idempotency_key: IdempotencyKey
 
 
 @router.get("/orgs/{org}/balance", summary="Balance now or later")
-def balance(
+async def balance(
     org: str,
     uow: UowDep,
     _: Read,
@@ -133,7 +134,7 @@ def balance(
     """The balance as it will stand at `at` (now when absent), seat burn included."""
     if at is not None and at.tzinfo is None:
         raise InvalidInput("`at` needs a time zone, e.g. 2026-11-22T10:00:00Z")
-    return Balance.of(reports.get_balance(uow, org, at=at))
+    return Balance.of(await off_the_loop(lambda: reports.get_balance(uow, org, at=at)))
 
 
 @router.get("/orgs/{org}/transfers", summary="The ledger")
