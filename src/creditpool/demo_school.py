@@ -131,9 +131,7 @@ def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> 
     needed = sum(_allotted(i, members) for i in range(members))
     used = sum(_renders(i) * RENDER_COST for i in range(members) if _is_student(i))
     spare = max(credits("100"), needed // 4)
-    with uow:
-        _fill(uow, org.id, members, domain, bought=needed + spare)
-        uow.commit()
+    run_write(uow, partial(_fill, uow, org.id, members, domain, bought=needed + spare))
     run_write(uow, partial(pool_series.roll_up, uow, org.id))
     lines = [
         f"Demo school: {org.name!r} ({org.id}) with {members} members besides its owner",

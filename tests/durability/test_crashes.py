@@ -96,7 +96,9 @@ def _assert_books_sound(
     # Applied, then cut off before the answer: the retry found the key and replayed it.
     lost_answers = [o for o in retried if o.answers[-1].headers.get("idempotent-replayed")]
     _note(f"the {len(retried)} retried keys replayed; {len(lost_answers)} had been applied")
-    # Read after the replays: they must not have changed anything either.
+    # Read after the replays: they must not have changed anything either. The test's own pool
+    # may hold connections that died with the database, and no pool pings: start it afresh.
+    engine.dispose()
     assert_each_write_in_the_ledger_once(engine, org.id, before, outcomes)
     assert_balances_follow_the_answers(before, read_books(engine, org.id), outcomes)
     assert_nothing_overdrawn(engine)
@@ -159,6 +161,8 @@ def test_a_database_restarted_mid_load_answers_503_at_once_and_the_server_recove
             database.start()
             back_at = time.monotonic()
             _note(f"database back after {load.answered()} writes")
+            # The server has this long to recover; the writes after it are the ones counted.
+            time.sleep(RECOVERED_WITHIN_SECONDS)
             load.wait_for_answers(load.answered() + CLIENTS * 2)
             outcomes = load.stop()
             _note(f"load stopped after {len(outcomes)} writes")
