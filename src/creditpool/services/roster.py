@@ -19,13 +19,7 @@ from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.text import check_clean_text
 from creditpool.services.ledger import CHUNK
 from creditpool.services.lookups import load_group, load_org
-from creditpool.services.views import (
-    MemberView,
-    OrgView,
-    balance_view,
-    member_views,
-    settings_of,
-)
+from creditpool.services.views import MemberView, OrgView, member_views, org_view
 from creditpool.storage.schema import Account, Group, GroupMember, Member, Org, UsageTotal, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -287,14 +281,4 @@ def org_at_a_glance(uow: UnitOfWork, org_id: str) -> OrgView:
     100,000 members, on every page load), for figures the class manager does not show (its
     table has each member's); the API's org (services.orgs.get_org) has them."""
     with uow:
-        org = load_org(uow, org_id)
-        return OrgView(
-            id=org.id,
-            name=org.name,
-            paused=org.paused,
-            invite_code=org.invite_code,
-            settings=settings_of(org),
-            balance=balance_view(uow, org, uow.now),
-            usage={},
-            created_at=org.created_at,
-        )
+        return org_view(uow, load_org(uow, org_id), summed_usage=False)

@@ -202,17 +202,22 @@ def balance_from(org: metering.MeteredOrg, accounts: dict[str, int], at: datetim
     )
 
 
-def org_view(uow: UnitOfWork, org: Org) -> OrgView:
-    """Return the org as callers see it now."""
+def org_view(uow: UnitOfWork, org: Org, *, summed_usage: bool = True) -> OrgView:
+    """Return the org as callers see it now; without `summed_usage`, its `usage` is left empty
+    (summing it reads every member's totals)."""
     # Members' totals of one metric may add up past 2^63: summed exactly (see totals.py).
-    usage = {
-        metric: combine(high, low)
-        for metric, high, low in uow.session.execute(
-            select(UsageTotal.metric, *exact_sum(UsageTotal.total))
-            .where(UsageTotal.org_id == org.id)
-            .group_by(UsageTotal.metric)
-        ).tuples()
-    }
+    usage = (
+        {
+            metric: combine(high, low)
+            for metric, high, low in uow.session.execute(
+                select(UsageTotal.metric, *exact_sum(UsageTotal.total))
+                .where(UsageTotal.org_id == org.id)
+                .group_by(UsageTotal.metric)
+            ).tuples()
+        }
+        if summed_usage
+        else {}
+    )
     return OrgView(
         id=org.id,
         name=org.name,
