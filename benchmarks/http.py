@@ -417,11 +417,13 @@ def page_rows(page: ClassPage, members: int) -> list[Row]:
 
 
 def measure_sqlite(folder: Path, memory: ResidentMemory) -> list[Row]:
-    """Usage charges over HTTP on the embedded default."""
+    """Usage charges over HTTP on the embedded default, served as `serve` serves it by default:
+    one process (SQLite has one writer; processes would wait on each other in its busy
+    handler)."""
     url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(url)
     vendor = open_vendor(url, SMALL, "vendor", allot="1000")
-    with creditpool_server(url, WORKERS, folder / "serve-sqlite.log") as served:
+    with creditpool_server(url, 1, folder / "serve-sqlite.log") as served:
         memory.watch(served)
         load = run_wrk(
             served.url,
