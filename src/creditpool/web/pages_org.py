@@ -18,9 +18,9 @@ from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from creditpool.domain.model import InvitationStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings
-from creditpool.domain.roles import Permission, may_grant
+from creditpool.domain.roles import Permission
 from creditpool.http_status import status_of
-from creditpool.services import auth, groups, invitations, members, orgs, reports, roster
+from creditpool.services import access, auth, groups, invitations, members, orgs, reports, roster
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
 from creditpool.services.roster import RosterFilter
@@ -96,7 +96,7 @@ def dashboard(
         group_choices = rows.members
     else:
         group_choices = roster.list_roster(uow, org, limit=PER_PAGE).members
-    owner_or_operator = grant.role in (Role.OWNER, None)
+    owner_or_operator = access.may_govern(grant)
     pending = InvitationStatus.PENDING
     invitation_list = invitations.list_invitations(uow, org, status=pending, limit=SHOWN)
     key_list = (
@@ -140,7 +140,7 @@ def dashboard(
         "api_keys": key_list,
         "api_keys_more": _more(key_list, lambda: auth.count_api_keys(uow, org)),
         # Inviting, removing or bringing back a manager is the owner's (or an operator's).
-        "may_handle_managers": may_grant(grant.role, Role.MANAGER),
+        "handled_roles": access.roles_handled_by(grant),
         "new_key": new_key,
         "settings_form": _settings_form(view.settings, typed),
         "typed_emails": typed_emails,
