@@ -41,7 +41,8 @@ class SystemClock:
 
 
 class UnitOfWork:
-    """Opens a session per `with` block; rolls back unless `commit()` was called."""
+    """Opens a session per `with` block (a request's keeps one for all its blocks); rolls back
+    unless `commit()` was called."""
 
     def __init__(
         self,
@@ -97,8 +98,9 @@ class UnitOfWork:
                 yield self
 
     def before_commit(self, write: Callable[[Session], None]) -> None:
-        """Run `write` just before this transaction commits; even a block that only reads then
-        commits it (a key's last use). Dropped if the transaction rolls back."""
+        """Run `write` just before this transaction commits (a key's last use). A block that
+        only reads commits it alone, and nothing else the block did. Dropped if the transaction
+        rolls back."""
         self._before_commit.append(write)
 
     def __enter__(self) -> UnitOfWork:
