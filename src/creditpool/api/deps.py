@@ -18,7 +18,7 @@ from creditpool.api.schemas import MemberChange
 from creditpool.config import Config
 from creditpool.domain.errors import Forbidden, Unauthenticated
 from creditpool.domain.roles import Permission
-from creditpool.services import auth
+from creditpool.services import access, auth
 from creditpool.services.auth import Grant, Principal
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -166,7 +166,7 @@ class AllowMemberChange:
     def __call__(
         self, org: str, change: MemberChange, uow: UowDep, config: ConfigDep, token: BearerToken
     ) -> Grant:
-        permission = Permission.GOVERN if change.role is not None else Permission.MANAGE
+        permission = access.permission_to_change_member(changes_role=change.role is not None)
         return auth.authorize_bearer(
             uow, token, org, permission, configured_operator_key=config.operator_key
         )

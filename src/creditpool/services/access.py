@@ -48,3 +48,9 @@ def roles_handled_by(grant: Grant) -> frozenset[Role]:
     if grant.scopes is not None:
         return frozenset()  # an org API key handles nobody
     return frozenset(role for role in (Role.MEMBER, Role.MANAGER) if may_grant(grant.role, role))
+
+
+def permission_to_change_member(*, changes_role: bool) -> Permission:
+    """What changing a member needs: its role, GOVERN (only the owner makes managers); only
+    its seat, MANAGE."""
+    return Permission.GOVERN if changes_role else Permission.MANAGE

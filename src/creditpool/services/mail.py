@@ -139,14 +139,6 @@ def _deliver(uow: UnitOfWork, key: tuple[str, str], send: MailSender) -> bool | 
     return True
 
 
-def pending_count(uow: UnitOfWork) -> int:
-    """Return how many messages wait to be sent."""
-    with uow:
-        return len(
-            list(uow.session.scalars(select(MailMessage.id).where(MailMessage.sent_at.is_(None))))
-        )
-
-
 def outbox_for(uow: UnitOfWork, to_address: str) -> list[tuple[str, str, datetime | None]]:
     """Return (subject, text, sent_at) of the messages to one address, oldest first.
 

@@ -301,18 +301,6 @@ def list_members(
         return member_views(uow, org, list(uow.session.scalars(query)))
 
 
-def member_of_user(uow: UnitOfWork, org_id: str, user_id: str) -> MemberView:
-    """Return the membership of a user in an org."""
-    with uow:
-        org = load_org(uow, org_id)
-        member = uow.session.scalars(
-            select(Member).where(Member.org_id == org_id, Member.user_id == user_id)
-        ).one_or_none()
-        if member is None:
-            raise NotFound("this user is not a member of the org")
-        return member_view(uow, org, member)
-
-
 @dataclass(frozen=True)
 class MembershipView:
     """One org a user belongs to, and its role there."""
