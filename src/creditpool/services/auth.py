@@ -19,9 +19,9 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from creditpool.domain.errors import (
@@ -46,7 +46,15 @@ from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
 from creditpool.services.views import OrgView
 from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
-from creditpool.storage.schema import ApiKey, Member, OperatorKey, Org, PersonalToken, User
+from creditpool.storage.schema import (
+    ApiKey,
+    Member,
+    OperatorKey,
+    Org,
+    PersonalToken,
+    User,
+    table_of,
+)
 from creditpool.storage.unit_of_work import UnitOfWork
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
@@ -380,14 +388,9 @@ def _mark_used(
 
 # The caller's lookups, built once (each request only binds its values): one per kind of
 # secret, alone or with the caller's standing in the org the request is about.
-def _tables() -> tuple[Table, ...]:
-    return tuple(
-        cast(Table, model.__table__)
-        for model in (PersonalToken, User, Org, Member, ApiKey, OperatorKey)
-    )
-
-
-_tokens, _users, _orgs, _members, _api_keys, _operator_keys = _tables()
+_tokens, _users, _orgs, _members, _api_keys, _operator_keys = (
+    table_of(model) for model in (PersonalToken, User, Org, Member, ApiKey, OperatorKey)
+)
 _TOKEN = (
     select(
         _tokens.c.user_id,

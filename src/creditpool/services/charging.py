@@ -30,7 +30,6 @@ from typing import cast
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Table,
     func,
     insert,
     null,
@@ -56,18 +55,22 @@ from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.views import MemberView, UsageResult, transfer_view
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import Account, Base, GroupMember, Hold, Member, Org, Transfer, User
+from creditpool.storage.schema import (
+    Account,
+    GroupMember,
+    Hold,
+    Member,
+    Org,
+    Transfer,
+    User,
+    table_of,
+)
 from creditpool.storage.schema import UsageTotal as UsageTotalRow
 from creditpool.storage.unit_of_work import UnitOfWork
 
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
-_orgs, _members, _users = _table(Org), _table(Member), _table(User)
-_accounts, _transfers, _holds = _table(Account), _table(Transfer), _table(Hold)
-_totals, _in_groups = _table(UsageTotalRow), _table(GroupMember)
+_orgs, _members, _users = table_of(Org), table_of(Member), table_of(User)
+_accounts, _transfers, _holds = table_of(Account), table_of(Transfer), table_of(Hold)
+_totals, _in_groups = table_of(UsageTotalRow), table_of(GroupMember)
 _pool = _accounts.alias("pool")
 
 _CHARGEABLE = (

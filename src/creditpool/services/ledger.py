@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import Account, Member, Transfer
+from creditpool.storage.schema import Account, Member, Transfer, table_of
 
 # Enough ids per statement for any engine's limit on bound parameters.
 CHUNK = 900
@@ -158,7 +158,7 @@ class Posting:
     # The two account changes of a usage charge's fast path (services/charging.py): Core
     # statements built once and bound per charge, run on the transaction's connection with no
     # Posting made, as the hottest write there is cannot afford the ORM.
-    _ACCOUNTS: ClassVar[Table] = cast(Table, Account.__table__)
+    _ACCOUNTS: ClassVar[Table] = table_of(Account)
     _DEBIT_WALLET: ClassVar[Update] = (
         update(_ACCOUNTS)
         .where(

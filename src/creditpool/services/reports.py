@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import InvalidInput, NotFound
@@ -24,10 +24,10 @@ from creditpool.services.views import (
     balance_from,
     transfer_view,
 )
-from creditpool.storage.schema import Account, Member, Org, Transfer
+from creditpool.storage.schema import Account, Member, Org, Transfer, table_of
 from creditpool.storage.unit_of_work import UnitOfWork
 
-_orgs, _accounts = cast(Table, Org.__table__), cast(Table, Account.__table__)
+_orgs, _accounts = table_of(Org), table_of(Account)
 # A balance read is the hottest read there is: built once, bound per request.
 _BALANCE = (
     select(

@@ -11,7 +11,7 @@ pools and wallets never go below zero, a wallet's held credits never exceed its 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -48,6 +49,12 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime, str: String(200), int: BigInteger}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class: for statements built once, bound per request, that
+    read and write rows without the ORM's per-object work."""
+    return cast(Table, model.__table__)
 
 
 class User(Base):
