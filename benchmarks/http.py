@@ -83,10 +83,17 @@ class Vendor:
 
 
 def open_vendor(
-    engine_url: str, members: int, name: str, *, allot: str = "100", metered: bool = False
+    engine_url: str,
+    members: int,
+    name: str,
+    *,
+    allot: str = "100",
+    metered: bool = False,
+    spare: str = "0",
 ) -> Vendor:
-    """A school of `members` filled in bulk, `allot` credits more on each student's wallet,
-    its seats burning credits if `metered`, an org API key and a token of its owner."""
+    """A school of `members` filled in bulk, `allot` credits more on each student's wallet and
+    `spare` a member left in its pool, its seats burning credits if `metered`, an org API key
+    and a token of its owner."""
     engine = create_database_engine(engine_url)
     uow = UnitOfWork.for_engine(engine)
     school = fill_school(uow, members=members, name=name)
@@ -97,8 +104,10 @@ def open_vendor(
     if metered:
         rates = SettingsChange(rate_licensed=credits("1"), rate_unlicensed=credits("0.1"))
         orgs.update_settings(uow, school.org_id, rates, actor="bench")
+    bought = (credits(allot) * 2 + credits(spare)) * members
+    if bought:
+        pool.record_purchase(uow, school.org_id, bought, actor="bench")
     if allot != "0":
-        pool.record_purchase(uow, school.org_id, credits(allot) * members * 2, actor="bench")
         pool.allocate_credits(uow, school.org_id, Target.all_students(), credits(allot), actor="b")
     with uow:
         students = select(Member.id).where(
@@ -337,13 +346,7 @@ def allotments(database: str, base: str, folder: Path, vendor: Vendor, run: str)
     rows: list[Row] = []
     seconds: dict[int, float] = {}
     for members in (10_000, BIG):
-        school = open_vendor(database, members, f"allot {members}", allot="0")
-        pool.record_purchase(
-            UnitOfWork.for_engine(create_database_engine(database)),
-            school.school.org_id,
-            credits("10") * members,
-            actor="bench",
-        )
+        school = open_vendor(database, members, f"allot {members}", allot="0", spare="10")
         with ThreadPoolExecutor(max_workers=1) as background:
             # The single allocations run from before the allotment starts to after it ends
             # (10 s more than the run): their tail is the allotment's effect on everyone else.
