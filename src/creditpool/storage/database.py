@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -49,7 +49,33 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     options.setdefault("hide_parameters", True)
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
     connect_args |= options.pop("connect_args", {})
-    return create_engine(url, connect_args=connect_args, **options)
+    engine = create_engine(url, connect_args=connect_args, **options)
+    _note_writes(engine)
+    return engine
+
+
+# Whether the transaction of a connection has sent anything but SELECTs: a transaction that
+# only read ends as well with COMMIT as with ROLLBACK, and psycopg forgets every prepared
+# statement of a connection (DEALLOCATE ALL) at each ROLLBACK, so that the next statements are
+# parsed and planned again. The unit of work commits a block that only read instead.
+_WROTE = "creditpool.wrote"
+
+
+def _note_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.info[_WROTE] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("SELECT"):
+            connection.info[_WROTE] = True
+
+
+def only_read(connection: Connection) -> bool:
+    """Whether the connection's transaction has only read (sent nothing but SELECTs) as far as
+    its engine tells; False when it cannot tell (SQLite's, which gains nothing by knowing)."""
+    return connection.info.get(_WROTE) is False
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -23,6 +23,16 @@ from sqlalchemy import Engine, Executable, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from creditpool.storage.database import only_read
+
+
+def _only_read(session: Session) -> bool:
+    """Whether a session's transaction has only read: no object changed, nothing but SELECTs
+    sent (as far as the engine tells)."""
+    if session.new or session.dirty or session.deleted:
+        return False
+    return only_read(session.connection())
+
 
 class Clock(Protocol):
     """Where services read the time; tests step it instead of sleeping."""
@@ -121,11 +131,16 @@ class UnitOfWork:
     ) -> None:
         session = self._session
         try:
-            if session is not None and exc_type is None and self._before_commit:
+            if session is not None and exc_type is None and session.in_transaction():
                 # The block only read (a write commits through run_write, which runs the hooks
-                # itself): drop whatever it did, and commit the hooks' writes alone.
+                # itself). If it changed anything by mistake, that is dropped: the hooks'
+                # writes commit alone. If it did not, COMMIT ends it as ROLLBACK would, and
+                # keeps the connection's prepared statements (see storage/database.py).
                 hooks = list(self._before_commit)
-                session.rollback()
+                if not _only_read(session):
+                    session.rollback()
+                    if not hooks:
+                        return
                 for write in hooks:
                     write(session)
                 session.commit()
@@ -151,14 +166,15 @@ class UnitOfWork:
         """Run the transaction's first statement; if its connection turns out to have died in
         the pool (the database restarted), run it again on a new one. Connections are not
         pinged as they leave the pool: this one retry is what replaces the ping."""
+        # On the session's connection: a Core statement needs none of the ORM's execution.
         try:
-            return self.session.execute(statement, parameters)
+            return self.session.connection().execute(statement, parameters)
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
             # Nothing ran before this statement; the pool has let go of its dead connections.
             self.session.rollback()
-            return self.session.execute(statement, parameters)
+            return self.session.connection().execute(statement, parameters)
 
     @property
     def pending(self) -> bool:
