@@ -15,13 +15,16 @@ past their time.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, insert, select
 
 from creditpool.services import transactions
-from creditpool.storage.schema import IdempotencyRecord, UsageEvent
+from creditpool.services.ledger import chunks
+from creditpool.storage.schema import IdempotencyRecord, UsageEvent, table_of
 from creditpool.storage.unit_of_work import UnitOfWork
 
 REQUEST_KEY_WINDOW = timedelta(hours=24)
@@ -69,36 +72,59 @@ def record_request_key(
     )
 
 
-def usage_key(uow: UnitOfWork, org_id: str, key: str) -> UsageEvent | None:
-    """Return the first outcome of a usage event under this key, or None if it is new."""
-    return uow.session.get(UsageEvent, (org_id, key))
+@dataclass(frozen=True)
+class UsageOutcome:
+    """What a usage event under a key came to: its transfer, or the code of its refusal."""
+
+    key: str
+    member_id: str
+    transfer_id: str | None
+    code: str | None = None
+    detail: str | None = None
 
 
-def record_usage_key(
-    uow: UnitOfWork,
-    org_id: str,
-    key: str,
-    *,
-    member_id: str,
-    transfer_id: str | None,
-    code: str | None = None,
-    detail: str | None = None,
-) -> None:
-    """Store a usage event's outcome under its key in the open transaction: its transfer, or
-    the code and detail of its refusal. A key a concurrent batch stored first fails the flush
-    (IntegrityError): the batch runs again and finds it."""
-    uow.session.add(
-        UsageEvent(
-            org_id=org_id,
-            key=key,
-            member_id=member_id[:255],
-            code=code,
-            detail=None if detail is None else detail[:500],
-            transfer_id=transfer_id,
-            created_at=uow.now,
-        )
-    )
-    uow.session.flush()
+_usage_events = table_of(UsageEvent)
+_USAGE_KEYS = select(
+    _usage_events.c.key,
+    _usage_events.c.member_id,
+    _usage_events.c.transfer_id,
+    _usage_events.c.code,
+    _usage_events.c.detail,
+).where(
+    _usage_events.c.org_id == bindparam("org"),
+    _usage_events.c.key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def usage_keys(uow: UnitOfWork, org_id: str, keys: Collection[str]) -> dict[str, UsageOutcome]:
+    """Return the first outcome of each usage event key seen before (new keys are absent)."""
+    connection = uow.session.connection()
+    seen: dict[str, UsageOutcome] = {}
+    for part in chunks(sorted(keys)):
+        for row in connection.execute(_USAGE_KEYS, {"org": org_id, "keys": list(part)}):
+            seen[row.key] = UsageOutcome(*row)
+    return seen
+
+
+def record_usage_keys(uow: UnitOfWork, org_id: str, outcomes: Sequence[UsageOutcome]) -> None:
+    """Store usage events' outcomes under their keys in the open transaction, in one statement.
+    A key a concurrent batch stored first fails it (IntegrityError): the batch runs again and
+    finds it."""
+    if not outcomes:
+        return
+    rows = [
+        {
+            "org_id": org_id,
+            "key": outcome.key,
+            "member_id": outcome.member_id[:255],
+            "code": outcome.code,
+            "detail": None if outcome.detail is None else outcome.detail[:500],
+            "transfer_id": outcome.transfer_id,
+            "created_at": uow.now,
+        }
+        for outcome in outcomes
+    ]
+    uow.session.connection().execute(insert(_usage_events), rows)
 
 
 def forget_expired_keys(uow: UnitOfWork) -> int:

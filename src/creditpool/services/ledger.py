@@ -196,6 +196,28 @@ class Posting:
         if rowcount(connection.execute(Posting._CREDIT_USAGE, arguments)) != 1:
             raise limit_exceeded(f"the balance of {AccountKind.USAGE}")
 
+    # Many charges' debits (services/many_charges.py): one statement executed many times.
+    _DEBIT_WALLETS: ClassVar[Update] = (
+        update(_ACCOUNTS)
+        .where(
+            _ACCOUNTS.c.org_id == bindparam("org"),
+            _ACCOUNTS.c.id == bindparam("wallet"),
+            _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("amount"),
+        )
+        .values(balance=_ACCOUNTS.c.balance - bindparam("amount"))
+    )
+
+    @staticmethod
+    def debit_wallets(connection: Connection, org_id: str, amounts: dict[str, int]) -> None:
+        """Take from each member's wallet its amount. The caller has locked the wallets and
+        found that each can pay: one that cannot is a bug, and fails the transaction."""
+        arguments = [
+            {"org": org_id, "wallet": f"{WALLET_PREFIX}{member_id}", "amount": amount}
+            for member_id, amount in sorted(amounts.items())
+        ]
+        if rowcount(connection.execute(Posting._DEBIT_WALLETS, arguments)) != len(arguments):
+            raise RuntimeError("a wallet found able to pay under its lock could not")
+
     def withdraw(self, account_id: str, amount: int) -> bool:
         """Take `amount` from a pool or wallet if it can spend it; False, and no change, if not."""
         result = self.session.execute(

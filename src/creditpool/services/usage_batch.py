@@ -3,27 +3,25 @@
 Each event stands alone: one that is malformed or refused is recorded with its error code and
 does not stop the others. A key is unique per org and remembered for at least 30 days (in
 services.idempotency); a key seen before answers its first result and changes nothing. The
-whole batch is one transaction with a savepoint per event, so it commits once.
+whole batch is one transaction, charged with a few set-based statements, so it commits once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import CreditpoolError, InvalidInput
 from creditpool.domain.text import check_clean_text
 from creditpool.services import idempotency
 from creditpool.services.credits import check_amount, check_reference
-from creditpool.services.lookups import load_org
+from creditpool.services.many_charges import Charge, charge_many
 from creditpool.services.transactions import run_write
-from creditpool.services.usage import apply_usage, check_metrics
-from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
+from creditpool.services.usage import check_metrics
 from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_EVENTS = 1000
-MAX_ID_LENGTH = 40  # the length of every id (storage.schema.ID): a longer one names no member
 
 
 EVENT_FIELDS = frozenset({"key", "member_id", "amount", "metrics", "reference"})
@@ -103,70 +101,72 @@ def charge_usage_batch(
 ) -> list[UsageEventResult]:
     """Apply each event once per key; return a result per event, in the order sent.
 
-    Two batches racing over the same members or keys may deadlock, or one may find a key the
-    other stored first: the loser runs again from the start and replays what the winner did.
+    The events are charged together (services/many_charges.py), with one read of the keys seen
+    before and one write of the new ones. An event whose key came earlier in the same batch
+    answers that event's outcome. Two batches racing over the same keys: one stores them
+    first, the other fails on the first it finds stored, runs again and replays them.
     """
     if not 1 <= len(events) <= MAX_EVENTS:
         raise InvalidInput(f"send 1 to {MAX_EVENTS} events")
-
-    def apply() -> list[UsageEventResult]:
-        _lock_up_front(uow, org_id, events)
-        return [_apply_event(uow, org_id, raw, actor) for raw in events]
-
-    return run_write(uow, apply, stores_keys=True)
+    return run_write(uow, lambda: _apply_events(uow, org_id, events, actor), stores_keys=True)
 
 
-def _lock_up_front(uow: UnitOfWork, org_id: str, events: Sequence[object]) -> None:
-    """Take, before the first event, every lock the batch may need, in ledger.py's order.
-
-    One charge locks its wallet, then the usage account; a batch would otherwise hold the usage
-    account (and earlier wallets) while it locks the next wallet, or the org for a top-up, and
-    two batches, or a batch and an allotment, would deadlock.
-    """
-    org = load_org(uow, org_id)
-    if org.auto_enabled:
-        load_org(uow, org_id, lock=True)
-    named = {
-        raw["member_id"]
-        for raw in events
-        if isinstance(raw, Mapping) and isinstance(raw.get("member_id"), str)
-    }
-    # Ids are short printable ASCII: anything else names no member (and its event is refused).
-    members = sorted(
-        member
-        for member in named
-        if len(member) <= MAX_ID_LENGTH and member.isascii() and member.isprintable()
-    )
-    # Holds, then every wallet in id order, and only then the wallets' held amounts change.
-    expired = lock_expired_holds(uow, org_id, members)
-    lock_wallets(uow, org_id, members)
-    release_locked_holds(uow, org_id, expired)
-
-
-def _apply_event(uow: UnitOfWork, org_id: str, raw: object, actor: str) -> UsageEventResult:
-    try:
-        event = UsageEventIn.parse(raw)
-        key = _key_of(event)
-    except InvalidInput as error:
-        return UsageEventResult(_echoed_key(raw), error.code, error.detail, None)
-    seen = idempotency.usage_key(uow, org_id, key)
-    if seen is not None:
-        return UsageEventResult(key, seen.code, seen.detail, seen.transfer_id, replayed=True)
-    transfer_id = code = detail = None
-    try:
-        with uow.session.begin_nested():
+def _apply_events(
+    uow: UnitOfWork, org_id: str, events: Sequence[object], actor: str
+) -> list[UsageEventResult]:
+    results: list[UsageEventResult | None] = [None] * len(events)
+    keyed: list[tuple[int, str, UsageEventIn]] = []
+    for index, raw in enumerate(events):
+        try:
+            event = UsageEventIn.parse(raw)
+            keyed.append((index, _key_of(event), event))
+        except InvalidInput as error:
+            # Without a usable key there is nothing to remember it by.
+            results[index] = UsageEventResult(_echoed_key(raw), error.code, error.detail, None)
+    seen = idempotency.usage_keys(uow, org_id, {key for _, key, _ in keyed})
+    first_of: dict[str, int] = {}  # a key's first event in this batch
+    again: list[tuple[int, str]] = []  # a key's later events in this batch
+    charges: list[tuple[int, str, Charge]] = []
+    recorded: list[tuple[int, str, str]] = []  # index, key, member named
+    for index, key, event in keyed:
+        before = seen.get(key)
+        if before is not None:
+            results[index] = UsageEventResult(
+                key, before.code, before.detail, before.transfer_id, replayed=True
+            )
+            continue
+        if key in first_of:
+            again.append((index, key))
+            continue
+        first_of[key] = index
+        recorded.append((index, key, str(event.member_id)))
+        try:
             member_id, amount, metrics, reference = _validated(event)
-            charged = apply_usage(uow, org_id, member_id, amount, metrics, reference, actor)
-            transfer_id = charged.transfer.id
-    except CreditpoolError as error:
-        code, detail = error.code, error.detail[:500]
-    idempotency.record_usage_key(
+        except InvalidInput as error:
+            results[index] = UsageEventResult(key, error.code, error.detail[:500], None)
+            continue
+        charges.append((index, key, Charge(member_id, amount, metrics, reference, actor)))
+    outcomes = charge_many(uow, org_id, [charge for *_, charge in charges], with_members=False)
+    for (index, key, _), outcome in zip(charges, outcomes, strict=True):
+        if isinstance(outcome, CreditpoolError):
+            results[index] = UsageEventResult(key, outcome.code, outcome.detail[:500], None)
+        else:
+            results[index] = UsageEventResult(key, None, None, outcome.transfer.id)
+    for index, key in again:
+        first = results[first_of[key]]
+        assert first is not None
+        results[index] = replace(first, replayed=True)
+    idempotency.record_usage_keys(
         uow,
         org_id,
-        key,
-        member_id=str(event.member_id),
-        transfer_id=transfer_id,
-        code=code,
-        detail=detail,
+        [
+            idempotency.UsageOutcome(key, member, *_outcome_of(results[index]))
+            for index, key, member in recorded
+        ],
     )
-    return UsageEventResult(key, code, detail, transfer_id)
+    return [result for result in results if result is not None]
+
+
+def _outcome_of(result: UsageEventResult | None) -> tuple[str | None, str | None, str | None]:
+    assert result is not None
+    return result.transfer_id, result.code, result.detail
