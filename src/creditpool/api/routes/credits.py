@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import Depends, status
+from fastapi import Depends, Request, status
+from starlette.datastructures import State
 
-from creditpool.api.deps import Allow, IdempotencyKey, UowDep, off_the_loop
+from creditpool.api.deps import (
+    Allow,
+    BearerToken,
+    ConfigDep,
+    IdempotencyKey,
+    UowDep,
+    off_the_loop,
+)
+from creditpool.api.gathering import Gatherer
 from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Access,
@@ -26,9 +36,12 @@ from creditpool.domain.errors import InvalidInput
 from creditpool.domain.roles import Permission
 from creditpool.http_status import status_of_code
 from creditpool.services import credits as credit_service
-from creditpool.services import holds, reports, usage, usage_batch
+from creditpool.services import gathered_usage, holds, reports, usage_batch
 from creditpool.services.auth import Grant
+from creditpool.services.gathered_usage import UsageRequest
 from creditpool.services.targets import Target
+from creditpool.services.views import UsageResult
+from creditpool.storage.unit_of_work import UnitOfWork
 
 router = api_router("credits")
 
@@ -101,25 +114,44 @@ async def charge(
     org: str,
     member: str,
     body: UsageIn,
+    request: Request,
     uow: UowDep,
-    grant: Charge,
+    config: ConfigDep,
+    token: BearerToken,
     idempotency_key: IdempotencyKey = None,
 ) -> Usage:
     """Charge work done to the member's wallet, topping it up under automatic allocation."""
+    asked = UsageRequest(token, member, body.amount, body.metrics, body.reference)
+    if idempotency_key is None:
+        # Gathered with the org's other charges arriving meanwhile (services/gathered_usage).
+        gatherer: Gatherer[UsageRequest, UsageResult] = request.app.state.usage_gatherer
+        return Usage.of(await gatherer.submit(org, asked))
     return await off_the_loop(
         lambda: Usage.of(
-            usage.charge_usage(
+            gathered_usage.charge_alone(
                 uow,
                 org,
-                member,
-                body.amount,
-                metrics=body.metrics,
-                reference=body.reference,
-                actor=grant.actor,
+                asked,
                 idempotency_key=idempotency_key,
+                configured_operator_key=config.operator_key,
             )
         )
     )
+
+
+def usage_gatherer(state: State) -> Gatherer[UsageRequest, UsageResult]:
+    """The gatherer of the application's single usage charges, one per process."""
+
+    def run(org_id: str, requests: Sequence[UsageRequest]) -> list[gathered_usage.Answer]:
+        uow = UnitOfWork(state.session_factory, state.clock, for_request=True)
+        try:
+            return gathered_usage.charge_gathered(
+                uow, org_id, requests, configured_operator_key=state.config.operator_key
+            )
+        finally:
+            uow.close()
+
+    return Gatherer(run)
 
 
 @router.post(
