@@ -7,6 +7,7 @@ ordering by creation ("newest first" needs no extra column).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -14,16 +15,15 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# base64's base32 writes 5 bits a character as well, in another alphabet: translated to ours.
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
 _lock = threading.Lock()
 _last = 0
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+def _encode(value: int) -> str:
+    """The 26 characters of a value below 2^130: its last 26 of 160 bits in base32."""
+    return base64.b32encode(value.to_bytes(20, "big")).decode()[6:].translate(_FROM_RFC4648)
 
 
 def new_id(prefix: str) -> str:
@@ -34,7 +34,7 @@ def new_id(prefix: str) -> str:
         # Within one millisecond, keep counting up from the last id instead of going back.
         _last = candidate if candidate > _last else _last + 1
         value = _last
-    return f"{prefix}_{_encode(value, 26)}"
+    return f"{prefix}_{_encode(value)}"
 
 
 def new_secret() -> str:

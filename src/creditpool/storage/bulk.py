@@ -1,0 +1,59 @@
+"""Inserting many rows at once, the fastest way each engine has.
+
+PostgreSQL takes rows by COPY about twenty times as fast as by an INSERT executed for each row
+(no statement to bind per row, one stream); SQLite, in process, by one prepared INSERT run for
+every row. An allotment to 100,000 members writes 100,000 transfers, so this is the difference
+between a fraction of a second and many.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, String, Table, any_, insert, literal
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from creditpool.storage.database import note_write
+
+# From this many rows, COPY beats an INSERT run for each (below, it costs a round trip more).
+COPY_FROM = 200
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (dicts of the same columns) in the connection's open transaction."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+        copy_rows(connection, table.name, rows)
+    else:
+        connection.execute(insert(table), list(rows))
+
+
+def copy_rows(connection: Connection, table_name: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows by COPY (PostgreSQL only). JSON values are written as their text."""
+    columns = list(rows[0])
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    # Names from our own schema, never from input.
+    command = f"COPY {table_name} ({', '.join(columns)}) FROM STDIN"
+    note_write(connection)  # sent past SQLAlchemy, which would otherwise not see the write
+    with driver.cursor() as cursor, cursor.copy(command) as copy:
+        for row in rows:
+            copy.write_row([_for_copy(row[column]) for column in columns])
+
+
+def _for_copy(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def among(bind: Session | Connection, column: Any, ids: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN ids`. On PostgreSQL, one array parameter (`= ANY`): the statement reads the
+    same whatever the ids, so it is compiled once and prepared, where IN writes and parses a
+    placeholder per id (a third of an allotment's time to 10,000 members went to that)."""
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    if dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
