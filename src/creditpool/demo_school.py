@@ -25,6 +25,7 @@ from creditpool.domain.model import AccountKind, MemberStatus, Role, Seat, Trans
 from creditpool.services import ledger, orgs, pool_series, users
 from creditpool.services.ledger import wallet_account
 from creditpool.services.transactions import run_write
+from creditpool.storage.bulk import copy_rows
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import (
     Account,
@@ -82,14 +83,7 @@ def _insert(uow: UnitOfWork, table: type[Any], rows: list[dict[str, Any]]) -> No
     name, columns = table.__tablename__, list(rows[0])
     connection = uow.session.connection()
     if uow.dialect == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row([_for_copy(row[column]) for column in columns])
+        copy_rows(connection, name, rows)
         return
     # Names from our own schema, never from input.
     marks = ", ".join("?" * len(columns))
@@ -99,10 +93,6 @@ def _insert(uow: UnitOfWork, table: type[Any], rows: list[dict[str, Any]]) -> No
         connection.exec_driver_sql(
             statement, [tuple(_for_sqlite(row[column]) for column in columns) for row in part]
         )
-
-
-def _for_copy(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, dict) else value
 
 
 def _for_sqlite(value: Any) -> Any:

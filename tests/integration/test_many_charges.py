@@ -118,3 +118,18 @@ def test_nothing_to_charge_changes_nothing(uow: UnitOfWork, clock: FakeClock) ->
     before = reports.get_balance(uow, org)
     assert run_write(uow, lambda: charge_many(uow, org, [], with_members=False)) == []
     assert reports.get_balance(uow, org) == before
+
+
+def test_amounts_past_32_bits_are_charged_whole(uow: UnitOfWork) -> None:
+    org = make_org(uow, purchase="100000")
+    people = [member.id for member in add_members(uow, org.id, 2)]
+    allocate_credits(uow, org.id, Target.members(people), credits("5000"), actor=OPERATOR)
+    big = credits("2500")  # 2.5 x 10^9 micro-credits: past a 32-bit integer
+    charges = [Charge(member, big, {"frames": 2**40}, None, KEY) for member in people * 2]
+    outcomes = run_write(uow, lambda: charge_many(uow, org.id, charges, with_members=False))
+    assert all(isinstance(outcome, Charged) for outcome in outcomes)
+    for member in people:
+        view = members.get_member(uow, org.id, member)
+        assert (view.credits_available, view.credits_used) == (0, 2 * big)
+        assert view.usage == {"frames": 2**41}
+    assert audit.audit(uow, org.id).clean

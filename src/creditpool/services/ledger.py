@@ -33,17 +33,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    case,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
+from creditpool.storage.bulk import among, insert_rows
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import Account, Member, Transfer, table_of
 
 # Enough ids per statement for any engine's limit on bound parameters.
 CHUNK = 900
+_TRANSFERS = table_of(Transfer)
 
 
 def bulk_update(model: type[Any]) -> Update:
@@ -77,7 +91,7 @@ def add_to_member_totals(
                 bulk_update(Member)
                 .where(
                     Member.org_id == org_id,
-                    Member.id.in_(part),
+                    among(session, Member.id, part),
                     within_limit(Member.allocated_total, allocated),
                     within_limit(Member.auto_allocated_total, auto_allocated),
                 )
@@ -196,26 +210,31 @@ class Posting:
         if rowcount(connection.execute(Posting._CREDIT_USAGE, arguments)) != 1:
             raise limit_exceeded(f"the balance of {AccountKind.USAGE}")
 
-    # Many charges' debits (services/many_charges.py): one statement executed many times.
-    _DEBIT_WALLETS: ClassVar[Update] = (
-        update(_ACCOUNTS)
-        .where(
-            _ACCOUNTS.c.org_id == bindparam("org"),
-            _ACCOUNTS.c.id == bindparam("wallet"),
-            _ACCOUNTS.c.balance - _ACCOUNTS.c.held >= bindparam("amount"),
-        )
-        .values(balance=_ACCOUNTS.c.balance - bindparam("amount"))
-    )
-
     @staticmethod
     def debit_wallets(connection: Connection, org_id: str, amounts: dict[str, int]) -> None:
-        """Take from each member's wallet its amount. The caller has locked the wallets and
-        found that each can pay: one that cannot is a bug, and fails the transaction."""
-        arguments = [
-            {"org": org_id, "wallet": f"{WALLET_PREFIX}{member_id}", "amount": amount}
-            for member_id, amount in sorted(amounts.items())
-        ]
-        if rowcount(connection.execute(Posting._DEBIT_WALLETS, arguments)) != len(arguments):
+        """Take from each member's wallet its amount (services/many_charges.py), in one
+        statement per chunk. The caller has locked the wallets and found that each can pay:
+        one that cannot is a bug, and fails the transaction."""
+        accounts = Posting._ACCOUNTS
+        taken = 0
+        for part in chunks(sorted(amounts)):
+            wallets = {
+                f"{WALLET_PREFIX}{member_id}": literal(amounts[member_id], BigInteger)
+                for member_id in part
+            }
+            debit = case(wallets, value=accounts.c.id)
+            taken += rowcount(
+                connection.execute(
+                    update(accounts)
+                    .where(
+                        accounts.c.org_id == org_id,
+                        accounts.c.id.in_(list(wallets)),
+                        accounts.c.balance - accounts.c.held >= debit,
+                    )
+                    .values(balance=accounts.c.balance - debit)
+                )
+            )
+        if taken != len(amounts):
             raise RuntimeError("a wallet found able to pay under its lock could not")
 
     def withdraw(self, account_id: str, amount: int) -> bool:
@@ -239,7 +258,7 @@ class Posting:
                 bulk_update(Account)
                 .where(
                     Account.org_id == self.org_id,
-                    Account.id.in_(part),
+                    among(self.session, Account.id, part),
                     Account.balance - Account.held >= amount,
                 )
                 .values(balance=Account.balance - amount)
@@ -273,7 +292,7 @@ class Posting:
                     bulk_update(Account)
                     .where(
                         Account.org_id == self.org_id,
-                        Account.id.in_(part),
+                        among(self.session, Account.id, part),
                         within_limit(Account.balance, amount),
                     )
                     .values(balance=Account.balance + amount)
@@ -288,7 +307,7 @@ class Posting:
         for part in chunks(account_ids):
             self.session.execute(
                 bulk_update(Account)
-                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .where(Account.org_id == self.org_id, among(self.session, Account.id, part))
                 .values(balance=Account.held)
             )
 
@@ -300,14 +319,18 @@ class Posting:
             taken.extend(
                 self.session.execute(
                     select(Account.id, Account.member_id, Account.balance)
-                    .where(Account.org_id == self.org_id, Account.id.in_(part), Account.balance > 0)
+                    .where(
+                        Account.org_id == self.org_id,
+                        among(self.session, Account.id, part),
+                        Account.balance > 0,
+                    )
                     .order_by(Account.id)
                     .with_for_update(key_share=True)
                 ).tuples()
             )
             self.session.execute(
                 bulk_update(Account)
-                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .where(Account.org_id == self.org_id, among(self.session, Account.id, part))
                 .values(balance=0)
             )
         return taken
@@ -348,7 +371,7 @@ class Posting:
         for part in chunks(account_ids):
             self.session.execute(
                 bulk_update(Account)
-                .where(Account.org_id == self.org_id, Account.id.in_(part))
+                .where(Account.org_id == self.org_id, among(self.session, Account.id, part))
                 .values(held=0)
             )
 
@@ -387,7 +410,7 @@ class Posting:
         """Insert the transfers queued since the last flush; `rows` keeps them all."""
         pending = self.rows[self._inserted :]
         if pending:
-            self.session.execute(insert(Transfer), pending)
+            insert_rows(self.session.connection(), _TRANSFERS, pending)
             self._inserted = len(self.rows)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from creditpool.domain.errors import NotFound
 from creditpool.domain.model import MemberStatus
+from creditpool.storage.bulk import among
 from creditpool.storage.schema import Group, Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -51,7 +52,7 @@ def load_active_members(uow: UnitOfWork, org_id: str, member_ids: Sequence[str])
         rows = uow.session.scalars(
             select(Member).where(
                 Member.org_id == org_id,
-                Member.id.in_(part),
+                among(uow.session, Member.id, part),
                 Member.status == MemberStatus.ACTIVE,
             )
         )

@@ -28,13 +28,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Connection,
+    TextClause,
     bindparam,
-    insert,
+    case,
+    literal,
     null,
     select,
     text,
@@ -53,6 +57,7 @@ from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.usage import apply_usage
 from creditpool.services.views import MemberView, TransferView, UsageResult, transfer_view
 from creditpool.services.wallets import lock_expired_holds, release_locked_holds
+from creditpool.storage.bulk import insert_rows
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import (
     Account,
@@ -145,20 +150,37 @@ _FIGURES = union_all(
 _METRIC_TOTALS = select(_totals.c.member_id, _totals.c.metric, _totals.c.total).where(
     _totals.c.org_id == bindparam("org"), _totals.c.member_id.in_(_IDS)
 )
-# Executed many, one row of arguments per member or metric: every condition was checked under
-# the rows' locks before.
-_ADD_USED = (
-    update(_members)
-    .where(_members.c.org_id == bindparam("org"), _members.c.id == bindparam("member"))
-    .values(used_total=_members.c.used_total + bindparam("amount"))
-)
-_ADD_METRIC = text(
-    "INSERT INTO usage_totals (org_id, member_id, metric, total) "
-    "VALUES (:org, :member, :metric, :value) "
-    "ON CONFLICT (org_id, member_id, metric) "
-    "DO UPDATE SET total = usage_totals.total + excluded.total"
-)
-_INSERT_TRANSFERS = insert(_transfers)
+
+
+def _add_metrics(
+    connection: Connection, org_id: str, added: list[tuple[tuple[str, str], int]]
+) -> None:
+    """Add to the members' metric totals, a few hundred in one statement (every total was
+    checked against its limit under the members' locks). Each (member, metric) comes once:
+    one statement cannot update a row twice."""
+    for start in range(0, len(added), _METRICS_PER_STATEMENT):
+        part = added[start : start + _METRICS_PER_STATEMENT]
+        arguments: dict[str, Any] = {"org": org_id}
+        for number, ((member_id, metric), value) in enumerate(part):
+            arguments |= {f"m{number}": member_id, f"n{number}": metric, f"v{number}": value}
+        connection.execute(_add_metrics_statement(len(part)), arguments)
+
+
+_METRICS_PER_STATEMENT = 200
+
+
+@cache
+def _add_metrics_statement(count: int) -> TextClause:
+    """The upsert of `count` metric totals: SQL text, one per count (SQLAlchemy compiles its
+    ON CONFLICT construct again on every execution); both engines read it."""
+    values = ", ".join(f"(:org, :m{i}, :n{i}, :v{i})" for i in range(count))
+    return text(
+        f"INSERT INTO usage_totals (org_id, member_id, metric, total) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (org_id, member_id, metric) "
+        "DO UPDATE SET total = usage_totals.total + excluded.total"
+    )
+
+
 # Refused the same way as one charge whose wallet is short and which no top-up may fill.
 _NO_TOP_UP = AutoAllocation(enabled=False)
 
@@ -241,19 +263,16 @@ def charge_many(
 
     if rows:
         Posting.debit_wallets(connection, org_id, debits)
-        connection.execute(_INSERT_TRANSFERS, rows)
-        connection.execute(
-            _ADD_USED,
-            [{"org": org_id, "member": m, "amount": n} for m, n in sorted(added.items())],
-        )
-        if metric_added:
+        insert_rows(connection, _transfers, rows)
+        for part in chunks(sorted(added)):
+            each = {member_id: literal(added[member_id], BigInteger) for member_id in part}
+            amounts = case(each, value=_members.c.id)
             connection.execute(
-                _ADD_METRIC,
-                [
-                    {"org": org_id, "member": m, "metric": name, "value": value}
-                    for (m, name), value in sorted(metric_added.items())
-                ],
+                update(_members)
+                .where(_members.c.org_id == org_id, _members.c.id.in_(part))
+                .values(used_total=_members.c.used_total + amounts)
             )
+        _add_metrics(connection, org_id, sorted(metric_added.items()))
     for index in slow:
         outcomes[index] = _charge_slowly(uow, org_id, charges[index], with_members)
     if rows:

@@ -26,6 +26,7 @@ from creditpool.domain.policies import AutoAllocation, OrgSettings
 from creditpool.services import metering
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
 from creditpool.services.totals import combine, exact_sum
+from creditpool.storage.bulk import among
 from creditpool.storage.schema import (
     Account,
     GroupMember,
@@ -262,16 +263,16 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
                 (Account.org_id == Member.org_id)
                 & (Account.id == literal(WALLET_PREFIX).concat(Member.id)),
             )
-            .where(Member.org_id == org.id, Member.id.in_(part))
+            .where(Member.org_id == org.id, among(session, Member.id, part))
         ).tuples()
         people.update((member_id, (*rest[:3], int(rest[3]))) for member_id, *rest in rows)
         # Usage totals and groups in one round trip: a group is a row with no total.
         totals = select(UsageTotal.member_id, UsageTotal.metric, UsageTotal.total).where(
-            UsageTotal.org_id == org.id, UsageTotal.member_id.in_(part)
+            UsageTotal.org_id == org.id, among(session, UsageTotal.member_id, part)
         )
         in_groups = select(
             GroupMember.member_id, GroupMember.group_id, null().cast(BigInteger)
-        ).where(GroupMember.org_id == org.id, GroupMember.member_id.in_(part))
+        ).where(GroupMember.org_id == org.id, among(session, GroupMember.member_id, part))
         # Sorted here, not in SQL: an ORDER BY over the union made SQLite read every usage
         # total and group row of the org (200 ms at 100,000 members) instead of these members'.
         figures = sorted(session.execute(union_all(totals, in_groups)).tuples(), key=lambda r: r[1])

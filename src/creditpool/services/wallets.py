@@ -20,6 +20,7 @@ from creditpool.services import ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_member, load_org
 from creditpool.services.views import settings_of
+from creditpool.storage.bulk import among
 from creditpool.storage.schema import Account, Hold, Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -80,7 +81,7 @@ def lock_expired_holds(
     hold_ids: list[str] = []
     parts = [None] if member_ids is None else list(chunks(list(member_ids)))
     for part in parts:
-        scoped = query if part is None else query.where(Hold.member_id.in_(part))
+        scoped = query if part is None else query.where(among(uow.session, Hold.member_id, part))
         for hold_id, member_id, amount in uow.session.execute(scoped).tuples():
             hold_ids.append(hold_id)
             freed[member_id] += amount
@@ -92,7 +93,7 @@ def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) ->
     for part in chunks(expired.hold_ids):
         uow.session.execute(
             bulk_update(Hold)
-            .where(Hold.org_id == org_id, Hold.id.in_(part))
+            .where(Hold.org_id == org_id, among(uow.session, Hold.id, part))
             .values(status=HoldStatus.EXPIRED, closed_at=uow.now)
         )
     # Releasing records no transfer, so the posting's actor is never written.
@@ -152,7 +153,10 @@ def lock_wallets(uow: UnitOfWork, org_id: str, member_ids: Sequence[str]) -> dic
     for part in chunks(sorted(member_ids)):
         rows = uow.session.execute(
             select(Account.member_id, Account.balance - Account.held)
-            .where(Account.org_id == org_id, Account.id.in_([wallet_account(m) for m in part]))
+            .where(
+                Account.org_id == org_id,
+                among(uow.session, Account.id, [wallet_account(m) for m in part]),
+            )
             .order_by(Account.id)
             .with_for_update(key_share=True)
         ).tuples()

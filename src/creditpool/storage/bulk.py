@@ -28,8 +28,12 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
         return
     if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         copy_rows(connection, table.name, rows)
-    else:
-        connection.execute(insert(table), list(rows))
+        return
+    # With RETURNING, SQLAlchemy sends the rows as one INSERT of many VALUES, a statement it
+    # compiles once ("insertmanyvalues"). Without, it has psycopg execute one INSERT per row
+    # in pipeline mode, which waits for the server in Python, holding the interpreter.
+    first_key = next(iter(table.primary_key.columns))
+    connection.execute(insert(table).returning(first_key), list(rows)).all()
 
 
 def copy_rows(connection: Connection, table_name: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -72,6 +72,11 @@ def _note_writes(engine: Engine) -> None:
             connection.info[_WROTE] = True
 
 
+def note_write(connection: Connection) -> None:
+    """Record that the connection's transaction wrote, by a way SQLAlchemy does not see."""
+    connection.info[_WROTE] = True
+
+
 def only_read(connection: Connection) -> bool:
     """Whether the connection's transaction has only read (sent nothing but SELECTs) as far as
     its engine tells; False when it cannot tell (SQLite's, which gains nothing by knowing)."""
