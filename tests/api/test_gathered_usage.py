@@ -75,3 +75,29 @@ def test_charges_sent_at_once_are_gathered_and_each_answered_as_if_alone(served:
     assert len(ledger) == 40
     assert max(Counter(transfer["created_at"] for transfer in ledger).values()) > 1
     assert served.cli("audit").strip().endswith("the books are sound")
+
+
+def test_reads_sent_at_once_are_each_answered_as_if_alone(served: Server) -> None:
+    org, _, member, key, _ = an_org_with_a_key(served)
+    port = int(served.url.rsplit(":", 1)[1])
+    alone = call(served, "GET", f"/orgs/{org}/balance", key)
+    past = "/balance?at=2020-01-01T00:00:00Z"
+    asked = [(key, "/balance")] * 20 + [(key, f"/members/{member}/access")] * 20
+    asked += [("cpk.not.a.key", "/balance")] * 4  # 401
+    asked += [(key, "/members/mem_nobody/access")] * 4  # 404
+    asked += [(key, past)] * 4  # 422: a balance is never read in the past
+
+    def send(request: tuple[str, str]) -> tuple[int, Any]:
+        token, path = request
+        status, answer, connection = ask(port, "GET", f"/orgs/{org}{path}", token)
+        connection.close()
+        return status, answer
+
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        answers = list(pool.map(send, asked))
+
+    assert [status for status, _ in answers] == [200] * 40 + [401] * 4 + [404] * 4 + [422] * 4
+    # Nothing moved meanwhile: every balance is the lone one (the burn aside, which goes on).
+    moved = ("purchased", "allocated", "used", "burn_rate_per_day")
+    assert all({f: b[f] for f in moved} == {f: alone[f] for f in moved} for _, b in answers[:20])
+    assert all(answer == {"access": True, "reason": "ok"} for _, answer in answers[20:40])

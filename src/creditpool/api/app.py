@@ -16,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditpool.api import problems
+from creditpool.api.gathering import install_gatherers
 from creditpool.api.limits import BodySizeLimit
 from creditpool.api.problems import PageError
 from creditpool.api.request_log import RequestLog
@@ -46,7 +47,7 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
     """
     problems.install(app, page_error=page_error)
     add_routes(app, credits.router, orgs.router, members.router, users.router)
-    app.state.usage_gatherer = credits.usage_gatherer(app.state)
+    install_gatherers(app)
     # A request is matched against the routes in order: the calls a vendor's product makes on
     # every unit of work go first (no other route's pattern matches their paths).
     hot = [route for route in app.router.routes if getattr(route, "path", None) in HOT_PATHS]

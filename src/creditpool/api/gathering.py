@@ -13,12 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from anyio import to_thread
+from fastapi import FastAPI, Request
+from starlette.datastructures import State
+
+from creditpool.services import gathered_reads, gathered_usage
+from creditpool.services.gathered_usage import UsageRequest
+from creditpool.services.views import UsageResult
+from creditpool.storage.unit_of_work import UnitOfWork
 
 J = TypeVar("J")
 R = TypeVar("R")
+A = TypeVar("A")
 
 
 @dataclass
@@ -86,3 +94,40 @@ class Gatherer(Generic[J, R]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+def _in_a_transaction(
+    state: State, serve: Callable[..., list[A]]
+) -> Callable[[str, Sequence[Any]], list[A]]:
+    """Run a service on a batch of an org's requests, in a request's unit of work of its own."""
+
+    def run(org_id: str, requests: Sequence[Any]) -> list[A]:
+        uow = UnitOfWork(state.session_factory, state.clock, for_request=True)
+        try:
+            return serve(uow, org_id, requests, configured_operator_key=state.config.operator_key)
+        finally:
+            uow.close()
+
+    return run
+
+
+def install_gatherers(app: FastAPI) -> None:
+    """Give the application its gatherers (one of each per process)."""
+    # One batch of charges at a time: each credits the org's usage account last, so a second
+    # batch of the same org would only wait for the first's commit to release that row.
+    charges = _in_a_transaction(app.state, gathered_usage.charge_gathered)
+    reads = _in_a_transaction(app.state, gathered_reads.read_gathered)
+    app.state.usage_gatherer = Gatherer[UsageRequest, UsageResult](charges, in_flight=1)
+    app.state.read_gatherer = Gatherer[gathered_reads.Read, gathered_reads.Answer](reads)
+
+
+def usage_of(request: Request) -> Gatherer[UsageRequest, UsageResult]:
+    """The gatherer of single usage charges of the application serving `request`."""
+    gatherer: Gatherer[UsageRequest, UsageResult] = request.app.state.usage_gatherer
+    return gatherer
+
+
+def reads_of(request: Request) -> Gatherer[gathered_reads.Read, gathered_reads.Answer]:
+    """The gatherer of balance reads and access checks of the application serving `request`."""
+    gatherer: Gatherer[gathered_reads.Read, gathered_reads.Answer] = request.app.state.read_gatherer
+    return gatherer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -9,7 +10,7 @@ from typing import cast
 from sqlalchemy import bindparam, select
 
 from creditpool.domain import metering as arithmetic
-from creditpool.domain.errors import InvalidInput, NotFound
+from creditpool.domain.errors import CreditpoolError, InvalidInput, NotFound
 from creditpool.domain.model import AccountKind, MemberStatus, Seat
 from creditpool.services import metering, pool_series
 from creditpool.services.lookups import load_org
@@ -43,14 +44,30 @@ _BALANCE = (
 def get_balance(uow: UnitOfWork, org_id: str, *, at: datetime | None = None) -> BalanceView:
     """Return the org's balance as it will stand at `at` (now by default, never the past)."""
     with uow:
+        (answer,) = balances_at(uow, org_id, [at])
+        if isinstance(answer, CreditpoolError):
+            raise answer
+        return answer
+
+
+def balances_at(
+    uow: UnitOfWork, org_id: str, instants: Sequence[datetime | None]
+) -> list[BalanceView | CreditpoolError]:
+    """The org's balance at each instant (None: now), from one read, inside an open block;
+    an instant in the past is refused on its own."""
+    # The org's burn and its accounts' balances in one round trip.
+    rows = uow.session.connection().execute(_BALANCE, {"org": org_id}).all()
+    if not rows:
+        return [NotFound(f"no org {org_id}")] * len(instants)
+    accounts = {row.account: row.balance for row in rows}
+    answers: list[BalanceView | CreditpoolError] = []
+    for at in instants:
         if at is not None and at < uow.now:
-            raise InvalidInput("a balance can be read now or in the future, not in the past")
-        # The org's burn and its accounts' balances in one round trip.
-        rows = uow.session.connection().execute(_BALANCE, {"org": org_id}).all()
-        if not rows:
-            raise NotFound(f"no org {org_id}")
-        accounts = {row.account: row.balance for row in rows}
-        return balance_from(cast(MeteredOrg, rows[0]), accounts, at or uow.now)
+            past = "a balance can be read now or in the future, not in the past"
+            answers.append(InvalidInput(past))
+        else:
+            answers.append(balance_from(cast(MeteredOrg, rows[0]), accounts, at or uow.now))
+    return answers
 
 
 def list_transfers(
@@ -83,28 +100,55 @@ def list_transfers(
 def check_access(uow: UnitOfWork, org_id: str, member_id: str) -> AccessView:
     """Return whether the org's pool pays for this member's seat right now, and why not."""
     with uow:
-        # The org, the member and the pool's posted balance in one round trip.
-        row = uow.session.execute(
-            select(Org, Member, Account.balance)
-            .outerjoin(Member, (Member.org_id == Org.id) & (Member.id == member_id))
-            .join(Account, (Account.org_id == Org.id) & (Account.id == AccountKind.POOL))
-            .where(Org.id == org_id)
-            .execution_options(populate_existing=True)
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"no org {org_id}")
-        org, member, pool = row
+        (answer,) = access_of(uow, org_id, [member_id])
+        if isinstance(answer, CreditpoolError):
+            raise answer
+        return answer
+
+
+_orgs_pool = (
+    select(
+        *(_orgs.c[name] for name in MeteredOrg.__annotations__),
+        _accounts.c.balance.label("pool_balance"),
+    )
+    .join(_accounts, (_accounts.c.org_id == _orgs.c.id) & (_accounts.c.id == AccountKind.POOL))
+    .where(_orgs.c.id == bindparam("org"))
+)
+_members = table_of(Member)
+_SEATS = select(_members.c.id, _members.c.status, _members.c.seat).where(
+    _members.c.org_id == bindparam("org"),
+    _members.c.id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def access_of(
+    uow: UnitOfWork, org_id: str, member_ids: Sequence[str]
+) -> list[AccessView | CreditpoolError]:
+    """Whether the pool pays for each member's seat now, from two reads (the org and its
+    pool, the members), inside an open block; an unknown member is refused on its own."""
+    connection = uow.session.connection()
+    org = connection.execute(_orgs_pool, {"org": org_id}).one_or_none()
+    if org is None:
+        return [NotFound(f"no org {org_id}")] * len(member_ids)
+    wanted = sorted(set(member_ids))
+    seats = {row.id: row for row in connection.execute(_SEATS, {"org": org_id, "ids": wanted})}
+    meters_licensed = org.rate_licensed > 0
+    paying = metering.available(org, org.pool_balance, uow.now) if meters_licensed else 0
+    answers: list[AccessView | CreditpoolError] = []
+    for member_id in member_ids:
+        member = seats.get(member_id)
         if member is None:
-            raise NotFound(f"no member {member_id} in this org")
-        meters_licensed = org.rate_licensed > 0
+            answers.append(NotFound(f"no member {member_id} in this org"))
+            continue
         access, reason = arithmetic.seat_access(
             removed=member.status == MemberStatus.REMOVED,
             seat=Seat(member.seat),
             paused=org.paused,
             meters_licensed=meters_licensed,
-            pool_available=metering.available(org, pool, uow.now) if meters_licensed else 0,
+            pool_available=paying,
         )
-        return AccessView(access, reason)
+        answers.append(AccessView(access, reason))
+    return answers
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request, status
-from starlette.datastructures import State
 
 from creditpool.api.deps import (
     Allow,
@@ -16,7 +14,7 @@ from creditpool.api.deps import (
     UowDep,
     off_the_loop,
 )
-from creditpool.api.gathering import Gatherer
+from creditpool.api.gathering import reads_of, usage_of
 from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
     Access,
@@ -36,12 +34,12 @@ from creditpool.domain.errors import InvalidInput
 from creditpool.domain.roles import Permission
 from creditpool.http_status import status_of_code
 from creditpool.services import credits as credit_service
-from creditpool.services import gathered_usage, holds, reports, usage_batch
+from creditpool.services import gathered_usage, holds, usage_batch
 from creditpool.services.auth import Grant
+from creditpool.services.gathered_reads import AccessCheck
 from creditpool.services.gathered_usage import UsageRequest
 from creditpool.services.targets import Target
-from creditpool.services.views import UsageResult
-from creditpool.storage.unit_of_work import UnitOfWork
+from creditpool.services.views import AccessView
 
 router = api_router("credits")
 
@@ -124,8 +122,7 @@ async def charge(
     asked = UsageRequest(token, member, body.amount, body.metrics, body.reference)
     if idempotency_key is None:
         # Gathered with the org's other charges arriving meanwhile (services/gathered_usage).
-        gatherer: Gatherer[UsageRequest, UsageResult] = request.app.state.usage_gatherer
-        return Usage.of(await gatherer.submit(org, asked))
+        return Usage.of(await usage_of(request).submit(org, asked))
     return await off_the_loop(
         lambda: Usage.of(
             gathered_usage.charge_alone(
@@ -137,21 +134,6 @@ async def charge(
             )
         )
     )
-
-
-def usage_gatherer(state: State) -> Gatherer[UsageRequest, UsageResult]:
-    """The gatherer of the application's single usage charges, one per process."""
-
-    def run(org_id: str, requests: Sequence[UsageRequest]) -> list[gathered_usage.Answer]:
-        uow = UnitOfWork(state.session_factory, state.clock, for_request=True)
-        try:
-            return gathered_usage.charge_gathered(
-                uow, org_id, requests, configured_operator_key=state.config.operator_key
-            )
-        finally:
-            uow.close()
-
-    return Gatherer(run)
 
 
 @router.post(
@@ -239,7 +221,9 @@ def charge_batch(org: str, body: UsageBatchIn, uow: UowDep, grant: Charge) -> Us
 
 
 @router.get("/orgs/{org}/members/{member}/access", summary="Check access")
-async def access(org: str, member: str, uow: UowDep, _: Charge) -> Access:
+async def access(org: str, member: str, request: Request, token: BearerToken) -> Access:
     """Whether the org's pool pays for this member's seat right now, and why not."""
-    view = await off_the_loop(lambda: reports.check_access(uow, org, member))
+    # Gathered with the org's other reads arriving meanwhile (services/gathered_reads).
+    view = await reads_of(request).submit(org, AccessCheck(token, member))
+    assert isinstance(view, AccessView)
     return Access.model_validate({"access": view.access, "reason": view.reason})

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from creditpool.api.deps import (
     Allow,
     AllowLedger,
+    BearerToken,
     CurrentPrincipal,
     IdempotencyKey,
     Operator,
     UowDep,
-    off_the_loop,
 )
+from creditpool.api.gathering import reads_of
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.routing import api_router
 from creditpool.api.schemas import (
@@ -39,6 +40,8 @@ from creditpool.domain.roles import Permission
 from creditpool.services import access, auth, orgs, reports, resets, users
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
+from creditpool.services.gathered_reads import BalanceRead
+from creditpool.services.views import BalanceView
 
 router = api_router("orgs")
 
@@ -127,14 +130,17 @@ def resume(org: str, uow: UowDep, grant: Govern, idempotency_key: IdempotencyKey
 @router.get("/orgs/{org}/balance", summary="Balance now or later")
 async def balance(
     org: str,
-    uow: UowDep,
-    _: Read,
+    request: Request,
+    token: BearerToken,
     at: Annotated[datetime | None, Query(description="An instant, now or later.")] = None,
 ) -> Balance:
     """The balance as it will stand at `at` (now when absent), seat burn included."""
     if at is not None and at.tzinfo is None:
         raise InvalidInput("`at` needs a time zone, e.g. 2026-11-22T10:00:00Z")
-    return Balance.of(await off_the_loop(lambda: reports.get_balance(uow, org, at=at)))
+    # Gathered with the org's other reads arriving meanwhile (services/gathered_reads).
+    view = await reads_of(request).submit(org, BalanceRead(token, at))
+    assert isinstance(view, BalanceView)
+    return Balance.of(view)
 
 
 @router.get("/orgs/{org}/transfers", summary="The ledger")
