@@ -46,14 +46,13 @@ from creditpool.domain.model import (
     AccountKind,
     HoldStatus,
     MemberStatus,
-    Role,
     Seat,
     TransferKind,
 )
 from creditpool.services.ledger import WALLET_PREFIX, Posting
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
-from creditpool.services.views import MemberView, UsageResult, transfer_view
+from creditpool.services.views import UsageResult, charged_view, transfer_view
 from creditpool.storage.ids import new_id
 from creditpool.storage.schema import (
     Account,
@@ -83,6 +82,7 @@ _CHARGEABLE = (
         _orgs.c.unlicensed_seats,
         _orgs.c.external_seats,
         _orgs.c.metered_since,
+        _members.c.id,
         _members.c.status,
         _members.c.user_id,
         _members.c.joined_at,
@@ -206,27 +206,16 @@ def try_charge(
         meters_licensed=meters_licensed,
         pool_available=available(org, found.pool_balance, uow.now) if meters_licensed else 0,
     )
-    member = MemberView(
-        id=member_id,
-        org_id=org_id,
-        user_id=found.user_id,
-        email=found.email,
-        name=found.name,
-        role=Role(figures.role),
-        seat=Seat(figures.seat),
-        status=MemberStatus(figures.status),
-        credits_available=wallet.balance - held,
-        credits_held=held,
-        credits_balance=wallet.balance,
-        credits_allocated=figures.allocated_total,
-        credits_used=figures.used_total,
-        auto_allocated=figures.auto_allocated_total,
+    member = charged_view(
+        org_id,
+        found,
+        figures,
+        balance=wallet.balance,
+        held=held,
+        used=figures.used_total,
         usage=usage,
-        groups=sorted(groups),
-        access=access,
-        access_reason=reason,
-        joined_at=found.joined_at,
-        removed_at=figures.removed_at,
+        groups=groups,
+        access=(access, reason),
     )
     return UsageResult(transfer_view(transfer), member, 0)
 

@@ -87,17 +87,7 @@ def _charge(uow: UnitOfWork, org_id: str, charges: list[tuple[int, Charge]]) -> 
         # Alone: the single charge's own path, whose fast case is a few statements less.
         ((_, charge),) = charges
         try:
-            return [
-                usage.charge_usage(
-                    uow,
-                    org_id,
-                    charge.member_id,
-                    charge.amount,
-                    metrics=charge.metrics,
-                    reference=charge.reference,
-                    actor=charge.actor,
-                )
-            ]
+            return [_charge_one(uow, org_id, charge)]
         except CreditpoolError as refusal:
             return [refusal]
     try:
@@ -133,13 +123,21 @@ def charge_alone(
         Permission.CHARGE,
         configured_operator_key=configured_operator_key,
     )
+    metrics = usage.check_metrics(request.metrics)
+    charge = Charge(request.member_id, request.amount, metrics, request.reference, grant.actor)
+    return _charge_one(uow, org_id, charge, idempotency_key=idempotency_key)
+
+
+def _charge_one(
+    uow: UnitOfWork, org_id: str, charge: Charge, *, idempotency_key: str | None = None
+) -> UsageResult:
     return usage.charge_usage(
         uow,
         org_id,
-        request.member_id,
-        request.amount,
-        metrics=request.metrics,
-        reference=request.reference,
-        actor=grant.actor,
+        charge.member_id,
+        charge.amount,
+        metrics=charge.metrics,
+        reference=charge.reference,
+        actor=charge.actor,
         idempotency_key=idempotency_key,
     )

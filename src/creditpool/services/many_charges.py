@@ -48,14 +48,20 @@ from sqlalchemy import (
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import CreditpoolError, MemberRemoved, NotFound, OrgPaused
-from creditpool.domain.model import AccountKind, MemberStatus, Role, Seat, TransferKind
+from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.domain.policies import AutoAllocation
 from creditpool.services.ledger import WALLET_PREFIX, Posting, chunks
 from creditpool.services.lookups import load_org
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.usage import apply_usage
-from creditpool.services.views import MemberView, TransferView, UsageResult, transfer_view
+from creditpool.services.views import (
+    MemberView,
+    TransferView,
+    UsageResult,
+    charged_view,
+    transfer_view,
+)
 from creditpool.services.wallets import lock_expired_holds, release_locked_holds
 from creditpool.storage.bulk import insert_rows
 from creditpool.storage.ids import new_id
@@ -378,27 +384,16 @@ class _Access:
             meters_licensed=self.meters_licensed,
             pool_available=self.pool_available,
         )
-        return MemberView(
-            id=row.id,
-            org_id=org_id,
-            user_id=row.user_id,
-            email=row.email,
-            name=row.name,
-            role=Role(row.role),
-            seat=Seat(row.seat),
-            status=MemberStatus(row.status),
-            credits_available=member.balance - member.held,
-            credits_held=member.held,
-            credits_balance=member.balance,
-            credits_allocated=row.allocated_total,
-            credits_used=member.used,
-            auto_allocated=row.auto_allocated_total,
+        return charged_view(
+            org_id,
+            row,
+            row,
+            balance=member.balance,
+            held=member.held,
+            used=member.used,
             usage=dict(member.usage),
-            groups=sorted(member.groups),
-            access=access,
-            access_reason=reason,
-            joined_at=row.joined_at,
-            removed_at=row.removed_at,
+            groups=member.groups,
+            access=(access, reason),
         )
 
 

@@ -320,6 +320,45 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
     return views
 
 
+def charged_view(
+    org_id: str,
+    person: Any,
+    figures: Any,
+    *,
+    balance: int,
+    held: int,
+    used: int,
+    usage: dict[str, int],
+    groups: list[str],
+    access: tuple[bool, str],
+) -> MemberView:
+    """The view of a member a charge has just changed, from rows read on the way: `person`
+    (id, user_id, email, name, joined_at) and `figures` (role, seat, status, allocated_total,
+    auto_allocated_total, removed_at)."""
+    return MemberView(
+        id=person.id,
+        org_id=org_id,
+        user_id=person.user_id,
+        email=person.email,
+        name=person.name,
+        role=Role(figures.role),
+        seat=Seat(figures.seat),
+        status=MemberStatus(figures.status),
+        credits_available=balance - held,
+        credits_held=held,
+        credits_balance=balance,
+        credits_allocated=figures.allocated_total,
+        credits_used=used,
+        auto_allocated=figures.auto_allocated_total,
+        usage=usage,
+        groups=sorted(groups),
+        access=access[0],
+        access_reason=access[1],
+        joined_at=person.joined_at,
+        removed_at=figures.removed_at,
+    )
+
+
 def member_view(uow: UnitOfWork, org: Org, member: Member) -> MemberView:
     """Return the view of one member."""
     return member_views(uow, org, [member])[0]
