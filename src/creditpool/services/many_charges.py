@@ -13,8 +13,9 @@ The statements, whatever the number of charges:
 4. the members' wallets, locked in id order, with what each holds;
 5. the members, locked in id order, with their persons;
 6. their metric totals and groups, in one read;
-7. the wallets' debits, the transfers, the members' totals of credits used and of each metric:
-   one statement each, executed many (one round trip with psycopg's pipeline);
+7. the wallets' debits and the members' totals of credits used, one UPDATE each (a CASE
+   gives each row its amount); the transfers, one INSERT of many rows (COPY from 200 on
+   PostgreSQL); the metric totals, one upsert of many rows;
 8. the credit of the org's usage account, last (see the lock order in ledger.py).
 
 Everything is decided in Python between the reads and the writes, under the rows' locks (the

@@ -2,8 +2,9 @@
 
 A service reads in a `with uow:` block and writes through `services.transactions.run_write`,
 which opens the block and commits it; either way it reads the time only as `uow.now` (taken
-once, from the injected clock). Leaving the block without committing rolls everything back, so
-an error half-way leaves no half-written transfers.
+once, from the injected clock). Leaving the block without committing undoes whatever it changed,
+so an error half-way leaves no half-written transfers. (A block that changed nothing ends with
+COMMIT instead of ROLLBACK: the same for a read, and psycopg keeps its prepared statements.)
 
 An HTTP request runs as one transaction (`for_request`): the caller is identified and its
 rights checked with `begin()`, which opens the transaction and leaves it open, and the
