@@ -64,7 +64,13 @@ class Gatherer(Generic[J, R]):
         return await future
 
     def _start(self, org_id: str, org: _Org[J, R]) -> None:
+        # A caller that went away while waiting (its request cancelled) is not run at all.
+        org.waiting = [(job, future) for job, future in org.waiting if not future.done()]
         batch, org.waiting = org.waiting[: self._most], org.waiting[self._most :]
+        if not batch:
+            if org.running == 0:
+                self._orgs.pop(org_id, None)
+            return
         org.running += 1
         # The batch runs on its own task: a caller that goes away does not cancel the others.
         task = asyncio.get_running_loop().create_task(self._run_batch(org_id, org, batch))
@@ -74,26 +80,32 @@ class Gatherer(Generic[J, R]):
     async def _run_batch(
         self, org_id: str, org: _Org[J, R], batch: list[tuple[J, asyncio.Future[R]]]
     ) -> None:
+        outcomes: Sequence[R | BaseException] = []
         try:
             jobs = [job for job, _ in batch]
-            outcomes: Sequence[R | BaseException] = await to_thread.run_sync(
-                self._run, org_id, jobs
-            )
-        except Exception as error:  # the database is down, or a bug: every caller learns it
+            outcomes = await to_thread.run_sync(self._run, org_id, jobs)
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} answers to {len(batch)} requests")
+        except BaseException as error:  # the database is down, a bug, or the server stops
             outcomes = [error] * len(batch)
+            if not isinstance(error, Exception):
+                raise
         finally:
+            # Every caller is answered, whatever happened.
+            for (_, future), outcome in zip(batch, outcomes, strict=False):
+                if future.done():  # its caller went away
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                elif isinstance(outcome, BaseException):
+                    future.cancel()  # the server is stopping
+                else:
+                    future.set_result(outcome)
             org.running -= 1
             if org.waiting:
                 self._start(org_id, org)
             elif org.running == 0:
                 self._orgs.pop(org_id, None)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # its caller went away
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
 
 
 def _in_a_transaction(

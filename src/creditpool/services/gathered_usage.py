@@ -83,6 +83,8 @@ def charge_gathered(
 
 
 def _charge(uow: UnitOfWork, org_id: str, charges: list[tuple[int, Charge]]) -> list[Answer]:
+    if not charges:
+        return []  # every request refused: nothing commits, as when each was refused alone
     if len(charges) == 1:
         # Alone: the single charge's own path, whose fast case is a few statements less.
         ((_, charge),) = charges

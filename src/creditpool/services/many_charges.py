@@ -292,8 +292,8 @@ def charge_many(
 def _lock_members(uow: UnitOfWork, org_id: str, named: list[str]) -> dict[str, _Member]:
     """Release the members' expired holds, then lock their wallets and rows (in that order,
     each in id order) and read what the charges are decided on."""
+    # Holds, then every wallet in id order, and only then do the wallets' held amounts change.
     expired = lock_expired_holds(uow, org_id, named)
-    release_locked_holds(uow, org_id, expired)
     connection = uow.session.connection()
     wallets: dict[str, tuple[int, int]] = {}
     for part in chunks(named):
@@ -301,7 +301,8 @@ def _lock_members(uow: UnitOfWork, org_id: str, named: list[str]) -> dict[str, _
         for member_id, balance, held in connection.execute(
             _WALLETS, {"org": org_id, "ids": wallet_ids}
         ):
-            wallets[member_id] = (balance, held)
+            wallets[member_id] = (balance, held - expired.freed.get(member_id, 0))
+    release_locked_holds(uow, org_id, expired)
     members: dict[str, _Member] = {}
     for part in chunks(named):
         for row in connection.execute(_MEMBERS, {"org": org_id, "ids": list(part)}):

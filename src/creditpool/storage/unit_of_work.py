@@ -145,6 +145,8 @@ class UnitOfWork:
                 for write in hooks:
                     write(session)
                 session.commit()
+                # As ROLLBACK would: the next block of the request reads its objects afresh.
+                session.expire_all()
         finally:
             self._open = False
             self._before_commit.clear()
