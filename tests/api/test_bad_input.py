@@ -6,7 +6,8 @@ typo in a field name, an amount out of bounds, a string too long, a bad header),
 that slipped through would move credits or create something. After each one the orgs (with
 their balances and settings), the ledger and the members' wallets must read exactly as before.
 
-Expectations come from API.md: amounts that are not positive decimals of at most 6 places up to
+Expectations come from the API's contract: amounts that are not positive decimals of at most
+6 places up to
 1,000,000,000 are 422 `invalid_amount`; any other malformed request (bad JSON, wrong type, missing
 or unknown field, a string too long, a bad Idempotency-Key, a time in the past) is 422
 `validation_error`; a bad bearer token is 401 `unauthenticated`.

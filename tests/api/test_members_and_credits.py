@@ -1,6 +1,6 @@
-"""API.md's "Invitations and members" and "Credits" tables over HTTP, row by row. Expected
-values are worked out from API.md (automatic allocation and access reasons "exactly" as it
-says), not read off the code."""
+"""The API's invitations and members, and credits over HTTP, row by row. Expected
+values are worked out from the API's contract (automatic allocation and access reasons
+"exactly" as it says), not read off the code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""API.md 1.1's personal tokens over HTTP: named, expiring, listed without the secret, and
+"""The API's personal tokens (version 1.1) over HTTP: named, expiring, listed without the
+secret, and
 kept by no cache; operator keys and operator status taken back stop working at once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may call what: DESIGN.md's Roles table walked over every endpoint of API.md.
+"""Who may call what: the roles table (domain/roles.py) walked over every endpoint of the API.
 
 The expectations below are written from the design, not from the code: each endpoint names the
 row of the Roles table it belongs to, and the set of callers that row allows. Every caller then
@@ -44,7 +44,7 @@ FOREIGN_KEY = "foreign key"  # another org's API key, scope usage
 NOBODY = "no token"
 CALLERS = (OPERATOR, OWNER, MANAGER, MEMBER, STRANGER, KEY, FOREIGN_KEY, NOBODY)
 
-# DESIGN.md's Roles table, one set per row.
+# The roles table, one set per row, written out here rather than read from the code.
 OPERATE = frozenset({OPERATOR})  # create org, list all orgs, record purchase
 GOVERN = frozenset({OPERATOR, OWNER})  # settings, pause/resume, API keys, reset, change roles
 MANAGE = frozenset({OPERATOR, OWNER, MANAGER})  # invite, rotate, groups, allot, revoke, seats…

@@ -116,7 +116,7 @@ def _describe(response: httpx.Response) -> str:
 
 
 def _problem_shape(response: httpx.Response) -> str | None:
-    """What is wrong with an error response's body, by API.md's conventions; None if nothing."""
+    """What is wrong with an error response's body, by the API's conventions; None if nothing."""
     if not response.headers.get("content-type", "").startswith("application/problem+json"):
         return f"content-type {response.headers.get('content-type')!r}"
     try:

@@ -1,7 +1,7 @@
 """The real server: `creditpool serve` as a process of its own, spoken to over TCP.
 
 Each server gets a fresh SQLite file, so these tests do not run per engine. The API's paths are
-listed here from API.md (the contract), not from the code, so the published OpenAPI document
+listed here from the API's contract, not from the code, so the published OpenAPI document
 is checked against what clients were promised.
 """
 
@@ -27,7 +27,7 @@ from tests.support.server import Server, running_server
 
 SERVER_OPERATOR_KEY = "cpo-server-test-key-9876543210-long-enough"  # 32 or more
 
-# Every call of API.md, as (method, path) under /api/v1.
+# Every call of the API, as (method, path) under /api/v1.
 API_MD_CALLS = [
     ("POST", "/users"),
     ("POST", "/tokens"),

@@ -1,5 +1,6 @@
-"""API.md's "Users and tokens" and "Organisations" tables over HTTP, row by row, with the
-idempotency convention. Expected values are worked out from API.md, not read off the code."""
+"""The API's users and tokens, and organisations over HTTP, row by row, with the
+idempotency convention. Expected values are worked out from the API's contract, not read off
+the code."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_tokens_are_issued_for_the_right_password_and_revoked_at_once(api: Api) 
     first = api.call("POST", "/tokens", json=credentials)
     second = api.call("POST", "/tokens", json=credentials)
     assert first.status_code == 201, first.text
-    # API.md 1.1 adds the token's name and expiry to the answer; neither was asked for here.
+    # Version 1.1 of the API adds the token's name and expiry; neither was asked for here.
     assert first.json() | {"id": "", "token": ""} == {
         "id": "",
         "token": "",

@@ -1,6 +1,6 @@
 """Allotting credits from the pool to members and taking them back, on each engine.
 
-Worked examples of API.md's "Credits" table: one batch per call, all of it or none of it, and
+Worked examples of the API's credits calls: one batch per call, all of it or none of it, and
 the books (services/audit.py) clean after every scenario. Amounts are micro-credits; `credits`
 turns the decimal a reader would type into them.
 """

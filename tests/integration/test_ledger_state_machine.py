@@ -10,7 +10,7 @@ balance, each member's figures and the org's settings must equal the model's, an
 must find the books clean. A refused operation must change nothing, which the same comparison
 shows.
 
-The model meters seats by itself, as DESIGN.md says ("Seat metering without a daily job"): the
+The model meters seats by itself, as the README says (seat metering with no daily job): the
 burn since the last change is min(pool, rate x elapsed microseconds / microseconds in a year),
 rounded down; it is posted, and a new interval starts, just before anything changes the pool's
 balance or the rate, and at no other time (posting splits the interval, which rounds down twice).
@@ -173,7 +173,7 @@ class OrgModel:
         """Apply a change; if it moved the pool's balance or the rate, post the burn before it.
 
         The burn is worked out before the change (old rate, old balance) and written only when
-        the change turns out to touch the pool or the rate, as DESIGN.md has it.
+        the change turns out to touch the pool or the rate, as services/metering.py has it.
         """
         rate, pool, burnt = self.rate(), self.pool, self.burnt()
         yield

@@ -1,6 +1,6 @@
 """Seat metering through the services, on each engine.
 
-API.md's "Seat metering, exactly": each active seat adds its rate (credits a year) to the org's
+Seat metering, exactly: each active seat adds its rate (credits a year) to the org's
 burn; over `s` seconds at `r` credits a year the pool loses `r * s / 31,536,000`, in
 micro-credits, rounded down; it never goes below zero and time spent dry is never charged later.
 The expected figures are worked out here with `fractions.Fraction`.
@@ -430,7 +430,7 @@ def test_writes_that_move_neither_the_pool_nor_the_rate_post_no_burn(
 
     assert metering_transfers(uow, org.id) == []
     elapsed = int((clock.now() - start).total_seconds())
-    # One interval, rounded once: exactly DESIGN.md's formula.
+    # One interval, rounded once: exactly the metering formula (domain/metering.py).
     assert available(uow, org.id) == credits("10") - burnt(rate, elapsed)
     assert_books_clean(uow, org.id)
 

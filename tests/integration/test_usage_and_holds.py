@@ -1,6 +1,6 @@
 """Charging usage, automatic allocation and holds, on each engine.
 
-Automatic allocation is checked against API.md's "Automatic allocation, exactly": usage (or a
+Automatic allocation is checked against its exact rule (domain/policies.py): usage (or a
 hold) of `amount` meeting `w < amount` available gets the least `k` bundles with
 `w + k*bundle >= amount`, provided `auto_allocated + k*bundle <= max_per_member` and the pool
 holds `k*bundle`; otherwise nothing moves. Every org here that allots automatically uses a bundle

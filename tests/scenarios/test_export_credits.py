@@ -1,7 +1,7 @@
 """Automatic allocation: a studio whose artists spend export credits topped up on demand.
 
 The studio's owner lets the pool top each artist up in bundles of 5 credits, up to 20 credits
-per artist in all (a cap that must be a multiple of the bundle: 12 is refused). API.md's rule,
+per artist in all (a cap that must be a multiple of the bundle: 12 is refused). the API's rule,
 exactly: when usage (or a hold) of `amount` meets an artist with `w < amount` available, the
 artist receives `k` bundles, the least `k` with `w + 5k >= amount`, provided
 `auto_allocated + 5k <= 20` and the pool holds `5k`; otherwise nothing moves. Past the cap only a

@@ -1,6 +1,6 @@
 """Automatic allocation, organisation settings, and the error tree.
 
-Automatic allocation, exactly (API.md): a member with `available < amount` receives `k` bundles,
+Automatic allocation, exactly: a member with `available < amount` receives `k` bundles,
 the least `k` with `available + k * bundle >= amount`, provided
 `auto_allocated + k * bundle <= max_per_member`; otherwise 409 `insufficient_credits`.
 """

@@ -42,7 +42,7 @@ class SeatRates:
         }[seat]
 
 
-# The usual seat metering (DESIGN.md's school): 1 credit a year per licensed seat, 0.1 per
+# The usual seat metering (the README's school): 1 credit a year per licensed seat, 0.1 per
 # unlicensed seat, nothing for external ones.
 USUAL_SEAT_RATES = SeatRates(licensed=1_000_000, unlicensed=100_000, external=0)
 

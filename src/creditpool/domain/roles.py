@@ -1,4 +1,4 @@
-"""Who may do what: DESIGN.md's roles table, in one place.
+"""Who may do what: the roles table, in one place.
 
 A caller is an operator (a user marked as one, or an operator key), a member of the org with a
 role, an org API key with scopes, or a stranger. A stranger to an org sees 404, never 403, so

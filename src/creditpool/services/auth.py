@@ -552,7 +552,7 @@ def authorize(
     *,
     own_member_id: str | None = None,
 ) -> Grant:
-    """Allow or refuse an action on an org, by DESIGN.md's roles table.
+    """Allow or refuse an action on an org, by the roles table (domain/roles.py).
 
     `own_member_id` names the member a READ_OWN action is about: a member may read itself.
     Raises NotFound for a caller with no standing in the org (or an org that does not exist),

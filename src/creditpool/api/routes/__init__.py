@@ -1,1 +1,1 @@
-"""The API's routes, one module per part of API.md."""
+"""The API's routes, one module per part of the API."""
