@@ -5,6 +5,7 @@ Thin: each command parses its arguments, calls a service, and prints the result.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import replace
@@ -295,6 +296,20 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     except CreditpoolError as error:
         raise _fail(error) from error
     typer.echo(f"{key.id} ({key.name!r}) revoked {_moment(key.revoked_at)}: it no longer works")
+
+
+@app.command("openapi")
+def openapi() -> None:
+    """Print the API's OpenAPI document, as the server serves it at /api/v1/openapi.json
+    (docs/openapi.json in the repository is this output)."""
+    from creditpool.app import create_app
+    from creditpool.storage.database import create_database_engine
+
+    # The document depends on no database: an empty one in memory, and a throwaway session
+    # secret so that none is looked for in it.
+    config = Config(database_url="sqlite://", secret_key=secrets.token_urlsafe(32))
+    application = create_app(config, create_database_engine(config.database_url))
+    typer.echo(json.dumps(application.openapi(), indent=2, sort_keys=True, ensure_ascii=False))
 
 
 @app.command("demo")
