@@ -491,3 +491,9 @@ class UsageEvent(Base):
     detail: Mapped[str | None] = mapped_column(String(500))
     transfer_id: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- Webhooks and alerts (migration 0006) ---
+
+
+# --- Buying credits (migration 0007) ---
