@@ -95,6 +95,17 @@ class Org(Base):
     # The instant since which the pool's current burn rate applies, unposted.
     metered_since: Mapped[datetime]
     created_at: Mapped[datetime]
+    # Webhooks and alerts (migration 0006). The event types some live endpoint subscribes to,
+    # space-separated and kept as endpoints change: every write reads the org row already, so
+    # one that emits nobody's event costs no query.
+    webhook_events: Mapped[str] = mapped_column(String(500), default="")
+    # Alert thresholds (null: off): the pool's available below this, or running out within
+    # this many days. `alert_low` and `alert_depleted` say a crossing has been announced, so
+    # it is announced once until the pool is above again.
+    alert_low_balance: Mapped[int | None] = mapped_column(Micros)
+    alert_days_left: Mapped[int | None] = mapped_column(Integer)
+    alert_low: Mapped[bool] = mapped_column(default=False)
+    alert_depleted: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
         CheckConstraint("auto_bundle > 0", name="bundle_positive"),
@@ -109,6 +120,11 @@ class Org(Base):
         CheckConstraint(
             "licensed_seats >= 0 AND unlicensed_seats >= 0 AND external_seats >= 0",
             name="seats_not_negative",
+        ),
+        CheckConstraint(
+            "(alert_low_balance IS NULL OR alert_low_balance > 0)"
+            " AND (alert_days_left IS NULL OR alert_days_left > 0)",
+            name="alerts_positive",
         ),
     )
 
@@ -494,6 +510,96 @@ class UsageEvent(Base):
 
 
 # --- Webhooks and alerts (migration 0006) ---
+
+
+class WebhookEndpoint(Base):
+    """A URL of the org's that is sent the events it subscribes to, signed with its secret.
+
+    The secret is needed in clear to sign, so it is kept encrypted with a key of the
+    installation (services/webhook_secrets.py), never readable from the database alone. A
+    deleted endpoint keeps its row (its deliveries stay readable) and is sent nothing more.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    secret_encrypted: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """The outbox: one event, written in the transaction of the change that caused it, with
+    the exact body every delivery of it sends."""
+
+    __tablename__ = "webhook_events"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event owed to one endpoint. While pending, `next_attempt_at` is when a worker may
+    next take it: a worker that takes it pushes it ahead first (a lease), so one killed
+    mid-delivery only delays it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ID)
+    event_id: Mapped[str] = mapped_column(ID)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "endpoint_id"], ["webhook_endpoints.org_id", "webhook_endpoints.id"]
+        ),
+        ForeignKeyConstraint(
+            ["org_id", "event_id"], ["webhook_events.org_id", "webhook_events.id"]
+        ),
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint(
+            "(status = 'pending') = (next_attempt_at IS NOT NULL)", name="pending_is_due"
+        ),
+        # The worker's search for due deliveries, across orgs.
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_org_id_endpoint_id_id", "org_id", "endpoint_id", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery: when, the answer's status code or the error, how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ID)
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "delivery_id"], ["webhook_deliveries.org_id", "webhook_deliveries.id"]
+        ),
+        Index("ix_webhook_attempts_org_id_delivery_id", "org_id", "delivery_id"),
+    )
 
 
 # --- Buying credits (migration 0007) ---
