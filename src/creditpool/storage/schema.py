@@ -603,3 +603,80 @@ class WebhookAttempt(Base):
 
 
 # --- Buying credits (migration 0007) ---
+
+
+class PurchaseRequest(Base):
+    """An owner's request for credits, pending until an operator approves it (which posts one
+    purchase, named by `transfer_id`) or declines it (with a reason). Decided once: the checks
+    below keep an approved request tied to exactly one transfer and a pending one undecided."""
+
+    __tablename__ = "purchase_requests"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    amount: Mapped[int] = mapped_column(Micros)
+    note: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    requested_by: Mapped[str] = mapped_column(String(200))  # an actor, as the ledger names one
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    transfer_id: Mapped[str | None] = mapped_column(ID)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "transfer_id"], ["transfers.org_id", "transfers.id"]),
+        # One purchase pays for one request at most.
+        UniqueConstraint("org_id", "transfer_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('pending', 'approved', 'declined')", name="status"),
+        CheckConstraint(
+            "(status = 'approved' AND transfer_id IS NOT NULL)"
+            " OR (status <> 'approved' AND transfer_id IS NULL)",
+            name="approved_has_transfer",
+        ),
+        CheckConstraint(
+            "(status = 'pending' AND decided_at IS NULL)"
+            " OR (status <> 'pending' AND decided_at IS NOT NULL)",
+            name="decided_has_time",
+        ),
+        Index("ix_purchase_requests_org_id_status_id", "org_id", "status", "id"),
+        # The operator console lists the pending requests of every org.
+        Index("ix_purchase_requests_status_id", "status", "id"),
+    )
+
+
+class CheckoutSession(Base):
+    """A payment page opened with the payment provider (a Stripe Checkout Session) for credits.
+
+    Completing it credits the pool once: the row goes from open to completed in the same
+    transaction as the purchase it names, and the provider's session id is unique in the org,
+    so a replayed event finds it completed and credits nothing more.
+    """
+
+    __tablename__ = "checkout_sessions"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    provider_session_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Micros)  # the credits bought
+    unit_price: Mapped[int] = mapped_column(BigInteger)  # per credit, in the currency's minor units
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    transfer_id: Mapped[str | None] = mapped_column(ID)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "transfer_id"], ["transfers.org_id", "transfers.id"]),
+        UniqueConstraint("org_id", "provider_session_id"),
+        UniqueConstraint("org_id", "transfer_id"),
+        CheckConstraint("amount > 0 AND unit_price > 0", name="amount_positive"),
+        CheckConstraint("status IN ('open', 'completed', 'expired')", name="status"),
+        CheckConstraint(
+            "(status = 'completed' AND transfer_id IS NOT NULL)"
+            " OR (status <> 'completed' AND transfer_id IS NULL)",
+            name="completed_has_transfer",
+        ),
+    )
