@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from creditpool import __version__
 from creditpool.api.app import install_api
+from creditpool.api.operations import install_operations
 from creditpool.api.routing import API_PREFIX
 from creditpool.config import Config
 from creditpool.storage.database import create_database_engine, normalise_url
@@ -60,13 +61,7 @@ def create_app(
     # The pages first: the API's middleware (body limit, log line) must wrap theirs.
     install_web(app, config, secret_key=config.secret_key or instance_secret(engine, "session"))
     install_api(app, config, page_error=html_error)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ok"}
-
+    install_operations(app, config, engine)
     return app
 
 

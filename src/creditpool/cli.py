@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
@@ -179,6 +181,7 @@ def serve(
 
     from creditpool.api.request_log import log_config
     from creditpool.app import WORKERS_VARIABLE, create_app, engine_options
+    from creditpool.metrics import MULTIPROCESS_VARIABLE
     from creditpool.storage.instance import instance_secret
     from creditpool.worker import Worker
 
@@ -202,6 +205,7 @@ def serve(
     instance_secret(engine, "session")
     worker = Worker(UnitOfWork.for_engine(engine), config)
     served: FastAPI | str
+    metrics_directory: str | None = None
     if workers == 1:
         served = create_app(config, engine, on_mail_queued=worker.wake)
     else:
@@ -210,6 +214,10 @@ def serve(
         os.environ["CREDITPOOL_PUBLIC_URL"] = config.public_url
         os.environ[WORKERS_VARIABLE] = str(workers)
         served = "creditpool.app:app_from_environment"
+        # /metrics reaches one process: each writes its counts where any can sum them all.
+        if not os.environ.get(MULTIPROCESS_VARIABLE):
+            metrics_directory = tempfile.mkdtemp(prefix="creditpool-metrics-")
+            os.environ[MULTIPROCESS_VARIABLE] = metrics_directory
     worker.start()
     typer.echo(
         f"creditpool serves http://{host}:{port} (API under /api/v1, docs at /api/v1/docs)"
@@ -229,12 +237,14 @@ def serve(
             port=port,
             log_level="info",
             access_log=False,
-            log_config=log_config(),
+            log_config=log_config(config.log_format),
             proxy_headers=True,
             forwarded_allow_ips=forwarded_allow_ips,
         )
     finally:
         worker.stop()
+        if metrics_directory is not None:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
 
 
 @app.command("worker")

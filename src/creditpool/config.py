@@ -40,11 +40,24 @@ class Config:
     session_idle: timedelta = timedelta(hours=24)
     session_lifetime: timedelta = timedelta(days=14)
     max_body_bytes: int = 1024 * 1024  # larger request bodies are refused with 413
+    # Stripe Checkout, for owners buying credits: both keys set turn it on.
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None  # verifies POST /api/v1/webhooks/stripe
+    credit_price: int = 100  # the price of one credit in the currency's minor units (cents)
+    currency: str = "usd"
+    stripe_api_base: str | None = None  # Stripe's API by default; a stand-in's URL in tests
+    log_format: str = "text"  # or "json": one JSON object a line
+    metrics_token: str | None = None  # when set, GET /metrics wants it as a bearer token
 
     @property
     def https(self) -> bool:
         """Whether people reach the service over https (cookies are then Secure, HSTS sent)."""
         return self.public_url.startswith("https://")
+
+    @property
+    def checkout(self) -> bool:
+        """Whether owners can buy credits through Stripe Checkout (both Stripe keys are set)."""
+        return bool(self.stripe_secret_key and self.stripe_webhook_secret)
 
     @classmethod
     def from_environment(cls) -> Config:
@@ -74,6 +87,13 @@ class Config:
             session_idle=timedelta(hours=_positive(env, "CREDITPOOL_SESSION_IDLE_HOURS", 24)),
             session_lifetime=timedelta(days=_positive(env, "CREDITPOOL_SESSION_DAYS", 14)),
             max_body_bytes=_positive(env, "CREDITPOOL_MAX_BODY_BYTES", cls.max_body_bytes),
+            stripe_secret_key=env.get("CREDITPOOL_STRIPE_SECRET_KEY") or None,
+            stripe_webhook_secret=env.get("CREDITPOOL_STRIPE_WEBHOOK_SECRET") or None,
+            credit_price=_positive(env, "CREDITPOOL_CREDIT_PRICE", cls.credit_price),
+            currency=_currency(env),
+            stripe_api_base=env.get("CREDITPOOL_STRIPE_API_BASE") or None,
+            log_format=_one_of(env, "CREDITPOOL_LOG_FORMAT", ("text", "json")),
+            metrics_token=env.get("CREDITPOOL_METRICS_TOKEN") or None,
         )
 
 
@@ -95,3 +115,21 @@ def _positive(env: os._Environ[str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{name} is a whole number of at least 1, not {value!r}")
     return int(value)
+
+
+def _one_of(env: os._Environ[str], name: str, choices: tuple[str, ...]) -> str:
+    """The variable's value, one of `choices` (the first when unset)."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} is one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _currency(env: os._Environ[str]) -> str:
+    """CREDITPOOL_CURRENCY: an ISO 4217 code, lower-cased as Stripe writes it (usd)."""
+    value = env.get("CREDITPOOL_CURRENCY", "").strip().lower() or "usd"
+    if len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise ConfigError(f"CREDITPOOL_CURRENCY is a three-letter currency code, not {value!r}")
+    return value

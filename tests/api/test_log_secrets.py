@@ -6,11 +6,13 @@ invitation and the org's invite link, through the API and the pages; the vendor'
 the key; the owner confirms their address and resets their password by the mailed links. Every
 request is logged as one line by its route template (/invitations/{token}), so the lines are
 there and the secrets are not: not the passwords, the tokens, the key, the invitation token, the
-invite code, the mailed links' tokens, nor anything sent in a query string.
+invite code, the mailed links' tokens, nor anything sent in a query string. The same holds
+with CREDITPOOL_LOG_FORMAT=json, where each line is a JSON object with the request's fields.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +39,18 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+@pytest.fixture(params=["text", "json"])
+def log_format(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def site(tmp_path: Path, smtp: SmtpServer) -> Iterator[Server]:
-    environment = {"CREDITPOOL_SMTP_URL": smtp.url, "CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY}
+def site(tmp_path: Path, smtp: SmtpServer, log_format: str) -> Iterator[Server]:
+    environment = {
+        "CREDITPOOL_SMTP_URL": smtp.url,
+        "CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY,
+        "CREDITPOOL_LOG_FORMAT": log_format,
+    }
     with running_server(tmp_path, environment=environment) as server:
         yield server
 
@@ -63,8 +74,29 @@ def csrf_token(page: httpx.Response) -> str:
     return csrf_of(page.text)
 
 
+def request_lines(log: str, log_format: str) -> set[tuple[str, str, int]]:
+    """(method, route, status) of each request line of the log, read as the format writes it."""
+    if log_format == "text":
+        return {
+            (match.group(1), match.group(2), int(match.group(3)))
+            for match in map(REQUEST_LINE.search, log.splitlines())
+            if match
+        }
+    assert not any(map(REQUEST_LINE.search, log.splitlines())), "a text line in a JSON log"
+    found = set()
+    for line in log.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            assert {"time", "level", "logger", "message"} <= record.keys(), line
+            if record["logger"] == "creditpool.requests":
+                assert re.fullmatch(r"[0-9a-f]{16}", record["request_id"]), line
+                assert isinstance(record["duration_ms"], float), line
+                found.add((record["method"], record["route"], record["status"]))
+    return found
+
+
 def test_the_log_has_a_line_per_request_and_no_secret(
-    site: Server, smtp: SmtpServer, tmp_path: Path
+    site: Server, smtp: SmtpServer, tmp_path: Path, log_format: str
 ) -> None:
     with site.client() as api, httpx.Client(base_url=site.url, timeout=10.0) as browser:
         owner_token = sign_up(api, OWNER, "Olga")
@@ -153,11 +185,7 @@ def test_the_log_has_a_line_per_request_and_no_secret(
     for what, secret in secrets.items():
         assert secret not in log, f"the {what} is in the log:\n{log}"
 
-    lines = {
-        (match.group(1), match.group(2), int(match.group(3)))
-        for match in map(REQUEST_LINE.search, log.splitlines())
-        if match
-    }
+    lines = request_lines(log, log_format)
     for expected in (
         ("POST", "/api/v1/users", 201),
         ("POST", "/api/v1/tokens", 201),

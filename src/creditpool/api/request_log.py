@@ -21,6 +21,8 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import LOGGING_CONFIG
 
+from creditpool.metrics import observe_request
+
 logger = logging.getLogger("creditpool.requests")
 UNMATCHED = "(unmatched)"  # a path no route knows: its text could be anything, so not shown
 
@@ -71,18 +73,30 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            method, route = scope["method"], route_template(scope)
+            observe_request(method, route, status, seconds)
             logger.info(
                 "%s %s %s %d %.1fms",
                 request_id,
-                scope["method"],
-                route_template(scope),
+                method,
+                route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                seconds * 1000,
+                # The same, as fields of their own for a JSON log (CREDITPOOL_LOG_FORMAT=json).
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
             )
 
 
-def log_config() -> dict[str, Any]:
-    """Uvicorn's logging setup, plus ours: request lines to stdout, other messages to stderr."""
+def log_config(log_format: str = "text") -> dict[str, Any]:
+    """Uvicorn's logging setup, plus ours: request lines to stdout, other messages to stderr;
+    every line a JSON object when `log_format` is "json"."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["requests"] = {
         "formatter": "default",
@@ -95,4 +109,12 @@ def log_config() -> dict[str, Any]:
         "level": "INFO",
         "propagate": False,
     }
+    if log_format == "json":
+        config["formatters"]["json"] = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+        for handler in config["handlers"].values():
+            handler["formatter"] = "json"
     return config

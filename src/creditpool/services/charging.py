@@ -49,6 +49,7 @@ from creditpool.domain.model import (
     Seat,
     TransferKind,
 )
+from creditpool.metrics import note_transfers
 from creditpool.services.ledger import WALLET_PREFIX, Posting
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
@@ -181,6 +182,7 @@ def try_charge(
         "created_at": uow.now,
     }
     connection.execute(_INSERT_TRANSFER, transfer)
+    note_transfers(uow.session, (transfer["kind"],))
     figures = connection.execute(_ADD_USED, keys | {"amount": amount}).one_or_none()
     if figures is None:
         raise limit_exceeded("the member's total of credits used")

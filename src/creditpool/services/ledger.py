@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
+from creditpool.metrics import note_transfers
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
 from creditpool.storage.bulk import among, insert_rows
 from creditpool.storage.ids import new_id
@@ -411,6 +412,7 @@ class Posting:
         pending = self.rows[self._inserted :]
         if pending:
             insert_rows(self.session.connection(), _TRANSFERS, pending)
+            note_transfers(self.session, (row["kind"] for row in pending))
             self._inserted = len(self.rows)
 
 

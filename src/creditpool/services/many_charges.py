@@ -51,6 +51,7 @@ from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import CreditpoolError, MemberRemoved, NotFound, OrgPaused
 from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.domain.policies import AutoAllocation
+from creditpool.metrics import note_transfers
 from creditpool.services.ledger import WALLET_PREFIX, Posting, chunks
 from creditpool.services.lookups import load_org
 from creditpool.services.metering import MeteredOrg, available
@@ -271,6 +272,7 @@ def charge_many(
     if rows:
         Posting.debit_wallets(connection, org_id, debits)
         insert_rows(connection, _transfers, rows)
+        note_transfers(uow.session, (row["kind"] for row in rows))
         for part in chunks(sorted(added)):
             each = {member_id: literal(added[member_id], BigInteger) for member_id in part}
             amounts = case(each, value=_members.c.id)
