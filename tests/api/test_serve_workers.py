@@ -216,3 +216,45 @@ def test_a_server_process_never_migrates_serve_did_it_once_before(
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "alembic_version" not in tables
+
+
+def usage_counted(port: int) -> tuple[float, http.client.HTTPConnection]:
+    """The committed usage transfers /metrics reports, read on a new connection left open."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    for line in text.splitlines():
+        if line.startswith('creditpool_transfers_total{kind="usage"}'):
+            return float(line.split()[-1]), connection
+    return 0.0, connection
+
+
+def test_metrics_from_any_process_count_what_every_process_did(served: Server) -> None:
+    pids = children(served)
+    port = int(served.url.rsplit(":", 1)[1])
+    org, _, member, key, _ = an_org_with_a_key(served)
+    before, connection = usage_counted(port)
+    connection.close()
+    charged = 0
+    answered_by: set[int | None] = set()
+    while set(answered_by) != pids or charged < 10:  # both processes charged some
+        assert charged < ATTEMPTS, f"only {answered_by} of {pids} charged"
+        status, _, connection = ask(
+            port, "POST", f"/orgs/{org}/members/{member}/usage", key, {"amount": "0.5"}
+        )
+        answered_by.add(owner_of(connection, port, pids))
+        connection.close()
+        assert status == 201
+        charged += 1
+    # Whichever process answers the scrape, it reports the charges of both.
+    readings: dict[int, float] = {}
+    for _ in range(ATTEMPTS):
+        counted, connection = usage_counted(port)
+        owner = owner_of(connection, port, pids)
+        connection.close()
+        if owner is not None:
+            readings[owner] = counted
+        if set(readings) == pids:
+            break
+    assert set(readings) == pids
+    assert {counted - before for counted in readings.values()} == {charged}
