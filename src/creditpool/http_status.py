@@ -8,6 +8,7 @@ from creditpool.domain.errors import (
     CreditpoolError,
     Forbidden,
     InvalidInput,
+    InvalidSignature,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -20,6 +21,7 @@ from creditpool.domain.errors import (
 _STATUS_BY_KIND: tuple[tuple[type[CreditpoolError], int], ...] = (
     (PayloadTooLarge, 413),  # an InvalidInput, but the body was never read
     (InvalidInput, 422),
+    (InvalidSignature, 400),
     (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),

@@ -20,7 +20,7 @@ from creditpool.api.gathering import install_gatherers
 from creditpool.api.limits import BodySizeLimit
 from creditpool.api.problems import PageError
 from creditpool.api.request_log import RequestLog
-from creditpool.api.routes import credits, members, orgs, users
+from creditpool.api.routes import credits, members, orgs, purchases, users
 from creditpool.api.routing import API_PREFIX
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
@@ -46,7 +46,7 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
     limit and the log line must come before anything else.
     """
     problems.install(app, page_error=page_error)
-    add_routes(app, credits.router, orgs.router, members.router, users.router)
+    add_routes(app, credits.router, orgs.router, members.router, users.router, purchases.router)
     install_gatherers(app)
     # A request is matched against the routes in order: the calls a vendor's product makes on
     # every unit of work go first (no other route's pattern matches their paths).

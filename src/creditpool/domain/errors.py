@@ -24,7 +24,10 @@ services raise nothing else for business failures.
     │   ├── OwnerRequired        owner_required: the action would leave the org without owner
     │   ├── MemberRemoved        member_removed: the member was removed from the org
     │   ├── LimitExceeded        limit_exceeded: a balance or running total would pass its limit
-    │   └── PreviewOutdated      preview_outdated: a reset confirmed from a stale preview
+    │   ├── PreviewOutdated      preview_outdated: a reset confirmed from a stale preview
+    │   ├── RequestDecided       request_decided: a purchase request already approved or declined
+    │   └── CheckoutUnavailable  checkout_unavailable: no payment provider is set up
+    ├── InvalidSignature         invalid_signature: a provider's webhook not signed as it must be
     └── Unavailable              unavailable: the database cannot be reached now; retry later
 """
 
@@ -153,6 +156,25 @@ class PreviewOutdated(Conflict):
     """Raised when a reset confirmed from a preview would now do something else."""
 
     code = "preview_outdated"
+
+
+class RequestDecided(Conflict):
+    """Raised when a purchase request already decided the other way is approved or declined."""
+
+    code = "request_decided"
+
+
+class CheckoutUnavailable(Conflict):
+    """Raised when a checkout is asked for but no payment provider is configured."""
+
+    code = "checkout_unavailable"
+
+
+class InvalidSignature(CreditpoolError):
+    """Raised when a payment provider's webhook has a bad, stale or missing signature; nothing
+    has changed (400)."""
+
+    code = "invalid_signature"
 
 
 class RateLimited(CreditpoolError):
