@@ -170,6 +170,7 @@ def test_only_an_operator_creates_orgs_with_api_md_defaults_or_given_settings(ap
         "returnable": True,
         "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0"},
         "seat_rates": {"licensed": "0", "unlicensed": "0", "external": "0"},
+        "alerts": {"low_balance": None, "days_left": None},
     }
     balance = org["balance"]
     assert (balance["available"], balance["allocated"], balance["purchased"]) == ("0", "0", "0")
@@ -200,6 +201,7 @@ def test_only_an_operator_creates_orgs_with_api_md_defaults_or_given_settings(ap
         "returnable": False,
         "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0"},
         "seat_rates": {"licensed": "1", "unlicensed": "0", "external": "0"},
+        "alerts": {"low_balance": None, "days_left": None},
     }
     # The owner's licensed seat burns 1 credit a year at once: 1/365 a day, to 6 places.
     assert metered["balance"]["burn_rate_per_day"] == "0.00274"
@@ -242,6 +244,7 @@ def test_settings_change_any_part_and_keep_the_rest_or_refuse_a_bad_policy(
         "returnable": True,
         "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "0"},
         "seat_rates": {"licensed": "0", "unlicensed": "0", "external": "0"},
+        "alerts": {"low_balance": None, "days_left": None},
     }
     capped = patch({"auto_allocation": {"max_per_member": "20"}})
     assert capped.json()["auto_allocation"] == {
@@ -254,6 +257,7 @@ def test_settings_change_any_part_and_keep_the_rest_or_refuse_a_bad_policy(
         "returnable": False,
         "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "20"},
         "seat_rates": {"licensed": "0", "unlicensed": "0.1", "external": "0"},
+        "alerts": {"low_balance": None, "days_left": None},
     }
     assert rated.json() == expected
 

@@ -282,12 +282,24 @@ class SeatRatesIn(RequestBody):
     external: PolicyAmountIn | None = None
 
 
+class AlertsIn(RequestBody):
+    """Either alert threshold; null turns it off, an absent one keeps its value."""
+
+    low_balance: AmountIn | None = Field(
+        default=None, description="Alert when the pool's available falls below this."
+    )
+    days_left: Annotated[StrictInt, Field(ge=1, le=3650)] | None = Field(
+        default=None, description="Alert when the pool runs out within this many days."
+    )
+
+
 class SettingsIn(RequestBody):
     """Any part of an org's settings; the rest keeps its value."""
 
     returnable: StrictBool | None = None
     auto_allocation: AutoAllocationIn | None = None
     seat_rates: SeatRatesIn | None = None
+    alerts: AlertsIn | None = None
 
     def change(self) -> SettingsChange:
         """Return the change these fields describe."""
@@ -301,6 +313,9 @@ class SettingsIn(RequestBody):
             rate_licensed=rates.licensed,
             rate_unlicensed=rates.unlicensed,
             rate_external=rates.external,
+            alert_low_balance=None if self.alerts is None else self.alerts.low_balance,
+            alert_days_left=None if self.alerts is None else self.alerts.days_left,
+            alerts_set=frozenset(() if self.alerts is None else self.alerts.model_fields_set),
         )
 
 
@@ -320,12 +335,20 @@ class SeatRates(BaseModel):
     external: Amount
 
 
+class Alerts(BaseModel):
+    """When the owner hears the pool runs low (null: off): `credits.low` webhooks and mail."""
+
+    low_balance: Amount | None
+    days_left: int | None
+
+
 class Settings(BaseModel):
     """An org's settings."""
 
     returnable: bool
     auto_allocation: AutoAllocation
     seat_rates: SeatRates
+    alerts: Alerts
 
 
 class Balance(BaseModel):
@@ -398,6 +421,14 @@ def settings_body(settings: Any) -> Settings:
             licensed=format_credits(rates.licensed),
             unlicensed=format_credits(rates.unlicensed),
             external=format_credits(rates.external),
+        ),
+        alerts=Alerts(
+            low_balance=(
+                None
+                if settings.alerts.low_balance is None
+                else format_credits(settings.alerts.low_balance)
+            ),
+            days_left=settings.alerts.days_left,
         ),
     )
 

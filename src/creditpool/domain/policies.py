@@ -61,16 +61,39 @@ class AutoAllocation:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    """When the owner hears the pool runs low (None: off): its available below `low_balance`
+    micro-credits, or its seat burn emptying it within `days_left` days."""
+
+    low_balance: int | None = None
+    days_left: int | None = None
+
+    def validated(self) -> Alerts:
+        """Return self, or raise InvalidPolicy for a threshold that is not positive."""
+        if self.low_balance is not None and self.low_balance <= 0:
+            raise InvalidPolicy("the low-balance alert must be greater than zero (null: off)")
+        if self.days_left is not None and not 1 <= self.days_left <= MAX_ALERT_DAYS:
+            raise InvalidPolicy(f"the days-left alert is 1 to {MAX_ALERT_DAYS} days (null: off)")
+        return self
+
+
+MAX_ALERT_DAYS = 3650
+
+
+@dataclass(frozen=True)
 class OrgSettings:
-    """What an org's owner decides: returns to the pool, automatic allocation, seat rates."""
+    """What an org's owner decides: returns to the pool, automatic allocation, seat rates,
+    alerts."""
 
     returnable: bool = True
     auto_allocation: AutoAllocation = field(default_factory=AutoAllocation)
     seat_rates: SeatRates = field(default_factory=SeatRates)
+    alerts: Alerts = field(default_factory=Alerts)
 
     def validated(self) -> OrgSettings:
         """Return self, or raise InvalidPolicy / InvalidAmount for a contradiction."""
         self.auto_allocation.validated()
+        self.alerts.validated()
         for rate in (
             self.seat_rates.licensed,
             self.seat_rates.unlicensed,
@@ -92,11 +115,16 @@ class SettingsChange:
     rate_licensed: int | None = None
     rate_unlicensed: int | None = None
     rate_external: int | None = None
+    # Alert thresholds may be turned off (None), so only those named in `alerts_set` change.
+    alert_low_balance: int | None = None
+    alert_days_left: int | None = None
+    alerts_set: frozenset[str] = frozenset()
 
     def applied_to(self, settings: OrgSettings) -> OrgSettings:
         """Return the settings with this change applied and validated."""
         auto = settings.auto_allocation
         rates = settings.seat_rates
+        alerts = settings.alerts
         changed = OrgSettings(
             returnable=_keep(self.returnable, settings.returnable),
             auto_allocation=replace(
@@ -109,6 +137,16 @@ class SettingsChange:
                 licensed=_keep(self.rate_licensed, rates.licensed),
                 unlicensed=_keep(self.rate_unlicensed, rates.unlicensed),
                 external=_keep(self.rate_external, rates.external),
+            ),
+            alerts=Alerts(
+                low_balance=(
+                    self.alert_low_balance
+                    if "low_balance" in self.alerts_set
+                    else alerts.low_balance
+                ),
+                days_left=(
+                    self.alert_days_left if "days_left" in self.alerts_set else alerts.days_left
+                ),
             ),
         )
         return changed.validated()

@@ -50,6 +50,7 @@ from creditpool.domain.model import (
     TransferKind,
 )
 from creditpool.metrics import note_transfers
+from creditpool.services import event_bodies, events
 from creditpool.services.ledger import WALLET_PREFIX, Posting
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
@@ -83,6 +84,7 @@ _CHARGEABLE = (
         _orgs.c.unlicensed_seats,
         _orgs.c.external_seats,
         _orgs.c.metered_since,
+        _orgs.c.webhook_events,
         _members.c.id,
         _members.c.status,
         _members.c.user_id,
@@ -219,7 +221,15 @@ def try_charge(
         groups=groups,
         access=(access, reason),
     )
-    return UsageResult(transfer_view(transfer), member, 0)
+    result = UsageResult(transfer_view(transfer), member, 0)
+    if found.webhook_events:  # no query at all unless some endpoint of the org wants events
+        events.emit(
+            uow,
+            events.OrgRef(org_id, found.webhook_events),
+            events.USAGE_RECORDED,
+            lambda: event_bodies.usage_json(result),
+        )
+    return result
 
 
 # The upsert of one metric total: added to, unless it would pass its limit (then no row comes

@@ -19,7 +19,7 @@ from creditpool.domain.amounts import MAX_MICROS, format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
 from creditpool.domain.model import AccountKind, TransferKind
 from creditpool.domain.text import check_plain_text
-from creditpool.services import ledger, metering
+from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.ledger import chunks, wallet_account
 from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
@@ -73,7 +73,10 @@ def record_purchase(
             reference=reference,
         )
         posting.flush()
-        return transfer_view(row)
+        view = transfer_view(row)
+        events.emit(uow, org, events.PURCHASE_COMPLETED, lambda: event_bodies.transfer_json(view))
+        alerts.check(uow, org)
+        return view
 
     return run_write(
         uow,
@@ -124,7 +127,11 @@ def allocate_credits(
             )
         posting.flush()
         ledger.add_to_member_totals(uow.session, org_id, members, allocated=amount)
-        return BatchResult(posting.batch_id, total, member_views(uow, org, members))
+        result = BatchResult(posting.batch_id, total, member_views(uow, org, members))
+        events.emit(uow, org, events.ALLOCATION_CREATED, lambda: event_bodies.batch_json(result))
+        if total:
+            alerts.check(uow, org)
+        return result
 
     return run_write(
         uow,
@@ -206,7 +213,11 @@ def revoke_credits(
                 member_id=member_id,
             )
         posting.flush()
-        return BatchResult(posting.batch_id, total, member_views(uow, org, members))
+        result = BatchResult(posting.batch_id, total, member_views(uow, org, members))
+        events.emit(uow, org, events.REVOCATION_CREATED, lambda: event_bodies.batch_json(result))
+        if total:
+            alerts.check(uow, org)
+        return result
 
     return run_write(
         uow,

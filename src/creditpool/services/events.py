@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,6 +65,14 @@ class EmittingOrg(Protocol):
 
     @property
     def webhook_events(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class OrgRef:
+    """An org as emitting needs it, for paths that read the org's columns, not its row."""
+
+    id: str
+    webhook_events: str
 
 
 def subscribed(org: EmittingOrg, event_type: str) -> bool:

@@ -21,7 +21,7 @@ from creditpool.domain.errors import (
     NotFound,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
-from creditpool.services import ledger
+from creditpool.services import alerts, event_bodies, events, ledger
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import wallet_account
 from creditpool.services.lookups import load_member, load_org
@@ -62,11 +62,14 @@ def place_hold(
         org, member = load_chargeable(uow, org_id, member_id)
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
         wallet = wallet_account(member_id)
+        topped_up = 0
         if not posting.reserve(wallet, amount):
-            make_spendable(uow, org, member, amount, posting)
+            topped_up = make_spendable(uow, org, member, amount, posting)
             if not posting.reserve(wallet, amount):  # pragma: no cover - made spendable
                 raise InsufficientCredits("the wallet cannot cover the hold")
         posting.flush()
+        if topped_up:
+            alerts.check(uow, org)  # the top-up came out of the pool
         hold = Hold(
             org_id=org_id,
             id=new_id("hld"),
@@ -151,6 +154,7 @@ def capture_hold(
         member = load_member(uow, org_id, hold.member_id)
         uow.session.refresh(member)
         result = UsageResult(transfer_view(row), member_view(uow, org, member))
+        events.emit(uow, org, events.USAGE_RECORDED, lambda: event_bodies.usage_json(result))
         posting.adjust(AccountKind.USAGE, amount)  # the org's hot row, last (see ledger.py)
         return result
 

@@ -52,6 +52,7 @@ from creditpool.domain.errors import CreditpoolError, MemberRemoved, NotFound, O
 from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.domain.policies import AutoAllocation
 from creditpool.metrics import note_transfers
+from creditpool.services import event_bodies, events
 from creditpool.services.ledger import WALLET_PREFIX, Posting, chunks
 from creditpool.services.lookups import load_org
 from creditpool.services.metering import MeteredOrg, available
@@ -113,6 +114,7 @@ _ORG = (
     select(
         *(_orgs.c[name] for name in MeteredOrg.__annotations__),
         _orgs.c.auto_enabled,
+        _orgs.c.webhook_events,
         _pool.c.balance.label("pool_balance"),
     )
     .join(_pool, (_pool.c.org_id == _orgs.c.id) & (_pool.c.id == AccountKind.POOL))
@@ -227,6 +229,10 @@ def charge_many(
         load_org(uow, org_id, lock=True)
     named = sorted({charge.member_id for charge in charges})
     members = _lock_members(uow, org_id, named)
+    # A usage.recorded event carries the member as the charge left it, as a single charge's
+    # answer does: with a subscriber, a batch reads the members' figures too.
+    emitting = events.OrgRef(org_id, org.webhook_events)
+    with_members = with_members or events.subscribed(emitting, events.USAGE_RECORDED)
     if with_members:
         _read_figures(uow, org_id, members, _FIGURES)
     elif any(charge.metrics for charge in charges):
@@ -282,6 +288,21 @@ def charge_many(
                 .values(used_total=_members.c.used_total + amounts)
             )
         _add_metrics(connection, org_id, sorted(metric_added.items()))
+        if events.subscribed(emitting, events.USAGE_RECORDED):
+            charged = [outcome for outcome in outcomes if isinstance(outcome, Charged)]
+            events.emit_many(
+                uow,
+                emitting,
+                events.USAGE_RECORDED,
+                [
+                    {
+                        "transfer": event_bodies.transfer_json(outcome.transfer),
+                        "member": event_bodies.member_json(outcome.member),
+                    }
+                    for outcome in charged
+                    if outcome.member is not None
+                ],
+            )
     for index in slow:
         outcomes[index] = _charge_slowly(uow, org_id, charges[index], with_members)
     if rows:

@@ -22,7 +22,7 @@ from creditpool.domain.errors import (
     OwnerRequired,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
-from creditpool.services import ledger, metering
+from creditpool.services import event_bodies, events, ledger, metering
 from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
@@ -133,6 +133,13 @@ def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> 
         member.removed_at = None
     metering.change_seats(org, seat, +1)
     uow.session.flush()
+    # Every way in (a link, an invitation, an enrolment, coming back) passes here.
+    events.emit(
+        uow,
+        org,
+        events.MEMBER_JOINED,
+        lambda: event_bodies.member_json(member_view(uow, org, member)),
+    )
     return member
 
 
@@ -265,6 +272,11 @@ def remove_members(
         member.status = MemberStatus.REMOVED
         member.removed_at = uow.now
     session.flush()
+    if events.subscribed(org, events.MEMBER_REMOVED):
+        removed = member_views(uow, org, members)
+        events.emit_many(
+            uow, org, events.MEMBER_REMOVED, [event_bodies.member_json(view) for view in removed]
+        )
     return returned
 
 

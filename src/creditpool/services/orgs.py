@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import ledger, metering
+from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.lookups import load_org
 from creditpool.services.members import join
 from creditpool.services.transactions import run_write
@@ -69,6 +69,14 @@ def _write_settings(org: Org, settings: OrgSettings) -> None:
     org.rate_licensed = settings.seat_rates.licensed
     org.rate_unlicensed = settings.seat_rates.unlicensed
     org.rate_external = settings.seat_rates.external
+    if (org.alert_low_balance, org.alert_days_left) != (
+        settings.alerts.low_balance,
+        settings.alerts.days_left,
+    ):
+        org.alert_low_balance = settings.alerts.low_balance
+        org.alert_days_left = settings.alerts.days_left
+        # New thresholds: the next check announces a crossing under them afresh.
+        org.alert_low = False
 
 
 def update_settings(
@@ -83,6 +91,8 @@ def update_settings(
         if metering.moves_rate(org, rates=settings.seat_rates):
             metering.settle(uow, org, actor=actor)
         _write_settings(org, settings)
+        uow.session.flush()
+        alerts.check(uow, org)  # new thresholds or rates may put the pool past one
         return settings
 
     return run_write(uow, apply)
@@ -95,11 +105,17 @@ def set_paused(
 
     def apply() -> OrgView:
         org = load_org(uow, org_id, lock=True)
-        if org.paused != paused:
+        changed = org.paused != paused
+        if changed:
             metering.settle(uow, org, actor=actor)
             org.paused = paused
             uow.session.flush()
-        return org_view(uow, org)
+            alerts.check(uow, org)  # the burn stopped or started again
+        view = org_view(uow, org)
+        if changed:
+            event = events.ORG_PAUSED if paused else events.ORG_RESUMED
+            events.emit(uow, org, event, lambda: event_bodies.org_json(view))
+        return view
 
     return run_write(
         uow,

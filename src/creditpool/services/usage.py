@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.errors import InsufficientCredits, InvalidInput
 from creditpool.domain.model import AccountKind, TransferKind
-from creditpool.services import ledger
+from creditpool.services import alerts, event_bodies, events, ledger
 from creditpool.services.charging import add_metrics, try_charge
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import bulk_update, wallet_account
@@ -114,6 +114,9 @@ def apply_usage(
     posting.flush()
     add_usage(uow, org_id, member_id, amount, metrics)
     result = UsageResult(transfer_view(row), member_view(uow, org, member), topped_up)
+    events.emit(uow, org, events.USAGE_RECORDED, lambda: event_bodies.usage_json(result))
+    if topped_up:
+        alerts.check(uow, org)  # the top-up came out of the pool
     # Every charge of the org credits this one row: touch it last, so its lock is held only
     # from here to the commit (see the lock order in ledger.py).
     posting.adjust(AccountKind.USAGE, amount)

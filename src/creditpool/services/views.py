@@ -22,7 +22,7 @@ from creditpool.domain.model import (
     Role,
     Seat,
 )
-from creditpool.domain.policies import AutoAllocation, OrgSettings
+from creditpool.domain.policies import Alerts, AutoAllocation, OrgSettings
 from creditpool.services import metering
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
 from creditpool.services.totals import combine, exact_sum
@@ -172,6 +172,7 @@ def settings_of(org: Org) -> OrgSettings:
             max_per_member=org.auto_max_per_member,
         ),
         seat_rates=metering.seat_rates(org),
+        alerts=Alerts(low_balance=org.alert_low_balance, days_left=org.alert_days_left),
     )
 
 

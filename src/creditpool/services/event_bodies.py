@@ -1,0 +1,132 @@
+"""The `data` of webhook events: the changed objects exactly as the API shows them.
+
+The API's models (api/schemas.py) sit above the services, so the same JSON is written here
+from the same views; a test holds the two equal field for field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from creditpool.domain.amounts import format_credits
+from creditpool.domain.policies import OrgSettings
+from creditpool.services.events import rfc3339
+from creditpool.services.views import (
+    BalanceView,
+    BatchResult,
+    MemberView,
+    OrgView,
+    TransferView,
+    UsageResult,
+)
+
+JSON = dict[str, Any]
+
+
+def _at(instant: Any) -> str | None:
+    return None if instant is None else rfc3339(instant)
+
+
+def balance_json(view: BalanceView) -> JSON:
+    """A Balance."""
+    return {
+        "at": rfc3339(view.at),
+        "available": format_credits(view.available),
+        "allocated": format_credits(view.allocated),
+        "purchased": format_credits(view.purchased),
+        "used": format_credits(view.used),
+        "metered": format_credits(view.metered),
+        "burn_rate_per_day": format_credits(view.burn_rate_per_day),
+        "depletes_at": _at(view.depletes_at),
+    }
+
+
+def settings_json(settings: OrgSettings) -> JSON:
+    """An org's Settings."""
+    auto, rates, alerts = settings.auto_allocation, settings.seat_rates, settings.alerts
+    return {
+        "returnable": settings.returnable,
+        "auto_allocation": {
+            "enabled": auto.enabled,
+            "bundle": format_credits(auto.bundle),
+            "max_per_member": format_credits(auto.max_per_member),
+        },
+        "seat_rates": {
+            "licensed": format_credits(rates.licensed),
+            "unlicensed": format_credits(rates.unlicensed),
+            "external": format_credits(rates.external),
+        },
+        "alerts": {
+            "low_balance": (
+                None if alerts.low_balance is None else format_credits(alerts.low_balance)
+            ),
+            "days_left": alerts.days_left,
+        },
+    }
+
+
+def org_json(view: OrgView) -> JSON:
+    """An Org."""
+    return {
+        "id": view.id,
+        "name": view.name,
+        "paused": view.paused,
+        "invite_code": view.invite_code,
+        "settings": settings_json(view.settings),
+        "balance": balance_json(view.balance),
+        "usage": dict(view.usage),
+        "created_at": rfc3339(view.created_at),
+    }
+
+
+def transfer_json(view: TransferView) -> JSON:
+    """A Transfer."""
+    return {
+        "id": view.id,
+        "batch_id": view.batch_id,
+        "kind": view.kind,
+        "from": view.debit_account,
+        "to": view.credit_account,
+        "amount": format_credits(view.amount),
+        "member_id": view.member_id,
+        "reference": view.reference,
+        "metrics": None if view.metrics is None else dict(view.metrics),
+        "actor": view.actor,
+        "created_at": rfc3339(view.created_at),
+    }
+
+
+def member_json(view: MemberView) -> JSON:
+    """A Member."""
+    return {
+        "id": view.id,
+        "user_id": view.user_id,
+        "email": view.email,
+        "name": view.name,
+        "role": str(view.role),
+        "seat": str(view.seat),
+        "status": str(view.status),
+        "credits_available": format_credits(view.credits_available),
+        "credits_held": format_credits(view.credits_held),
+        "credits_allocated": format_credits(view.credits_allocated),
+        "credits_used": format_credits(view.credits_used),
+        "auto_allocated": format_credits(view.auto_allocated),
+        "usage": dict(view.usage),
+        "groups": list(view.groups),
+        "access": view.access,
+        "joined_at": rfc3339(view.joined_at),
+    }
+
+
+def batch_json(result: BatchResult) -> JSON:
+    """The result of an allocation or revocation."""
+    return {
+        "batch_id": result.batch_id,
+        "total": format_credits(result.total),
+        "members": [member_json(member) for member in result.members],
+    }
+
+
+def usage_json(result: UsageResult) -> JSON:
+    """A charge: the usage transfer and the member after it."""
+    return {"transfer": transfer_json(result.transfer), "member": member_json(result.member)}
