@@ -1,10 +1,12 @@
 """The background worker: the jobs that time, not requests, makes due.
 
-Every few seconds it sends the mail that is due (retrying failures later), marks expired holds
-as expired, and forgets idempotency and usage-event keys past their retention. `serve` runs it
-in a thread of its own process, once however many server processes it starts (a request in
-the same process wakes it when it queues mail); `creditpool worker --once` runs one pass (for
-cron, or tests).
+Every few seconds it sends the mail that is due (retrying failures later), sends the webhook
+deliveries that are due (services/webhook_delivery.py: several workers, in this process or
+others, never send one delivery at once), announces low-credit alerts as the seat burn crosses
+them, marks expired holds as expired, and forgets idempotency and usage-event keys past their
+retention. `serve` runs it in a thread of its own process, once however many server processes
+it starts (a request in the same process wakes it when it queues mail); `creditpool worker
+--once` runs one pass (for cron, or tests).
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from dataclasses import dataclass
 
 from creditpool.config import Config
 from creditpool.mailer import sender_for
-from creditpool.services import holds, idempotency, mail, rate_limits, sessions, user_links
+from creditpool.services import (
+    alerts,
+    holds,
+    idempotency,
+    mail,
+    rate_limits,
+    sessions,
+    user_links,
+    webhook_delivery,
+)
 from creditpool.services.mail import MailSender
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -31,6 +42,9 @@ class PassReport:
     mail_failed: int
     holds_expired: int
     keys_forgotten: int
+    webhooks_succeeded: int = 0
+    webhook_attempts_failed: int = 0
+    alerts_changed: int = 0
 
 
 def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) -> PassReport:
@@ -40,6 +54,10 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
     if send is not None:
         report = mail.deliver_due(uow, send)
         sent, failed = report.sent, report.failed
+    # Webhook deliveries that are due (new events, retries, leases run out), signed and sent.
+    webhooks = webhook_delivery.deliver_due(uow)
+    # The seat burn lowers pools with time, not only by writes: announce the crossings.
+    alerts_changed = alerts.sweep(uow)
     expired = holds.expire_holds(uow)
     forgotten = idempotency.forget_expired_keys(uow)
     # Rate-limit windows are over once older than the longest window: forget them.
@@ -48,7 +66,15 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
     # Sessions and mailed links that can never work again: nothing to keep them for.
     sessions.forget_dead_sessions(uow, idle=config.session_idle)
     user_links.forget_old_links(uow)
-    return PassReport(sent, failed, expired, forgotten)
+    return PassReport(
+        sent,
+        failed,
+        expired,
+        forgotten,
+        webhooks.succeeded,
+        webhooks.failed_attempts,
+        alerts_changed,
+    )
 
 
 class Worker(threading.Thread):
