@@ -9,8 +9,8 @@ Counted in the process that does the work:
   session commits, so a rolled-back or retried transaction is not counted.
 
 Read from the database at each scrape, so that every process and worker agree:
-- the backlog of the webhook outbox and the deliveries that failed for good (`database_gauges`,
-  registered by the webhooks' service).
+- the backlog of the webhook outbox, the deliveries that failed for good, and the mail not
+  yet sent (services/backlog.py), as `DatabaseGauge`s passed to `exposition`.
 
 With several server processes (`serve --workers N`), a scrape reaches one of them: serve then
 sets PROMETHEUS_MULTIPROC_DIR so that each process writes its counts to a shared directory and
@@ -23,6 +23,7 @@ import os
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -83,35 +84,39 @@ def _forget_rolled_back(session: Session, previous_transaction: object) -> None:
 
 @dataclass(frozen=True)
 class DatabaseGauge:
-    """A gauge read from the database at each scrape: `read` returns (labels, value) pairs."""
+    """A gauge read from the database at each scrape: `read(session, now)` returns (labels,
+    value) pairs."""
 
     name: str
     documentation: str
     labels: tuple[str, ...]
-    read: Callable[[Session], Iterable[tuple[tuple[str, ...], float]]]
-
-
-database_gauges: list[DatabaseGauge] = []
+    read: Callable[[Session, datetime], Iterable[tuple[tuple[str, ...], float]]]
 
 
 class _DatabaseCollector(Collector):
-    """Reads every registered database gauge in one short transaction."""
+    """Reads its database gauges in one short transaction."""
 
-    def __init__(self, sessions: Callable[[], Session]) -> None:
-        self._sessions = sessions
+    def __init__(
+        self, sessions: Callable[[], Session], gauges: Iterable[DatabaseGauge], now: datetime
+    ) -> None:
+        self._sessions, self._gauges, self._now = sessions, tuple(gauges), now
 
     def collect(self) -> Iterator[Metric]:
-        if not database_gauges:
+        if not self._gauges:
             return
         with self._sessions() as session:
-            for gauge in database_gauges:
+            for gauge in self._gauges:
                 family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=gauge.labels)
-                for labels, value in gauge.read(session):
+                for labels, value in gauge.read(session, self._now):
                     family.add_metric(list(labels), value)
                 yield family
 
 
-def exposition(sessions: Callable[[], Session]) -> bytes:
+def exposition(
+    sessions: Callable[[], Session],
+    gauges: Iterable[DatabaseGauge] = (),
+    now: datetime | None = None,
+) -> bytes:
     """The Prometheus text of this process (or of all of serve's processes) and the
     database's gauges."""
     registry = CollectorRegistry(auto_describe=False)
@@ -121,5 +126,5 @@ def exposition(sessions: Callable[[], Session]) -> bytes:
     else:
         counted = generate_latest(REGISTRY)
     database = CollectorRegistry(auto_describe=False)
-    database.register(_DatabaseCollector(sessions))
+    database.register(_DatabaseCollector(sessions, gauges, now or datetime.now(UTC)))
     return counted + generate_latest(database)

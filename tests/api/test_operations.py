@@ -112,6 +112,9 @@ def test_metrics_count_requests_and_committed_transfers(api: Api, world: World) 
         sample(after, "creditpool_http_request_duration_seconds_count", method="POST", route=route)
         >= 2
     )
+    # The outbox's backlog is read from the database (nothing subscribes here).
+    assert 'creditpool_webhook_deliveries{status="pending"} 0.0' in after
+    assert "creditpool_webhook_deliveries_due 0.0" in after
     # A path is never a label: the org's id appears nowhere.
     assert org not in after
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from creditpool import metrics
 from creditpool.api import problems
 from creditpool.config import Config
+from creditpool.services import backlog
 from creditpool.storage.migrate import alembic_config
 
 RETRY_SECONDS = "5"
@@ -86,5 +87,6 @@ def install_operations(app: FastAPI, config: Config, engine: Engine) -> None:
                     "/metrics wants the token CREDITPOOL_METRICS_TOKEN names",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        exposition = metrics.exposition(request.app.state.session_factory)
+        state = request.app.state
+        exposition = metrics.exposition(state.session_factory, backlog.GAUGES, state.clock.now())
         return Response(content=exposition, media_type=metrics.CONTENT_TYPE)
