@@ -180,3 +180,17 @@ def test_the_owner_is_mailed_the_outcome(app: FastAPI, world: World, smtp: SmtpS
     assert "they are in the pool of Render class" in texts["Approved"]
     assert "ask again in March" in texts["Declined"]
     assert f"{PUBLIC_URL}/orgs/{world.org_id}" in texts["Declined"]
+
+
+def test_without_stripe_configured_checkout_is_unavailable(world: World) -> None:
+    opened = world.api.call(
+        "POST", f"/orgs/{world.org_id}/checkout", token=world.owner, json={"amount": "5"}
+    )
+    problem(opened, 409, "checkout_unavailable")
+    event = world.api.client.post(
+        "/api/v1/webhooks/stripe",
+        content=b'{"type": "checkout.session.completed"}',
+        headers={"content-type": "application/json", "Stripe-Signature": "t=1,v1=00"},
+    )
+    problem(event, 409, "checkout_unavailable")
+    assert _available(world) == "100"

@@ -195,8 +195,12 @@ def receive_stripe_event(
         raise InvalidSignature("the Stripe-Signature header does not sign this body") from error
     except ValueError as error:  # signed, but not JSON: Stripe never sends that
         raise InvalidInput("the event is not JSON") from error
-    event_type = str(event.get("type", ""))
-    session = (event.get("data") or {}).get("object") or {}
+    body = event.to_dict()  # plain data: what Stripe sent, verified
+    event_type = str(body.get("type", ""))
+    data = body.get("data")
+    session = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(session, dict):
+        return StripeOutcome(event_type, None, credited=False)
     org_id, provider_id = session.get("client_reference_id"), session.get("id")
     if not isinstance(org_id, str) or not isinstance(provider_id, str):
         return StripeOutcome(event_type, None, credited=False)
