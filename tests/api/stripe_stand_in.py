@@ -1,4 +1,5 @@
-"""A local HTTP server standing in for Stripe's API, and events signed as Stripe signs them.
+"""A local HTTP server standing in for Stripe's API, events signed as Stripe signs them, and
+the `purchase.completed` webhook events a purchase writes.
 
 The `stripe` library is pointed at the stand-in (CREDITPOOL_STRIPE_API_BASE), which records
 each call (path, headers, form fields) and answers a Checkout Session with a payment page URL.
@@ -20,6 +21,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from creditpool.services import webhooks
+from creditpool.storage.schema import WebhookEvent
+from creditpool.storage.unit_of_work import UnitOfWork
 
 PAGE = "https://checkout.stripe.test/c/pay/"
 
@@ -133,3 +141,27 @@ def session_event(
         },
     }
     return json.dumps(event).encode()
+
+
+def subscribe_to_purchases(app: FastAPI, org_id: str) -> None:
+    """Give the org a webhook endpoint for `purchase.completed`, so that its events are written."""
+    uow = UnitOfWork(app.state.session_factory, app.state.clock)
+    webhooks.create_endpoint(
+        uow,
+        org_id,
+        url="https://hooks.example.test/creditpool",
+        events=["purchase.completed"],
+        actor="operator",
+    )
+
+
+def purchase_events(app: FastAPI, org_id: str) -> list[dict[str, Any]]:
+    """The `data` of the org's `purchase.completed` events in the outbox, oldest first."""
+    uow = UnitOfWork(app.state.session_factory, app.state.clock)
+    with uow:
+        bodies = uow.session.scalars(
+            select(WebhookEvent.body)
+            .where(WebhookEvent.org_id == org_id, WebhookEvent.type == "purchase.completed")
+            .order_by(WebhookEvent.id)
+        )
+        return [json.loads(body)["data"] for body in bodies]

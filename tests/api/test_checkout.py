@@ -10,15 +10,18 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from creditpool.config import Config
 from tests.api.stripe_stand_in import (
     PAGE,
     StripeStandIn,
+    purchase_events,
     session_event,
     stripe_signature,
     stripe_stand_in,
+    subscribe_to_purchases,
 )
 from tests.api.support import OPERATOR_KEY, PUBLIC_URL, World, problem
 
@@ -113,7 +116,10 @@ def test_a_retried_start_answers_the_first_page(world: World, stripe: StripeStan
     assert keys.pop().endswith(":buy-3")
 
 
-def test_a_completed_session_credits_the_pool_once(world: World, stripe: StripeStandIn) -> None:
+def test_a_completed_session_credits_the_pool_once(
+    app: FastAPI, world: World, stripe: StripeStandIn
+) -> None:
+    subscribe_to_purchases(app, world.org_id)
     _checkout(world, "12")
     completed = session_event("checkout.session.completed", "cs_test_0001", world.org_id)
     signature = stripe_signature(completed, WEBHOOK_SECRET)
@@ -131,6 +137,10 @@ def test_a_completed_session_credits_the_pool_once(world: World, stripe: StripeS
     bought = [item for item in _purchases(world) if item["reference"] is not None]
     assert [(item["amount"], item["reference"]) for item in bought] == [
         ("12", "stripe cs_test_0001")
+    ]
+    # One purchase.completed event, for that purchase, whatever the replays.
+    assert [(data["id"], data["amount"]) for data in purchase_events(app, world.org_id)] == [
+        (bought[0]["id"], "12")
     ]
 
 

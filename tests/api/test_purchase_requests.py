@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from creditpool.config import Config
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import run_once
+from tests.api.stripe_stand_in import purchase_events, subscribe_to_purchases
 from tests.api.support import PUBLIC_URL, World, problem
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -194,3 +195,16 @@ def test_without_stripe_configured_checkout_is_unavailable(world: World) -> None
     )
     problem(event, 409, "checkout_unavailable")
     assert _available(world) == "100"
+
+
+def test_an_approval_emits_purchase_completed_once(app: FastAPI, world: World) -> None:
+    subscribe_to_purchases(app, world.org_id)
+    approved_one, declined_one = _ask(world, "8"), _ask(world, "9")
+
+    approved = _decide(world, approved_one["id"], "approve").json()
+    _decide(world, approved_one["id"], "approve")
+    _decide(world, declined_one["id"], "decline")
+
+    (data,) = purchase_events(app, world.org_id)
+    assert (data["id"], data["kind"], data["amount"]) == (approved["transfer_id"], "purchase", "8")
+    assert (data["from"], data["to"]) == ("purchases", "pool")

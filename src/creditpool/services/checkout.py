@@ -244,7 +244,6 @@ def _complete(
             row.amount,
             reference=f"stripe {reference}"[:200],
             actor=f"stripe:{row.id}",
-            source={"checkout_id": row.id},
         )
         row.status = CheckoutStatus.COMPLETED
         row.transfer_id = bought.id

@@ -212,7 +212,6 @@ def approve_request(
             row.amount,
             reference=reference or f"purchase request {row.id}",
             actor=actor,
-            source={"purchase_request_id": row.id},
         )
         row.status = PurchaseRequestStatus.APPROVED
         row.transfer_id = bought.id

@@ -7,14 +7,10 @@ request or completing a checkout and the purchase it pays for commit together, o
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
-from creditpool.domain.amounts import format_credits
 from creditpool.domain.model import AccountKind, MemberStatus, Role, TransferKind
-from creditpool.services import events, ledger, metering
-from creditpool.services.events import rfc3339
+from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.views import TransferView, transfer_view
 from creditpool.storage.schema import Member, Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -27,11 +23,10 @@ def post_purchase(
     *,
     reference: str | None,
     actor: str,
-    source: dict[str, str],
 ) -> TransferView:
     """Credit the org's pool with `amount` bought (purchases -> pool) in the open transaction,
-    the org's row locked, and emit `purchase.completed` with the transfer and its `source`
-    (the request or checkout that paid for it)."""
+    the org's row locked: `purchase.completed` carries the transfer, as a recorded purchase's
+    does, and the pool's low-credit alert is checked again."""
     posting = ledger.Posting(uow.session, org.id, actor, uow.now)
     metering.settle(uow, org, actor=actor, posting=posting)
     posting.adjust(AccountKind.PURCHASES, -amount)
@@ -41,27 +36,9 @@ def post_purchase(
     )
     posting.flush()
     view = transfer_view(row)
-    events.emit(
-        uow, org, events.PURCHASE_COMPLETED, lambda: {"transfer": transfer_data(view), **source}
-    )
+    events.emit(uow, org, events.PURCHASE_COMPLETED, lambda: event_bodies.transfer_json(view))
+    alerts.check(uow, org)
     return view
-
-
-def transfer_data(view: TransferView) -> dict[str, Any]:
-    """Return a transfer as the API shows it, for an event's data."""
-    return {
-        "id": view.id,
-        "batch_id": view.batch_id,
-        "kind": view.kind,
-        "from": view.debit_account,
-        "to": view.credit_account,
-        "amount": format_credits(view.amount),
-        "member_id": view.member_id,
-        "reference": view.reference,
-        "metrics": view.metrics,
-        "actor": view.actor,
-        "created_at": rfc3339(view.created_at),
-    }
 
 
 def owner_address(uow: UnitOfWork, org_id: str) -> str | None:
