@@ -42,6 +42,7 @@ the class of its HTTP status (a 409 is at least a `Conflict`), else the base.
     │   ├── MemberRemoved        member_removed: the member was removed from the org
     │   ├── LimitExceeded        limit_exceeded: a balance or total would pass its limit
     │   ├── PreviewOutdated      preview_outdated: a reset confirmed from a stale preview
+    │   ├── RequestDecided       request_decided: the purchase request was decided otherwise
     │   └── CheckoutUnavailable  checkout_unavailable: no payment provider is set up
     ├── PayloadTooLarge          413 payload_too_large: the body is over the size limit
     ├── ValidationError          422 validation_error: a malformed request
@@ -78,6 +79,7 @@ from creditpool.client._errors import (
     PayloadTooLarge,
     PreviewOutdated,
     RateLimited,
+    RequestDecided,
     ServerError,
     Unauthenticated,
     Unavailable,
@@ -178,6 +180,7 @@ __all__ = [
     "PurchaseRequest",
     "RateLimited",
     "Readiness",
+    "RequestDecided",
     "Reset",
     "SeatRates",
     "SeatRatesChange",

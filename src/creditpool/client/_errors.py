@@ -147,6 +147,12 @@ class PreviewOutdated(Conflict):
     code = "preview_outdated"
 
 
+class RequestDecided(Conflict):
+    """409 request_decided: a purchase request was already approved or declined otherwise."""
+
+    code = "request_decided"
+
+
 class CheckoutUnavailable(Conflict):
     """409 checkout_unavailable: no payment provider is set up on the server."""
 
@@ -229,6 +235,7 @@ _BY_CODE: dict[str, type[CreditpoolError]] = {
         MemberRemoved,
         LimitExceeded,
         PreviewOutdated,
+        RequestDecided,
         CheckoutUnavailable,
         PayloadTooLarge,
         ValidationError,

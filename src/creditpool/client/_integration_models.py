@@ -51,6 +51,7 @@ class PurchaseRequest(Model):
     amount: Decimal
     note: str | None
     status: PurchaseRequestStatus
+    reason: str | None = None  # why it was declined
     created_at: AwareDatetime
     decided_at: AwareDatetime | None
     transfer_id: str | None
