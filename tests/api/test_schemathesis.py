@@ -60,7 +60,13 @@ def _real_ids(world: World, app: FastAPI) -> dict[str, str]:
         return response.json()
 
     student = world.student_ids[0]
+    webhook = made(
+        "POST",
+        f"/orgs/{org}/webhooks",
+        {"url": "https://vendor.example/hooks", "events": ["allocation.created"]},
+    )["id"]
     made("POST", f"/orgs/{org}/allocations", {"member_ids": [student], "amount": "10"})
+    delivery = made("GET", f"/orgs/{org}/webhooks/{webhook}/deliveries")["items"][0]["id"]
     hold = made("POST", f"/orgs/{org}/members/{student}/holds", {"amount": "1"})["id"]
     group = made("POST", f"/orgs/{org}/groups", {"name": "Monday"})["id"]
     key = made("POST", f"/orgs/{org}/api-keys", {"name": "spare", "scopes": ["usage"]})["id"]
@@ -78,6 +84,8 @@ def _real_ids(world: World, app: FastAPI) -> dict[str, str]:
         "group": group,
         "key": key,
         "invitation": invitation,
+        "webhook": webhook,
+        "delivery": delivery,
         "code": world.org["invite_code"],
         "token": found.group(1),  # of /invitations/{token}/accept; /tokens/{token} gets it too
     }

@@ -16,11 +16,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditpool.api import problems
+from creditpool.api.allow import AllowEveryMethod
 from creditpool.api.gathering import install_gatherers
 from creditpool.api.limits import BodySizeLimit
 from creditpool.api.problems import PageError
 from creditpool.api.request_log import RequestLog
-from creditpool.api.routes import credits, members, orgs, purchases, users
+from creditpool.api.routes import credits, members, orgs, purchases, users, webhooks
 from creditpool.api.routing import API_PREFIX
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
@@ -46,7 +47,15 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
     limit and the log line must come before anything else.
     """
     problems.install(app, page_error=page_error)
-    add_routes(app, credits.router, orgs.router, members.router, users.router, purchases.router)
+    add_routes(
+        app,
+        credits.router,
+        orgs.router,
+        members.router,
+        users.router,
+        purchases.router,
+        webhooks.router,
+    )
     install_gatherers(app)
     # A request is matched against the routes in order: the calls a vendor's product makes on
     # every unit of work go first (no other route's pattern matches their paths).
@@ -73,6 +82,8 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    # A 405 names every method of its path, not only those of the first route matched.
+    app.add_middleware(AllowEveryMethod, router=app.router)
     app.add_middleware(RefuseNul)
     app.add_middleware(ReplayedHeader)
     # Added last, so it runs first: a body too large is refused before anything reads it.
