@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from creditpool.config import Config
-from tests.api.stripe_stand_in import (
+from tests.api.support import OPERATOR_KEY, PUBLIC_URL, World, problem
+from tests.support.stripe import (
     PAGE,
     StripeStandIn,
     purchase_events,
@@ -23,7 +24,6 @@ from tests.api.stripe_stand_in import (
     stripe_stand_in,
     subscribe_to_purchases,
 )
-from tests.api.support import OPERATOR_KEY, PUBLIC_URL, World, problem
 
 SECRET_KEY = "sk_test_creditpool_stand_in"
 WEBHOOK_SECRET = "whsec_creditpool_test_secret"

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from creditpool.config import Config
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import run_once
-from tests.api.stripe_stand_in import purchase_events, subscribe_to_purchases
 from tests.api.support import PUBLIC_URL, World, problem
 from tests.support.smtp import SmtpServer, smtp_server
+from tests.support.stripe import purchase_events, subscribe_to_purchases
 
 
 @pytest.fixture

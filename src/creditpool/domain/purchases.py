@@ -43,3 +43,18 @@ def checkout_quantity(amount: int, unit_price: int) -> int:
     if credits * unit_price > MAX_CHECKOUT_TOTAL:
         raise InvalidAmount("that is more than one payment can take: buy fewer credits at a time")
     return credits
+
+
+# Currencies Stripe counts in whole units (no minor unit): a price in them has no decimals.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+
+
+def format_price(minor_units: int, currency: str) -> str:
+    """Return a price for people: `format_price(50, "usd")` is "0.50 USD"."""
+    code = currency.upper()
+    if currency.lower() in ZERO_DECIMAL_CURRENCIES:
+        return f"{minor_units} {code}"
+    whole, cents = divmod(minor_units, 100)
+    return f"{whole}.{cents:02d} {code}"

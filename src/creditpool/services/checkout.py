@@ -22,6 +22,7 @@ from typing import Any
 import stripe
 from sqlalchemy import select
 
+from creditpool.config import Config
 from creditpool.domain.amounts import MICROS_PER_CREDIT
 from creditpool.domain.errors import CheckoutUnavailable, InvalidInput, InvalidSignature, NotFound
 from creditpool.domain.purchases import CheckoutStatus, checkout_quantity
@@ -53,6 +54,17 @@ class StripeSettings:
     def configured(self) -> bool:
         """Whether checkout is on: both the secret key and the webhook secret are set."""
         return bool(self.secret_key and self.webhook_secret)
+
+
+def stripe_settings(config: Config) -> StripeSettings:
+    """The Stripe part of the server's configuration."""
+    return StripeSettings(
+        secret_key=config.stripe_secret_key,
+        webhook_secret=config.stripe_webhook_secret,
+        unit_price=config.credit_price,
+        currency=config.currency,
+        api_base=config.stripe_api_base,
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from creditpool.domain.metering import USUAL_SEAT_RATES
 from creditpool.domain.policies import SettingsChange
 from creditpool.http_status import status_of
 from creditpool.services import credits as credit_service
-from creditpool.services import operators, orgs, users
+from creditpool.services import operators, orgs, purchase_requests, users
 from creditpool.services.users import UserView
 from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -50,6 +50,8 @@ def console(
     people = operators.list_operators(uow, limit=SHOWN + 1)
     keys = operators.list_operator_keys(uow, limit=SHOWN + 1)
     context = {
+        "pending_requests": purchase_requests.list_pending_requests(uow, limit=SHOWN),
+        "pending_count": purchase_requests.count_pending_requests(uow),
         "orgs": shown[:PAGE],
         "org_count": orgs.count_orgs(uow),
         "next_orgs": shown[PAGE - 1].id if len(shown) > PAGE else None,

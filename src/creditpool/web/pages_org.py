@@ -29,6 +29,7 @@ from creditpool.services.users import UserView
 from creditpool.services.views import GroupView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
+from creditpool.web.buying_view import buying_panel
 from creditpool.web.chart import pool_chart
 from creditpool.web.roster_view import PER_PAGE, RosterView, read_view
 from creditpool.web.session import (
@@ -106,7 +107,7 @@ def dashboard(
     # Members name their groups, shown on this page or not.
     names = groups.group_names(uow, org, {g for member in listed for g in member.groups})
     # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
-    shown = {"invite", "members", "groups", "settings", "keys", "removed"}
+    shown = {"invite", "members", "groups", "settings", "keys", "removed", "buy"}
     shown |= {f"member-{m.id}" for m in rows.members}
     pages = max(1, -(-rows.total // PER_PAGE))
     context = {
@@ -139,6 +140,7 @@ def dashboard(
         "is_owner": owner_or_operator,
         "api_keys": key_list,
         "api_keys_more": _more(key_list, lambda: auth.count_api_keys(uow, org)),
+        "buying": buying_panel(uow, org, config) if owner_or_operator else None,
         # Inviting, removing or bringing back a manager is the owner's (or an operator's).
         "handled_roles": access.roles_handled_by(grant),
         "new_key": new_key,

@@ -18,6 +18,7 @@ from creditpool.http_status import status_of
 from creditpool.routing import add_routes
 from creditpool.web import (
     pages_account,
+    pages_buying,
     pages_ledger,
     pages_operator,
     pages_org,
@@ -66,6 +67,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         pages_operator.router,
         pages_tokens.router,
         pages_password.router,
+        pages_buying.router,
     )
 
     @app.exception_handler(RedirectTo)

@@ -13,7 +13,6 @@ from creditpool.api.deps import Allow, ConfigDep, IdempotencyKey, UowDep, off_th
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.routing import api_router
 from creditpool.api.schemas import Amount, AmountIn, Page, Reference, RequestBody
-from creditpool.config import Config
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.purchases import PurchaseRequestStatus
 from creditpool.domain.roles import Permission
@@ -92,17 +91,6 @@ class Received(BaseModel):
     """Stripe's event was verified and handled (a replay changes nothing)."""
 
     received: bool = True
-
-
-def stripe_settings(config: Config) -> checkout.StripeSettings:
-    """The Stripe part of the configuration, as the checkout service takes it."""
-    return checkout.StripeSettings(
-        secret_key=config.stripe_secret_key,
-        webhook_secret=config.stripe_webhook_secret,
-        unit_price=config.credit_price,
-        currency=config.currency,
-        api_base=config.stripe_api_base,
-    )
 
 
 @router.post(
@@ -222,7 +210,7 @@ def start_checkout(
         uow,
         org,
         body.amount,
-        settings=stripe_settings(config),
+        settings=checkout.stripe_settings(config),
         success_url=f"{back}/done",
         cancel_url=f"{back}/cancelled",
         actor=grant.actor,
@@ -256,7 +244,7 @@ async def stripe_webhook(
     """Stripe reports a Checkout payment: verified by its signature (400 `invalid_signature`
     and nothing changes otherwise), a completed session credits the pool exactly once."""
     payload = await request.body()
-    settings = stripe_settings(config)
+    settings = checkout.stripe_settings(config)
     await off_the_loop(
         lambda: checkout.receive_stripe_event(uow, payload, stripe_signature, settings=settings)
     )
