@@ -52,6 +52,8 @@ def test_the_callers_key_is_the_one_sent_again(served: Served, people: People) -
 def test_retries_are_bounded(served: Served, people: People) -> None:
     school = a_class(served.url, people, students=1)
     [ada] = school.student_ids
+    with Client(served.url, token=school.owner.token) as owner:
+        owner.allocate(org=school.org, member_ids=[ada], amount=10)
     with (
         faulty_proxy(served.url) as proxy,
         Client(proxy.url, token=school.key, retries=2) as product,
