@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Receiver:
 
     url: str
     secret: str | None = None  # set once the endpoint is made (its secret is shown then)
+    more_secrets: list[str] = field(default_factory=list)  # of other endpoints sent here
+    delay: float = 0.0  # seconds to wait before answering
     statuses: list[int] = field(default_factory=list)  # answers to come, in order
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,12 +72,16 @@ def webhook_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {name.lower(): value for name, value in self.headers.items()}
             verified = False
-            if receiver.secret is not None:
+            for secret in [receiver.secret, *receiver.more_secrets]:
+                if secret is None:
+                    continue
                 try:
-                    Webhook(receiver.secret).verify(body, headers)
-                    verified = True
+                    Webhook(secret).verify(body, headers)
                 except WebhookVerificationError:
-                    verified = False
+                    continue
+                verified = True
+            if receiver.delay:
+                time.sleep(receiver.delay)
             status = receiver.answer() if verified else 400
             with receiver.lock:
                 receiver.received.append(Received(self.path, headers, body, verified, status))

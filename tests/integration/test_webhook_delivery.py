@@ -1,0 +1,215 @@
+"""Webhook delivery in the service tier, on each engine: the outbox costs nothing to an org
+nobody listens to, a worker killed mid-delivery loses nothing, and (on PostgreSQL) workers
+racing for the same deliveries never send one twice."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, event, func, select
+
+from creditpool.domain.amounts import credits
+from creditpool.services import orgs, webhook_delivery, webhooks
+from creditpool.services.credits import allocate_credits
+from creditpool.services.targets import Target
+from creditpool.services.usage import charge_usage
+from creditpool.storage.database import create_database_engine
+from creditpool.storage.migrate import upgrade
+from creditpool.storage.schema import WebhookAttempt, WebhookDelivery
+from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.clock import FakeClock
+from tests.support.factories import OPERATOR, add_members, make_org
+from tests.support.webhook_receiver import Receiver, webhook_receiver
+
+KEY = "key:test"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine runs while the test does."""
+    seen: list[str] = []
+
+    def note(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_charge_nobody_listens_to_costs_no_extra_query(
+    uow: UnitOfWork, statements: list[str], receiver: Receiver
+) -> None:
+    quiet = make_org(uow, purchase="100")
+    [quiet_student] = add_members(uow, quiet.id, 1)
+    listened = make_org(uow, purchase="100")
+    [student] = add_members(uow, listened.id, 1)
+    for org_id, member_id in ((quiet.id, quiet_student.id), (listened.id, student.id)):
+        allocate_credits(uow, org_id, Target.members([member_id]), credits("10"), actor=OPERATOR)
+    # An endpoint for other events only: the charge's event is skipped on the org row alone.
+    endpoint = webhooks.create_endpoint(
+        uow, listened.id, url=receiver.url, events=["member.joined"], actor=OPERATOR
+    )
+    charge_usage(uow, quiet.id, quiet_student.id, credits("1"), actor=KEY)  # warm both paths
+    charge_usage(uow, listened.id, student.id, credits("1"), actor=KEY)
+
+    seen = statements
+    seen.clear()
+    charge_usage(uow, quiet.id, quiet_student.id, credits("1"), actor=KEY)
+    without_endpoints = len(seen)
+    seen.clear()
+    charge_usage(uow, listened.id, student.id, credits("1"), actor=KEY)
+    assert len(seen) == without_endpoints
+    # (The org's row is read as before, its `webhook_events` column with it: no table more.)
+    assert not any("webhook_endpoints" in statement for statement in seen)
+    assert not any("INTO webhook" in statement for statement in seen)
+
+    # Subscribed, the charge writes its event and delivery: a few statements more.
+    webhooks.update_endpoint(
+        uow, listened.id, endpoint.endpoint.id, events=["member.joined", "usage.recorded"]
+    )
+    seen.clear()
+    charge_usage(uow, listened.id, student.id, credits("1"), actor=KEY)
+    assert any("INSERT INTO webhook_events" in statement for statement in seen)
+    with uow:
+        assert uow.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    uow: UnitOfWork, clock: FakeClock, receiver: Receiver
+) -> None:
+    org = make_org(uow)
+    issued = webhooks.create_endpoint(
+        uow, org.id, url=receiver.url, events=["org.paused"], actor=OPERATOR
+    )
+    receiver.secret = issued.secret
+    orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
+
+    # A worker claims the delivery (its lease is committed) and dies before sending it.
+    [claimed] = webhook_delivery.claim_due(uow)
+    assert webhook_delivery.deliver_due(uow).succeeded == 0  # leased: nobody else takes it
+    assert receiver.received == []
+
+    clock.advance(seconds=webhook_delivery.LEASE.total_seconds())
+    assert webhook_delivery.deliver_due(uow).succeeded == 1
+    [sent] = receiver.received
+    assert sent.verified
+    assert sent.webhook_id == claimed.event_id
+    with uow:
+        delivery = uow.session.scalars(select(WebhookDelivery)).one()
+        assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+        assert uow.session.scalar(select(func.count()).select_from(WebhookAttempt)) == 1
+
+
+def test_a_disabled_endpoint_is_sent_nothing_until_enabled_and_a_deleted_one_never(
+    uow: UnitOfWork, receiver: Receiver
+) -> None:
+    org = make_org(uow)
+    issued = webhooks.create_endpoint(
+        uow, org.id, url=receiver.url, events=["org.paused", "org.resumed"], actor=OPERATOR
+    )
+    receiver.secret = issued.secret
+    endpoint_id = issued.endpoint.id
+    orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
+    webhooks.update_endpoint(uow, org.id, endpoint_id, enabled=False)
+    orgs.set_paused(uow, org.id, paused=False, actor=OPERATOR)  # nobody listens: no event
+    webhook_delivery.deliver_due(uow)
+    assert receiver.received == []
+    webhooks.update_endpoint(uow, org.id, endpoint_id, enabled=True)
+    webhook_delivery.deliver_due(uow)
+    assert [event["type"] for event in receiver.verified_events()] == ["org.paused"]
+
+    orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
+    owed = webhooks.list_deliveries(uow, org.id, endpoint_id)[0]
+    assert owed.status == "pending"
+    webhooks.delete_endpoint(uow, org.id, endpoint_id)
+    webhook_delivery.deliver_due(uow)
+    assert len(receiver.received) == 1
+    with uow:
+        row = uow.session.get(WebhookDelivery, (org.id, owed.id))
+        assert row is not None
+        assert (row.status, row.attempts) == ("failed", 0)
+
+
+@pytest.fixture
+def fresh_postgresql(engine: Engine, postgresql_url: str) -> Iterator[str]:
+    """A database of its own, migrated, for a test that commits for real; dropped after."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's")
+    name = f"creditpool_webhooks_{uuid.uuid4().hex[:12]}"
+    admin = postgresql_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    base, _, _ = postgresql_url.rpartition("/")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    url = f"{base}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_two_workers_never_send_one_delivery_twice(fresh_postgresql: str) -> None:
+    engine = create_database_engine(fresh_postgresql)
+    clock = FakeClock()
+    try:
+        setup = UnitOfWork.for_engine(engine, clock)
+        org = make_org(setup, purchase="1000")
+        students = add_members(setup, org.id, 4)
+        with webhook_receiver() as receiver:
+            receiver.delay = 0.02  # sending takes a while: the workers' passes overlap
+            for number in range(3):
+                issued = webhooks.create_endpoint(
+                    setup,
+                    org.id,
+                    url=f"{receiver.url}/{number}",
+                    events=["allocation.created"],
+                    actor=OPERATOR,
+                )
+                receiver.more_secrets.append(issued.secret)
+            everyone = Target.members([student.id for student in students])
+            for _ in range(20):
+                allocate_credits(setup, org.id, everyone, credits("1"), actor=OPERATOR)
+            errors: list[BaseException] = []
+
+            def work() -> None:
+                worker = UnitOfWork.for_engine(engine, clock)
+                try:
+                    while webhook_delivery.backlog(worker):
+                        webhook_delivery.deliver_due(worker)
+                except BaseException as error:  # surfaced below
+                    errors.append(error)
+
+            threads = [threading.Thread(target=work) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not errors, errors
+        sent = Counter((item.path, item.webhook_id) for item in receiver.received)
+        assert len(sent) == 60  # 20 events, each to 3 endpoints
+        assert set(sent.values()) == {1}  # none twice
+        assert all(item.verified for item in receiver.received)
+        check = UnitOfWork.for_engine(engine, clock)
+        with check:
+            deliveries = check.session.execute(
+                select(WebhookDelivery.status, WebhookDelivery.attempts)
+            ).all()
+            attempts = check.session.scalar(select(func.count()).select_from(WebhookAttempt))
+        assert [tuple(row) for row in deliveries] == [("succeeded", 1)] * 60
+        assert attempts == 60
+    finally:
+        engine.dispose()
