@@ -21,6 +21,15 @@ pages to iterate, or `.page(cursor)` for one page. Every POST carries an Idempot
 `idempotency_key=` given, else one made for the call) that its automatic retries, after a
 network error or a 502/503/504, send again: a write is applied once whatever the retries.
 
+Names: the clients `Client` and `AsyncClient`; their lists `Pages` and `AsyncPages`, one
+`Page` at a time. What the calls answer: `User`, `NewToken`, `PersonalToken`, `Me`,
+`Membership`, `Org`, `Settings` (with `AutoAllocation`, `SeatRates`, `Alerts`), `Balance`,
+`Transfer`, `NewApiKey`, `ApiKey`, `InviteLink`, `Invitation`, `Member`, `Group`, `Reset`,
+`BatchResult`, `UsageResult`, `Hold`, `UsageEventResult`, `Access`, `Webhook`, `NewWebhook`,
+`Delivery`, `PurchaseRequest`, `Checkout`, `Readiness`. What some calls take: `UsageEvent`,
+`SettingsChange` (with `AutoAllocationChange`, `SeatRatesChange`, `AlertsChange`). And the
+exceptions below.
+
 Errors: each problem `code` of the API is a class; a code this client does not know becomes
 the class of its HTTP status (a 409 is at least a `Conflict`), else the base.
 
