@@ -25,6 +25,7 @@ from creditpool.web import (
     pages_owner,
     pages_password,
     pages_tokens,
+    pages_webhooks,
 )
 from creditpool.web.session import CsrfRefused, RedirectTo, page_uow, render, signed_in, templates
 
@@ -68,6 +69,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         pages_tokens.router,
         pages_password.router,
         pages_buying.router,
+        pages_webhooks.router,
     )
 
     @app.exception_handler(RedirectTo)
