@@ -96,10 +96,10 @@ def deliveries(*, org: str, webhook: str, limit: int | None = None) -> ListCall[
 
 def resend_delivery(
     *, org: str, webhook: str, delivery: str, idempotency_key: str | None = None
-) -> Call[None]:
-    """Send a delivery's event again, with the same `webhook-id`."""
+) -> Call[Delivery]:
+    """Send a delivery's event again, with the same `webhook-id`: the new delivery, due now."""
     path = f"/orgs/{segment(org)}/webhooks/{segment(webhook)}/deliveries/{segment(delivery)}"
-    return Call("POST", f"{path}/resend", nothing, idempotency_key=idempotency_key)
+    return Call("POST", f"{path}/resend", parsed(Delivery), idempotency_key=idempotency_key)
 
 
 def request_purchase(
