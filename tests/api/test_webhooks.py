@@ -345,10 +345,13 @@ def test_credits_low_and_depleted_fire_once_per_crossing_and_mail_the_governors(
 
     allot("40")  # 100 -> 60: above
     allot("20")  # 60 -> 40: crosses below 50
+    balance_then = api.call("GET", f"/orgs/{org}/balance", token=world.owner).json()
     allot("10")  # 40 -> 30: still below, no second alert
     _worker(app, config)
     assert [event["type"] for event in receiver.verified_events()] == ["credits.low"]
-    assert receiver.verified_events()[0]["data"]["available"] == "40"
+    # The data is the pool's Balance as the API shows it at that instant.
+    assert receiver.verified_events()[0]["data"] == balance_then
+    assert balance_then["available"] == "40"
 
     api.call("POST", f"/orgs/{org}/purchases", token=world.operator, json={"amount": "30"})
     allot("15")  # 60 -> 45: below again after being above: fires again

@@ -4,6 +4,7 @@ racing for the same deliveries never send one twice."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -15,13 +16,24 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 
 from creditpool.domain.amounts import credits
-from creditpool.services import orgs, webhook_delivery, webhooks
+from creditpool.domain.policies import SettingsChange
+from creditpool.services import (
+    event_bodies,
+    holds,
+    members,
+    orgs,
+    usage_batch,
+    webhook_delivery,
+    webhooks,
+)
 from creditpool.services.credits import allocate_credits
+from creditpool.services.many_charges import Charge, Charged, charge_many
 from creditpool.services.targets import Target
+from creditpool.services.transactions import run_write
 from creditpool.services.usage import charge_usage
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
-from creditpool.storage.schema import WebhookAttempt, WebhookDelivery
+from creditpool.storage.schema import WebhookAttempt, WebhookDelivery, WebhookEvent
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
@@ -213,3 +225,77 @@ def test_two_workers_never_send_one_delivery_twice(fresh_postgresql: str) -> Non
         assert attempts == 60
     finally:
         engine.dispose()
+
+
+def _events_of(uow: UnitOfWork, event_type: str) -> list[dict[str, Any]]:
+    with uow:
+        bodies = uow.session.scalars(
+            select(WebhookEvent.body)
+            .where(WebhookEvent.type == event_type)
+            .order_by(WebhookEvent.id)
+        ).all()
+    return [json.loads(body) for body in bodies]
+
+
+def test_every_usage_path_emits_usage_recorded_with_the_member_after_it(
+    uow: UnitOfWork, receiver: Receiver
+) -> None:
+    auto = SettingsChange(
+        auto_enabled=True, auto_bundle=credits("5"), auto_max_per_member=credits("50")
+    )
+    org = make_org(uow, purchase="100", settings=auto)
+    first, second, third = add_members(uow, org.id, 3)
+    webhooks.create_endpoint(
+        uow, org.id, url=receiver.url, events=["usage.recorded"], actor=OPERATOR
+    )
+
+    # A batch: two charged by the set-based path, one topped up by the slow path, one refused.
+    allocate_credits(
+        uow, org.id, Target.members([first.id, second.id]), credits("10"), actor=OPERATOR
+    )
+    results = usage_batch.charge_usage_batch(
+        uow,
+        org.id,
+        [
+            {"key": "a", "member_id": first.id, "amount": "1", "metrics": {"renders": 1}},
+            {"key": "b", "member_id": second.id, "amount": "2"},
+            {"key": "c", "member_id": third.id, "amount": "3"},  # topped up from the pool
+            {"key": "d", "member_id": "mem_unknown", "amount": "1"},
+        ],
+        actor=KEY,
+    )
+    assert [result.code for result in results] == [None, None, None, "not_found"]
+    emitted = _events_of(uow, "usage.recorded")
+    assert sorted(event["data"]["transfer"]["id"] for event in emitted) == sorted(
+        result.transfer_id for result in results if result.transfer_id
+    )
+    by_member = {event["data"]["member"]["id"]: event["data"] for event in emitted}
+    for member in (first, second, third):
+        assert by_member[member.id]["member"] == event_bodies.member_json(
+            members.get_member(uow, org.id, member.id)
+        )
+
+    # Several single charges gathered into one transaction take the same path, with members.
+    outcomes = run_write(
+        uow,
+        lambda: charge_many(
+            uow,
+            org.id,
+            [
+                Charge(first.id, credits("1"), None, None, KEY),
+                Charge(second.id, credits("1"), None, None, KEY),
+            ],
+            with_members=True,
+        ),
+    )
+    assert len(_events_of(uow, "usage.recorded")) == 5
+    charged = [outcome for outcome in outcomes if isinstance(outcome, Charged)]
+    assert [event["data"]["transfer"]["id"] for event in _events_of(uow, "usage.recorded")[3:]] == [
+        outcome.transfer.id for outcome in charged
+    ]
+
+    # A hold's capture is usage too.
+    hold = holds.place_hold(uow, org.id, first.id, credits("2"), actor=KEY)
+    captured = holds.capture_hold(uow, org.id, hold.id, credits("1.5"), actor=KEY)
+    last = _events_of(uow, "usage.recorded")[-1]
+    assert last["data"] == event_bodies.usage_json(captured)
