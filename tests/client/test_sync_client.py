@@ -10,6 +10,8 @@ from decimal import Decimal
 import pytest
 
 from creditpool.client import (
+    Alerts,
+    AlertsChange,
     AutoAllocationChange,
     Balance,
     Client,
@@ -92,6 +94,13 @@ def test_orgs_settings_purchases_pause_and_balance(served: Served) -> None:
         assert settings.auto_allocation.bundle == Decimal("2.5")
         assert settings.auto_allocation.max_per_member == Decimal(10)
         assert settings.seat_rates.licensed == Decimal(365)  # untouched
+        alerted = governing.update_settings(
+            org=org.id, change=SettingsChange(alerts=AlertsChange(low_balance=10, days_left=14))
+        )
+        assert alerted.alerts == Alerts(low_balance=Decimal(10), days_left=14)
+        quiet = governing.update_settings(org=org.id, change=SettingsChange(alerts=AlertsChange()))
+        assert quiet.alerts == Alerts(low_balance=None, days_left=None)
+        assert quiet.auto_allocation.enabled is True  # untouched
 
         now = governing.balance(org=org.id)
         assert isinstance(now, Balance)

@@ -23,6 +23,7 @@ from creditpool.client._transport import (
     request_arguments,
     result_of,
     root_url,
+    show_as_method,
 )
 
 P = ParamSpec("P")
@@ -59,6 +60,7 @@ def _one(
     async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._send(build(*args, **kwargs))
 
+    show_as_method(method, build)
     return method
 
 
@@ -69,6 +71,7 @@ def _many(
     def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncPages[T]:
         return AsyncPages(self, build(*args, **kwargs))
 
+    show_as_method(method, build)
     return method
 
 

@@ -22,6 +22,7 @@ from creditpool.client._transport import (
     request_arguments,
     result_of,
     root_url,
+    show_as_method,
 )
 
 P = ParamSpec("P")
@@ -55,6 +56,7 @@ def _one(build: Callable[P, Call[T]]) -> Callable[Concatenate[Client, P], T]:
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._send(build(*args, **kwargs))
 
+    show_as_method(method, build)
     return method
 
 
@@ -63,6 +65,7 @@ def _many(build: Callable[P, ListCall[T]]) -> Callable[Concatenate[Client, P], P
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Pages[T]:
         return Pages(self, build(*args, **kwargs))
 
+    show_as_method(method, build)
     return method
 
 

@@ -10,7 +10,9 @@ answer was lost is answered again from the first result, never applied twice.
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
@@ -112,3 +114,14 @@ def result_of(call: Call[T], response: httpx.Response) -> T:
         raise error_from_response(response)
     body = response.json() if response.content else None
     return call.parse(body)
+
+
+def show_as_method(method: Callable[..., Any], build: Callable[..., Any]) -> None:
+    """Give a client method the signature help() and IDEs show: `self`, then the endpoint's
+    keyword-only arguments (not the description of a call its builder returns)."""
+    own = inspect.signature(build)
+    itself = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__dict__["__signature__"] = own.replace(
+        parameters=[itself, *own.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
