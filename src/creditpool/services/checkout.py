@@ -26,6 +26,7 @@ from creditpool.config import Config
 from creditpool.domain.amounts import MICROS_PER_CREDIT
 from creditpool.domain.errors import CheckoutUnavailable, InvalidInput, InvalidSignature, NotFound
 from creditpool.domain.purchases import CheckoutStatus, checkout_quantity
+from creditpool.services import idempotency
 from creditpool.services.credits import check_amount
 from creditpool.services.lookups import load_org
 from creditpool.services.purchasing import post_purchase
@@ -112,6 +113,22 @@ def start_checkout(
     check_key(idempotency_key)
     with uow:
         org_name = load_org(uow, org_id).name
+        # A key seen before is answered from its record alone: Stripe is not asked again.
+        seen = idempotency_key is not None and (
+            idempotency.request_key(uow, org_id, actor, idempotency_key) is not None
+        )
+    arguments = {"amount": amount}
+    if seen:
+        return run_write(
+            uow,
+            _not_replayed,
+            org_id=org_id,
+            actor=actor,
+            key=idempotency_key,
+            operation="start_checkout",
+            arguments=arguments,
+            result_type=CheckoutView,
+        )
     client = stripe.StripeClient(
         settings.secret_key,
         base_addresses={"api": settings.api_base} if settings.api_base else None,
@@ -174,9 +191,14 @@ def start_checkout(
         actor=actor,
         key=idempotency_key,
         operation="start_checkout",
-        arguments={"amount": amount},
+        arguments=arguments,
         result_type=CheckoutView,
     )
+
+
+def _not_replayed() -> CheckoutView:
+    """A key found a moment ago was gone when replayed (its day ran out): ask again."""
+    raise CheckoutUnavailable("this checkout could not be opened again; try again")
 
 
 def _view(row: CheckoutSession, url: str) -> CheckoutView:
