@@ -184,7 +184,7 @@ def try_charge(
         "created_at": uow.now,
     }
     connection.execute(_INSERT_TRANSFER, transfer)
-    note_transfers(uow.session, (transfer["kind"],))
+    note_transfers(uow.session, (str(transfer["kind"]),))
     figures = connection.execute(_ADD_USED, keys | {"amount": amount}).one_or_none()
     if figures is None:
         raise limit_exceeded("the member's total of credits used")
