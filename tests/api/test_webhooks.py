@@ -439,3 +439,30 @@ def test_settings_refuse_bad_alert_thresholds(world: World) -> None:
         403,
         "forbidden",
     )
+
+
+def test_credits_back_from_a_removed_member_end_a_crossing(
+    world: World, app: FastAPI, config: Config, receiver: Receiver
+) -> None:
+    api, org = world.api, world.org_id
+    _subscribe(world, receiver, ["credits.low"])
+    api.call(
+        "PATCH", f"/orgs/{org}/settings", token=world.owner, json={"alerts": {"low_balance": "50"}}
+    ).raise_for_status()
+    first, second = world.student_ids
+    # 100 -> 40: low. Removing the student returns its 60: above again. 100 -> 40: low again.
+    api.call(
+        "POST",
+        f"/orgs/{org}/allocations",
+        token=world.manager,
+        json={"member_ids": [first], "amount": "60"},
+    ).raise_for_status()
+    api.call("DELETE", f"/orgs/{org}/members/{first}", token=world.owner).raise_for_status()
+    api.call(
+        "POST",
+        f"/orgs/{org}/allocations",
+        token=world.manager,
+        json={"member_ids": [second], "amount": "60"},
+    ).raise_for_status()
+    _worker(app, config)
+    assert [event["type"] for event in receiver.verified_events()] == ["credits.low"] * 2

@@ -22,7 +22,7 @@ from creditpool.domain.errors import (
     OwnerRequired,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
-from creditpool.services import event_bodies, events, ledger, metering
+from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
@@ -277,6 +277,8 @@ def remove_members(
         events.emit_many(
             uow, org, events.MEMBER_REMOVED, [event_bodies.member_json(view) for view in removed]
         )
+    if returned:
+        alerts.check(uow, org)  # the pool rose: a crossing announced may be over
     return returned
 
 
