@@ -1,6 +1,6 @@
 """A forwarding HTTP proxy on 127.0.0.1 that fails on purpose, in front of a real server.
 
-Each fault queued applies to the next POST that passes:
+Each fault queued applies to the next write (any method but GET) that passes:
 - "drop": the request reaches the server (which applies it), then the connection is closed
   without a byte of the answer, as when a network drops between the two;
 - "503 after": the request reaches the server, whose answer is replaced by a 503;
@@ -35,7 +35,7 @@ class Seen:
 
 
 class FaultyProxy(ThreadingHTTPServer):
-    """The proxy: `faults` is the queue of faults for the next POSTs; `seen` what came."""
+    """The proxy: `faults` is the queue of faults for the next writes; `seen` what came."""
 
     daemon_threads = True
 
@@ -55,7 +55,7 @@ class FaultyProxy(ThreadingHTTPServer):
 
     def next_fault(self, method: str) -> Fault | None:
         with self.lock:
-            return self.faults.pop(0) if method == "POST" and self.faults else None
+            return self.faults.pop(0) if method != "GET" and self.faults else None
 
 
 class _Handler(BaseHTTPRequestHandler):

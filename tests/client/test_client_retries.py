@@ -49,6 +49,29 @@ def test_the_callers_key_is_the_one_sent_again(served: Served, people: People) -
     assert again.members[0].credits_available == Decimal(3)  # given once, replayed twice
 
 
+def test_a_delete_or_patch_whose_answer_is_lost_is_done_once(
+    served: Served, people: People
+) -> None:
+    school = a_class(served.url, people, students=1)
+    [ada] = school.student_ids
+    with faulty_proxy(served.url) as proxy, Client(proxy.url, token=school.owner.token) as owner:
+        group = owner.create_group(org=school.org, name="Short-lived")
+        proxy.faults.append("drop")
+        owner.delete_group(org=school.org, group=group.id)  # the retry finds it gone: done
+        proxy.faults.append("drop")
+        changed = owner.update_member(org=school.org, member=ada, seat="external")
+        assert list(owner.groups(org=school.org)) == []
+    assert changed.seat == "external"
+    writes = [(seen.method, seen.fault) for seen in proxy.seen if seen.method != "GET"]
+    assert writes == [
+        ("POST", None),
+        ("DELETE", "drop"),
+        ("DELETE", None),
+        ("PATCH", "drop"),
+        ("PATCH", None),
+    ]
+
+
 def test_retries_are_bounded(served: Served, people: People) -> None:
     school = a_class(served.url, people, students=1)
     [ada] = school.student_ids

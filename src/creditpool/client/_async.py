@@ -125,7 +125,7 @@ class AsyncClient:
             else:
                 wait = self._retrying.wait(attempt, response)
                 if not self._retrying.retried(response) or wait is None:
-                    return result_of(call, response)
+                    return result_of(call, response, sent_again=attempt > 0)
             await anyio.sleep(wait)
             attempt += 1
 

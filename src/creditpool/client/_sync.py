@@ -119,7 +119,7 @@ class Client:
             else:
                 wait = self._retrying.wait(attempt, response)
                 if not self._retrying.retried(response) or wait is None:
-                    return result_of(call, response)
+                    return result_of(call, response, sent_again=attempt > 0)
             time.sleep(wait)
             attempt += 1
 

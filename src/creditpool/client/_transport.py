@@ -5,7 +5,8 @@ Retries: a call is sent again after a network error (refused, dropped, timed out
 502/503/504 answer, at most `retries` times, waiting 0.5 s, 1 s, 2 s… (up to 8 s) or what
 the server's Retry-After says. Every POST carries an Idempotency-Key, the caller's or one
 made for the call, and each retry sends the same key: a write the server applied before the
-answer was lost is answered again from the first result, never applied twice.
+answer was lost is answered again from the first result, never applied twice. PATCH and PUT
+are idempotent by nature; a DELETE sent again that finds the thing gone counts as done.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 
-from creditpool.client._calls import Call
+from creditpool.client._calls import Call, nothing
 from creditpool.client._errors import error_from_response, retry_after_seconds
 
 T = TypeVar("T")
@@ -108,8 +109,15 @@ def request_arguments(call: Call[Any], idempotency_key: str | None) -> dict[str,
     return arguments
 
 
-def result_of(call: Call[T], response: httpx.Response) -> T:
-    """The call's result from its answer; the error of its code when it failed."""
+def result_of(call: Call[T], response: httpx.Response, *, sent_again: bool = False) -> T:
+    """The call's result from its answer; the error of its code when it failed.
+
+    A DELETE sent again that finds nothing to delete is done: the attempt whose answer was
+    lost deleted it.
+    """
+    gone = call.method == "DELETE" and response.status_code == 404 and call.parse is nothing
+    if sent_again and gone:
+        return call.parse(None)
     if response.status_code >= 300:  # redirects are not followed: a base_url to fix
         raise error_from_response(response)
     body = response.json() if response.content else None
