@@ -4,11 +4,13 @@ cursors."""
 
 from __future__ import annotations
 
+import textwrap
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+import creditpool.client
 from creditpool.client import (
     Alerts,
     AlertsChange,
@@ -278,3 +280,20 @@ def test_a_reset_is_previewed_then_done(served: Served, people: People) -> None:
         assert governing.invite_link(org=school.org).code == done.invite_code
         assert [m.role for m in governing.members(org=school.org)] == ["owner"]
         assert governing.balance(org=school.org).available == Decimal(100)
+
+
+def test_the_packages_example_runs_as_written(
+    served: Served, people: People, capsys: pytest.CaptureFixture[str]
+) -> None:
+    school = a_class(served.url, people, students=1)
+    [ada] = school.student_ids
+    with Client(served.url, token=school.owner.token) as governing:
+        governing.allocate(org=school.org, member_ids=[ada], amount=Decimal("10.5"))
+    doc = creditpool.client.__doc__ or ""
+    # The code between the docstring's title line and its first paragraph of prose.
+    example = textwrap.dedent(doc.split("`AsyncClient` has")[0].split("\n", 1)[1])
+    example = example.replace('"http://127.0.0.1:8000"', repr(served.url))
+    exec(example, {"api_key": school.key, "org_id": school.org, "member_id": ada})  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "9"  # 10.5 less 1.5
+    assert f"{school.students[0].email} 9" in printed
