@@ -8,7 +8,7 @@
             charged = creditpool.charge_usage(
                 org=org_id, member=member_id, amount=Decimal("1.5"), metrics={"renders": 1}
             )
-            print(charged.member.credits_available)   # Decimal('9')
+            print(charged.member.credits_available)   # 9 (a Decimal)
         except InsufficientCredits as error:
             print(error.detail)
         for member in creditpool.members(org=org_id):   # follows next_cursor page by page
