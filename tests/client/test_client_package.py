@@ -21,6 +21,7 @@ from creditpool.client._errors import error_from_response
 from creditpool.client._people import balance
 from creditpool.domain import errors as domain_errors
 from creditpool.http_status import status_of
+from tests.unit.test_layers import imports_of
 
 ROOT = Path(__file__).resolve().parents[2]
 _TREE_LINE = re.compile(r"^(?P<indent>[ │]*)[├└]── (?P<name>\w+)")
@@ -58,6 +59,19 @@ def test_the_documented_names_are_exported_and_importable() -> None:
     assert set(namespace) - {"__builtins__"} == set(client.__all__)
     for name in client.__all__:
         assert getattr(client, name).__module__.startswith("creditpool.client")
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    """A vendor's program can use the client without the server's code being importable."""
+    imported = imports_of("client")
+    assert "creditpool.client._transport" in imported["creditpool.client._sync"]
+    outside = {
+        f"{module} -> {name}"
+        for module, names in imported.items()
+        for name in names
+        if not name.startswith("creditpool.client")
+    }
+    assert outside == set()
 
 
 def test_the_drawn_tree_is_the_class_tree() -> None:
