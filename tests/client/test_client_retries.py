@@ -93,6 +93,10 @@ def test_retries_are_bounded(served: Served, people: People) -> None:
     with Client(nowhere, retries=1) as lost, pytest.raises(NetworkError) as no_answer:
         lost.me()
     assert no_answer.value.status is None
+    assert "(2 attempts)" in no_answer.value.detail
+    with Client(nowhere, retries=0) as lost, pytest.raises(NetworkError) as secret_path:
+        lost.accept_invitation(token="inv_secret-token")
+    assert "secret-token" not in str(secret_path.value)
 
 
 @pytest.mark.anyio

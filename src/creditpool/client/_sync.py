@@ -115,7 +115,11 @@ class Client:
             except httpx.TransportError as error:
                 wait = self._retrying.wait(attempt, None)
                 if wait is None:
-                    raise NetworkError(f"{call.method} {request.url.path}: {error!r}") from error
+                    # Not the path: it may carry an invitation token or a join code.
+                    tried = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    raise NetworkError(
+                        f"no answer to a {call.method} ({tried}): {error!r}"
+                    ) from error
             else:
                 wait = self._retrying.wait(attempt, response)
                 if not self._retrying.retried(response) or wait is None:
