@@ -48,6 +48,9 @@ class Config:
     stripe_api_base: str | None = None  # Stripe's API by default; a stand-in's URL in tests
     log_format: str = "text"  # or "json": one JSON object a line
     metrics_token: str | None = None  # when set, GET /metrics wants it as a bearer token
+    # Webhooks may be sent to loopback, private and link-local addresses (an installation
+    # whose endpoints sit on its own network); off, an owner cannot aim them inside it.
+    webhook_private_networks: bool = False
 
     @property
     def https(self) -> bool:
@@ -94,6 +97,7 @@ class Config:
             stripe_api_base=env.get("CREDITPOOL_STRIPE_API_BASE") or None,
             log_format=_one_of(env, "CREDITPOOL_LOG_FORMAT", ("text", "json")),
             metrics_token=env.get("CREDITPOOL_METRICS_TOKEN") or None,
+            webhook_private_networks=_flag(env, "CREDITPOOL_WEBHOOK_PRIVATE_NETWORKS", False),
         )
 
 

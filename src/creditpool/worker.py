@@ -55,7 +55,7 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
         report = mail.deliver_due(uow, send)
         sent, failed = report.sent, report.failed
     # Webhook deliveries that are due (new events, retries, leases run out), signed and sent.
-    webhooks = webhook_delivery.deliver_due(uow)
+    webhooks = webhook_delivery.deliver_due(uow, private_networks=config.webhook_private_networks)
     # The seat burn lowers pools with time, not only by writes: announce the crossings.
     alerts_changed = alerts.sweep(uow)
     expired = holds.expire_holds(uow)

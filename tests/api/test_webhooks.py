@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from creditpool.config import Config
 from creditpool.domain.errors import Conflict
 from creditpool.domain.model import Role, Seat
-from creditpool.services import mail, members
+from creditpool.services import mail, members, webhooks
 from creditpool.services.lookups import load_org
 from creditpool.services.transactions import run_write
 from creditpool.storage.schema import WebhookDelivery, WebhookEvent
@@ -27,6 +28,12 @@ from creditpool.worker import run_once
 from tests.api.support import World, problem
 from tests.support.clock import FakeClock
 from tests.support.webhook_receiver import Receiver, webhook_receiver
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    """The tests' receiver listens on 127.0.0.1: this installation lets webhooks go there."""
+    return replace(config, webhook_private_networks=True)
 
 
 @pytest.fixture
@@ -136,7 +143,8 @@ def test_only_the_owner_reaches_webhooks_and_bad_endpoints_are_refused(world: Wo
     first = api.call("POST", f"/orgs/{org}/webhooks", token=world.owner, json=body, key="hook-1")
     again = api.call("POST", f"/orgs/{org}/webhooks", token=world.owner, json=body, key="hook-1")
     assert first.status_code == 201, first.text
-    assert "secret" not in again.text
+    problem(again, 409, "already_exists")
+    assert first.json()["secret"] not in again.text
     assert len(api.call("GET", f"/orgs/{org}/webhooks", token=world.owner).json()["items"]) == 1
 
 
@@ -466,3 +474,22 @@ def test_credits_back_from_a_removed_member_end_a_crossing(
     ).raise_for_status()
     _worker(app, config)
     assert [event["type"] for event in receiver.verified_events()] == ["credits.low"] * 2
+
+
+def test_an_endpoint_inside_the_installations_network_is_refused_unless_allowed(
+    world: World, app: FastAPI, config: Config, receiver: Receiver
+) -> None:
+    endpoint = _subscribe(world, receiver, ["org.paused"])
+    world.api.call("POST", f"/orgs/{world.org_id}/pause", token=world.owner).raise_for_status()
+    report = _worker(app, replace(config, webhook_private_networks=False))
+    assert report.webhook_attempts_failed == 1
+    assert receiver.received == []  # never sent
+    [refused] = _deliveries(world, endpoint["id"])
+    assert (refused["status"], refused["attempts"], refused["last_status_code"]) == (
+        "pending",
+        1,
+        None,
+    )
+    uow = UnitOfWork(app.state.session_factory, app.state.clock)
+    [attempts] = webhooks.list_attempts(uow, world.org_id, [refused["id"]]).values()
+    assert attempts[0].error == "refused: 127.0.0.1 is not a public address"

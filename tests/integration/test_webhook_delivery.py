@@ -111,11 +111,13 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
 
     # A worker claims the delivery (its lease is committed) and dies before sending it.
     [claimed] = webhook_delivery.claim_due(uow)
-    assert webhook_delivery.deliver_due(uow).succeeded == 0  # leased: nobody else takes it
+    assert (
+        webhook_delivery.deliver_due(uow, private_networks=True).succeeded == 0
+    )  # leased: nobody else takes it
     assert receiver.received == []
 
     clock.advance(seconds=webhook_delivery.LEASE.total_seconds())
-    assert webhook_delivery.deliver_due(uow).succeeded == 1
+    assert webhook_delivery.deliver_due(uow, private_networks=True).succeeded == 1
     [sent] = receiver.received
     assert sent.verified
     assert sent.webhook_id == claimed.event_id
@@ -137,17 +139,17 @@ def test_a_disabled_endpoint_is_sent_nothing_until_enabled_and_a_deleted_one_nev
     orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
     webhooks.update_endpoint(uow, org.id, endpoint_id, enabled=False)
     orgs.set_paused(uow, org.id, paused=False, actor=OPERATOR)  # nobody listens: no event
-    webhook_delivery.deliver_due(uow)
+    webhook_delivery.deliver_due(uow, private_networks=True)
     assert receiver.received == []
     webhooks.update_endpoint(uow, org.id, endpoint_id, enabled=True)
-    webhook_delivery.deliver_due(uow)
+    webhook_delivery.deliver_due(uow, private_networks=True)
     assert [event["type"] for event in receiver.verified_events()] == ["org.paused"]
 
     orgs.set_paused(uow, org.id, paused=True, actor=OPERATOR)
     owed = webhooks.list_deliveries(uow, org.id, endpoint_id)[0]
     assert owed.status == "pending"
     webhooks.delete_endpoint(uow, org.id, endpoint_id)
-    webhook_delivery.deliver_due(uow)
+    webhook_delivery.deliver_due(uow, private_networks=True)
     assert len(receiver.received) == 1
     with uow:
         row = uow.session.get(WebhookDelivery, (org.id, owed.id))
@@ -201,7 +203,7 @@ def test_two_workers_never_send_one_delivery_twice(fresh_postgresql: str) -> Non
                 worker = UnitOfWork.for_engine(engine, clock)
                 try:
                     while webhook_delivery.backlog(worker):
-                        webhook_delivery.deliver_due(worker)
+                        webhook_delivery.deliver_due(worker, private_networks=True)
                 except BaseException as error:  # surfaced below
                     errors.append(error)
 

@@ -5,11 +5,15 @@ endpoint. A stranger to the org is shown nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.server import Server
 from tests.support.webhook_receiver import Receiver, webhook_receiver
-from tests.web.conftest import ARTIFACTS, People
+from tests.web.conftest import ARTIFACTS, People, operator_site
 from tests.web.steps import open_org, sign_in_operator, sign_up
 
 WAIT_SECONDS = 30  # the worker passes every 5 seconds
@@ -23,6 +27,14 @@ def _wait_for_deliveries(page: Page, receiver: Receiver, succeeded: int) -> None
             return
         page.wait_for_timeout(500)
     raise AssertionError(f"not delivered in time; the receiver got {receiver.received}")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Server]:
+    """The server, letting webhooks go to the receiver on 127.0.0.1."""
+    environment = {"CREDITPOOL_WEBHOOK_PRIVATE_NETWORKS": "on"}
+    with operator_site(tmp_path, environment=environment) as server:
+        yield server
 
 
 def test_the_owner_adds_an_endpoint_sees_a_delivery_and_resends_it(

@@ -18,11 +18,14 @@ against its own clock); the schedule follows the unit of work's clock.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx2
 from sqlalchemy import func, select, update
@@ -165,12 +168,33 @@ def signed_headers(job: Job, sent_at: datetime) -> dict[str, str]:
     }
 
 
-def http_sender(client: httpx2.Client) -> Sender:
-    """Return a sender that POSTs each job with `client`, within the timeout."""
+def private_address(url: str) -> str | None:
+    """Return an address the URL's host resolves to that is not on the public internet
+    (loopback, private, link-local, reserved), or None when all of them are public."""
+    host = urlsplit(url).hostname or ""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None  # unresolvable: the request fails on its own, as a connection error
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        if not ip.is_global:
+            return str(ip)
+    return None
+
+
+def http_sender(client: httpx2.Client, *, private_networks: bool = False) -> Sender:
+    """Return a sender that POSTs each job with `client`, within the timeout; unless
+    `private_networks`, a URL whose host is not on the public internet is refused unsent (an
+    owner must not reach into the installation's own network)."""
 
     def send(job: Job) -> Outcome:
-        sent_at = datetime.now(UTC)
         started = time.monotonic()
+        if not private_networks:
+            inside = private_address(job.url)
+            if inside is not None:
+                return Outcome(None, f"refused: {inside} is not a public address", 0)
+        sent_at = datetime.now(UTC)
         try:
             response = client.post(
                 job.url,
@@ -221,15 +245,18 @@ def record_outcome(uow: UnitOfWork, job: Job, outcome: Outcome) -> None:
     run_write(uow, apply)
 
 
-def deliver_due(uow: UnitOfWork, send: Sender | None = None) -> DeliveryReport:
+def deliver_due(
+    uow: UnitOfWork, send: Sender | None = None, *, private_networks: bool = False
+) -> DeliveryReport:
     """Send every due delivery (a batch at a time, each batch's requests together), recording
-    each attempt; `send` replaces the HTTP client (tests)."""
+    each attempt; `send` replaces the HTTP client; `private_networks` lets requests go to
+    loopback and private addresses (see http_sender)."""
     jobs = claim_due(uow)
     if not jobs:  # the usual pass: one query, no client, no threads
         return DeliveryReport(0, 0)
     succeeded = failed = 0
     with httpx2.Client() as client, ThreadPoolExecutor(BATCH, "webhooks") as pool:
-        sender = send or http_sender(client)
+        sender = send or http_sender(client, private_networks=private_networks)
         for _ in range(MAX_BATCHES_PER_PASS):
             for job, outcome in zip(jobs, pool.map(sender, jobs), strict=True):
                 record_outcome(uow, job, outcome)
