@@ -149,7 +149,23 @@ def sweep(uow: UnitOfWork) -> int:
                 .limit(SWEEP_BATCH)
             )
         )
-    return sum(run_write(uow, partial(_check_one, uow, org_id)) for org_id in candidates)
+    # Read first: only an org whose state crossed since opens a write.
+    return sum(
+        run_write(uow, partial(_check_one, uow, org_id))
+        for org_id in candidates
+        if _crossed(uow, org_id)
+    )
+
+
+def _crossed(uow: UnitOfWork, org_id: str) -> bool:
+    """Whether the org's pool now stands on the other side of an announced crossing."""
+    with uow:
+        org = uow.session.get(Org, org_id)
+        if org is None:
+            return False
+        balance = balance_view(uow, org, uow.now)
+        low = is_low(org, balance, uow.now)
+        return low != org.alert_low or (balance.available <= 0) != org.alert_depleted
 
 
 def _check_one(uow: UnitOfWork, org_id: str) -> int:
