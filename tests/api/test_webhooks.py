@@ -25,7 +25,7 @@ from creditpool.services.transactions import run_write
 from creditpool.storage.schema import WebhookDelivery, WebhookEvent
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import run_once
-from tests.api.support import World, problem
+from tests.api.support import World, csrf_of, problem, signed_in_browser
 from tests.support.clock import FakeClock
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
@@ -493,3 +493,47 @@ def test_an_endpoint_inside_the_installations_network_is_refused_unless_allowed(
     uow = UnitOfWork(app.state.session_factory, app.state.clock)
     [attempts] = webhooks.list_attempts(uow, world.org_id, [refused["id"]]).values()
     assert attempts[0].error == "refused: 127.0.0.1 is not a public address"
+
+
+def test_the_webhooks_page_is_the_owners_and_its_forms_need_the_csrf_token(
+    world: World, app: FastAPI, config: Config, receiver: Receiver
+) -> None:
+    api, org = world.api, world.org_id
+    owner_email = api.call("GET", "/me", token=world.owner).json()["user"]["email"]
+    manager_email = api.call("GET", "/me", token=world.manager).json()["user"]["email"]
+    owner = signed_in_browser(app, owner_email)
+    manager = signed_in_browser(app, manager_email)
+    assert manager.get(f"/orgs/{org}/webhooks").status_code == 403
+
+    page = owner.get(f"/orgs/{org}/webhooks")
+    assert page.status_code == 200, page.text
+    fields = {"url": receiver.url, "events": ["org.paused"], "description": "farm"}
+    refused = owner.post(f"/orgs/{org}/webhooks", data=fields)
+    assert refused.status_code == 403  # no CSRF token: nothing made
+    by_manager = manager.post(
+        f"/orgs/{org}/webhooks",
+        data={**fields, "csrf_token": csrf_of(manager.get(f"/orgs/{org}").text)},
+    )
+    assert by_manager.status_code == 403
+    assert api.call("GET", f"/orgs/{org}/webhooks", token=world.owner).json()["items"] == []
+
+    made = owner.post(f"/orgs/{org}/webhooks", data={**fields, "csrf_token": csrf_of(page.text)})
+    assert made.status_code == 200, made.text
+    assert made.headers["cache-control"] == "no-store"
+    [endpoint] = api.call("GET", f"/orgs/{org}/webhooks", token=world.owner).json()["items"]
+    assert 'id="new-secret"' in made.text
+    assert 'id="new-secret"' not in owner.get(f"/orgs/{org}/webhooks").text
+
+    # A refused attempt (the installation keeps webhooks out of its own network) says why.
+    api.call("POST", f"/orgs/{org}/pause", token=world.owner).raise_for_status()
+    _worker(app, replace(config, webhook_private_networks=False))
+    shown = owner.get(f"/orgs/{org}/webhooks").text
+    assert "refused: 127.0.0.1 is not a public address" in shown
+    assert f'data-endpoint="{endpoint["id"]}"' in shown
+
+    bad = owner.post(
+        f"/orgs/{org}/alerts",
+        data={"low_balance": "0", "days_left": "", "csrf_token": csrf_of(shown)},
+    )
+    assert bad.status_code == 422
+    assert "greater than zero" in bad.text

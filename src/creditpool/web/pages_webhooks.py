@@ -52,11 +52,17 @@ def _page(
         endpoint.id: webhooks.list_deliveries(uow, org, endpoint.id, limit=DELIVERIES_SHOWN)
         for endpoint in endpoints
     }
+    # Why the last attempt failed, where no answer came (a timeout, a refused connection).
+    attempts = webhooks.list_attempts(
+        uow, org, [delivery.id for shown in deliveries.values() for delivery in shown]
+    )
+    last_errors = {key: tries[-1].error for key, tries in attempts.items() if tries}
     alerts = view.settings.alerts
     context: dict[str, Any] = {
         "org": view,
         "endpoints": endpoints,
         "deliveries": deliveries,
+        "last_errors": last_errors,
         "event_types": EVENT_TYPES,
         "new_secret": new_secret,
         "errors": errors or {},
