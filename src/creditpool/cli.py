@@ -1,6 +1,14 @@
-"""The command line: migrations, the audit, users, and a demo walkthrough.
+"""The command line: the database, the audit, people, orgs and their members, keys, the
+server and its worker, and a demo.
 
-Thin: each command parses its arguments, calls a service, and prints the result.
+Thin: each command parses its arguments, calls a service, and prints the result. Orgs live in
+cli_orgs.py, members' CSV files and exports in cli_members.py, keys in cli_keys.py; what they
+share (the database, exit codes) in cli_common.py.
+
+Exit codes, the same for every command: 0 done; 1 refused or found wrong (a service's error,
+printed with its code; a breach found by `audit`; an import with bad rows, its good rows
+applied); 2 used wrongly (an unknown option, a malformed argument, a file that cannot be
+imported, a CREDITPOOL_* setting it refuses), and nothing was changed.
 """
 
 from __future__ import annotations
@@ -11,35 +19,47 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
+from creditpool.cli_common import EXIT_CODES_HELP, ExitCode, close_engines, fail, unit_of_work
+from creditpool.cli_keys import keys_app
+from creditpool.cli_members import members_app, transfers_app
+from creditpool.cli_orgs import org_app, org_list
 from creditpool.config import Config, ConfigError
-from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import CreditpoolError
 from creditpool.services import audit as audit_service
-from creditpool.services import operators, orgs, users
+from creditpool.services import operators, users
 from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import INTERVAL_SECONDS
 
-app = typer.Typer(help="creditpool: pools of prepaid credits shared inside an organisation.")
-db_app = typer.Typer(help="The database.")
-users_app = typer.Typer(help="People with a login.")
-orgs_app = typer.Typer(help="Organisations.")
-keys_app = typer.Typer(help="Operator keys.")
+app = typer.Typer(
+    help="creditpool: pools of prepaid credits shared inside an organisation.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+users_app = typer.Typer(help="People with a login.", no_args_is_help=True)
+# `orgs list`, the old name of `org list`, still works; help shows only `org`.
+orgs_app = typer.Typer(help="Organisations (an old name of `org`).", hidden=True)
+orgs_app.command("list")(org_list)
 WORKER_HEALTHCHECK_SECONDS = 30
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
-app.add_typer(orgs_app, name="orgs")
+app.add_typer(org_app, name="org")
+app.add_typer(orgs_app, name="orgs", hidden=True)
+app.add_typer(members_app, name="members")
+app.add_typer(transfers_app, name="transfers")
 app.add_typer(keys_app, name="keys")
 
 
 @app.callback()
-def _refuse_a_bad_configuration() -> None:
+def _refuse_a_bad_configuration(context: typer.Context) -> None:
+    # After any command: close the database connections it opened.
+    context.call_on_close(close_engines)
     # Before any command: a CREDITPOOL_* value the service must not start with is a message
     # and exit code 2 (a usage error), never a traceback.
     from creditpool.mailer import sender_for
@@ -48,16 +68,15 @@ def _refuse_a_bad_configuration() -> None:
         sender_for(Config.from_environment())  # the SMTP URL too: no password sent in clear
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
+        raise typer.Exit(code=ExitCode.USAGE) from None
 
 
 def _unit_of_work() -> UnitOfWork:
-    return UnitOfWork.for_engine(create_database_engine(Config.from_environment().database_url))
+    return unit_of_work()
 
 
 def _fail(error: CreditpoolError) -> typer.Exit:
-    typer.echo(f"error ({error.code}): {error.detail}", err=True)
-    return typer.Exit(code=1)
+    return fail(error)
 
 
 @db_app.command("upgrade")
@@ -80,7 +99,7 @@ def audit(
         typer.echo(f"BREACH: {breach}", err=True)
     if not report.clean:
         typer.echo(f"{len(report.breaches)} breach(es) found", err=True)
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitCode.FAILED)
     typer.echo("the books are sound")
 
 
@@ -139,18 +158,6 @@ def users_revoke_operator(email: str) -> None:
     except CreditpoolError as error:
         raise _fail(error) from error
     typer.echo(f"{user.email} is no longer an operator")
-
-
-@orgs_app.command("list")
-def orgs_list() -> None:
-    """List every org with its pool."""
-    for org in orgs.list_orgs(_unit_of_work(), limit=500):
-        balance = org.balance
-        typer.echo(
-            f"{org.id}  {org.name!r}: {format_credits(balance.available)} available, "
-            f"{format_credits(balance.allocated)} allocated, {format_credits(balance.used)} used, "
-            f"{format_credits(balance.metered)} metered" + (" (paused)" if org.paused else "")
-        )
 
 
 @app.command("serve")
@@ -251,7 +258,8 @@ def serve(
 def worker_command(
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
 ) -> None:
-    """Send due mail, expire holds and forget old keys (serve runs this in the background)."""
+    """Send due mail and webhooks, announce low-credit alerts, expire holds and forget old keys
+    (serve runs this in the background; any number of workers may run at once)."""
     import time
 
     from creditpool.worker import run_once
@@ -262,50 +270,13 @@ def worker_command(
         report = run_once(uow, config)
         typer.echo(
             f"mail sent {report.mail_sent}, failed {report.mail_failed}; "
+            f"webhooks delivered {report.webhooks_succeeded}, "
+            f"attempts failed {report.webhook_attempts_failed}; "
             f"holds expired {report.holds_expired}; keys forgotten {report.keys_forgotten}"
         )
         if once:
             return
         time.sleep(INTERVAL_SECONDS)
-
-
-@keys_app.command("create")
-def keys_create(
-    operator: Annotated[bool, typer.Option("--operator", help="A key with operator powers.")],
-    name: Annotated[str, typer.Option(help="What the key is for.")] = "operator key",
-) -> None:
-    """Create an operator key; it is printed once."""
-    if not operator:
-        typer.echo("org API keys are made in the API or the pages; use --operator here", err=True)
-        raise typer.Exit(code=2)
-    issued = operators.create_operator_key(_unit_of_work(), name=name)
-    typer.echo(f"{issued.id}: {issued.secret}")
-    typer.echo("keep it safe: it is shown this once", err=True)
-
-
-def _moment(moment: datetime | None, *, never: str = "never") -> str:
-    return never if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List the operator keys (never their secrets), revoked ones too."""
-    for key in operators.list_operator_keys(_unit_of_work()):
-        typer.echo(
-            f"{key.id}  {key.name!r}  created {_moment(key.created_at)}  "
-            f"last used {_moment(key.last_used_at)}  "
-            + ("live" if key.revoked_at is None else f"revoked {_moment(key.revoked_at)}")
-        )
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Stop an operator key working, at once."""
-    try:
-        key = operators.revoke_operator_key(_unit_of_work(), key_id)
-    except CreditpoolError as error:
-        raise _fail(error) from error
-    typer.echo(f"{key.id} ({key.name!r}) revoked {_moment(key.revoked_at)}: it no longer works")
 
 
 @app.command("openapi")
