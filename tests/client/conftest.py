@@ -43,7 +43,12 @@ def served(
         else request.getfixturevalue("postgresql_url")
     )
     with smtp_server() as smtp:
-        environment = {"CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY, "CREDITPOOL_SMTP_URL": smtp.url}
+        environment = {
+            "CREDITPOOL_OPERATOR_KEY": OPERATOR_KEY,
+            "CREDITPOOL_SMTP_URL": smtp.url,
+            # The webhook receiver of the tests listens on 127.0.0.1.
+            "CREDITPOOL_WEBHOOK_PRIVATE_NETWORKS": "on",
+        }
         with running_server(directory, environment=environment, database_url=url) as server:
             yield Served(server.url, smtp)
 
