@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from creditpool.api import document_rules as rules
 from creditpool.domain.amounts import format_credits, parse_credits
 from creditpool.domain.errors import InvalidAmount, InvalidInput
 from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role, Seat
@@ -29,6 +30,7 @@ from creditpool.domain.text import check_clean_text
 from creditpool.services.auth import ApiKeyView, PersonalTokenView
 from creditpool.services.invitations import InvitationView
 from creditpool.services.resets import ResetResult
+from creditpool.services.usage import MAX_METRIC_VALUE, MAX_METRICS, METRIC_NAME
 from creditpool.services.users import UserView
 from creditpool.services.views import (
     BalanceView,
@@ -42,22 +44,23 @@ from creditpool.services.views import (
 )
 
 AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]{1,6})?$"
-_AMOUNT_IN_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
-        {"type": "number"},
-    ],
-    "description": "Credits: a decimal string (or number) with at most 6 decimal places.",
-    "examples": ["12.5"],
-}
-_POLICY_AMOUNT_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "maxLength": 40},
-        {"type": "number"},
-    ],
-    "description": "Credits, as a decimal string or number.",
-    "examples": ["5"],
-}
+_AMOUNT_IN_SCHEMA = rules.amount_schema(
+    zero_allowed=False,
+    description="Credits: a decimal string (digits and a point, at most 6 decimal places that "
+    "are not zero, no sign or exponent) or a JSON number; more than 0 and at most "
+    "1,000,000,000.",
+    example="12.5",
+)
+_BUNDLE_SCHEMA = rules.amount_schema(
+    zero_allowed=False,
+    description="Credits, as for every amount: more than 0.",
+    example="5",
+)
+_POLICY_AMOUNT_SCHEMA = rules.amount_schema(
+    zero_allowed=True,
+    description="Credits, as for every amount, but 0 too.",
+    example="5",
+)
 
 
 def _amount(value: object) -> int:
@@ -80,6 +83,7 @@ AmountIn = Annotated[int, BeforeValidator(_amount), WithJsonSchema(_AMOUNT_IN_SC
 PolicyAmountIn = Annotated[
     int, BeforeValidator(_policy_amount), WithJsonSchema(_POLICY_AMOUNT_SCHEMA)
 ]
+BundleIn = Annotated[int, BeforeValidator(_policy_amount), WithJsonSchema(_BUNDLE_SCHEMA)]
 Amount = Annotated[
     str,
     WithJsonSchema(
@@ -91,11 +95,44 @@ Amount = Annotated[
         }
     ),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Reference = Annotated[str, Field(max_length=200)]
-Email = Annotated[str, Field(min_length=3, max_length=320)]
-Id = Annotated[str, Field(min_length=1, max_length=64)]
-Metrics = dict[Annotated[str, Field(max_length=64)], Annotated[StrictInt, Field(ge=0)]]
+Name = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=rules.name)]
+Reference = Annotated[str, Field(max_length=200, json_schema_extra=rules.plain_text)]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        json_schema_extra={"format": "email", "examples": ["ada@example.com"]},
+    ),
+]
+Password = Annotated[str, Field(min_length=8, max_length=1000, json_schema_extra=rules.no_nul)]
+Id = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra=rules.no_nul)]
+
+
+def _whole_number(value: object) -> object:
+    # JSON does not tell 3 from 3.0 (nor does the document): both are the number three. Text
+    # ("3") and booleans stay refused, by the strict integer this comes before.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After the bounds (Annotated[StrictInt, Field(ge=...), WHOLE]), so the document shows them.
+WHOLE = BeforeValidator(_whole_number)
+Metrics = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Annotated[StrictInt, Field(ge=0), WHOLE]],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_METRICS,
+            "propertyNames": {"pattern": f"^{METRIC_NAME.pattern}$"},
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": MAX_METRIC_VALUE},
+            "description": f"Counts by metric name (1 to 64 letters, digits, '_', '.', '-'; at "
+            f"most {MAX_METRICS} names), each a whole number from 0 to 2^53.",
+            "examples": [{"renders": 1, "frames": 240}],
+        }
+    ),
+]
 
 T = TypeVar("T")
 
@@ -148,7 +185,7 @@ class SignUp(RequestBody):
     """A new user."""
 
     email: Email
-    password: Annotated[str, Field(min_length=8, max_length=1000)]
+    password: Password
     name: Name
 
 
@@ -156,14 +193,18 @@ class TokenRequest(RequestBody):
     """Credentials exchanged for a personal token, optionally named and expiring."""
 
     email: Email
-    password: Annotated[str, Field(max_length=1000)]
-    name: Annotated[str, Field(max_length=200, description="What the token is for.")] = ""
-    expires_in: Annotated[
-        int | None,
+    password: Annotated[str, Field(max_length=1000, json_schema_extra=rules.no_nul)]
+    name: Annotated[
+        str,
         Field(
-            ge=60,
-            le=31_536_000,
-            strict=True,
+            max_length=200,
+            description="What the token is for: a name, or empty (or only spaces) for none.",
+            json_schema_extra=rules.optional_name,
+        ),
+    ] = ""
+    expires_in: Annotated[
+        Annotated[StrictInt, Field(ge=60, le=31_536_000), WHOLE] | None,
+        Field(
             description="Seconds until the token stops working by itself: 60 (a minute) to "
             "31536000 (a year). Absent or null: it works until revoked.",
         ),
@@ -194,20 +235,29 @@ class User(BaseModel):
 class PasswordChange(RequestBody):
     """The current password, and the one to use from now on."""
 
-    current_password: Annotated[str, Field(max_length=1000)]
-    new_password: Annotated[str, Field(min_length=8, max_length=1000)]
+    current_password: Annotated[str, Field(max_length=1000, json_schema_extra=rules.no_nul)]
+    new_password: Password
 
 
 class PasswordResetRequest(RequestBody):
     """The address to mail a reset link to, if it has an account."""
 
-    email: Annotated[str, Field(max_length=320)]
+    email: Annotated[
+        str,
+        Field(
+            max_length=320,
+            description="The account's e-mail address; any other text is answered the same "
+            "(202) and mails nothing.",
+            examples=["ada@example.com"],
+            json_schema_extra=rules.no_nul,
+        ),
+    ]
 
 
 class NewPassword(RequestBody):
     """A new password, set through a reset link."""
 
-    password: Annotated[str, Field(min_length=8, max_length=1000)]
+    password: Password
 
 
 class Secret(BaseModel):
@@ -270,8 +320,14 @@ class AutoAllocationIn(RequestBody):
     """Any part of the automatic-allocation policy."""
 
     enabled: StrictBool | None = None
-    bundle: PolicyAmountIn | None = None
-    max_per_member: PolicyAmountIn | None = None
+    bundle: BundleIn | None = None
+    max_per_member: Annotated[
+        PolicyAmountIn | None,
+        Field(
+            description="At least 0 and a multiple of the bundle (the one sent, else the "
+            "current one): 422 invalid_policy otherwise."
+        ),
+    ] = None
 
 
 class SeatRatesIn(RequestBody):
@@ -288,7 +344,7 @@ class AlertsIn(RequestBody):
     low_balance: AmountIn | None = Field(
         default=None, description="Alert when the pool's available falls below this."
     )
-    days_left: Annotated[StrictInt, Field(ge=1, le=3650)] | None = Field(
+    days_left: Annotated[StrictInt, Field(ge=1, le=3650), WHOLE] | None = Field(
         default=None, description="Alert when the pool runs out within this many days."
     )
 
@@ -655,19 +711,45 @@ class Reset(BaseModel):
 # Credits ----------------------------------------------------------------------------------------
 
 
+MemberIds = Annotated[
+    list[Id] | Literal["all"],
+    Field(
+        description='Members by id (up to 10,000), or "all": every active member whose role is '
+        "member.",
+        examples=[["mem_01m8tmbbh0p7yaer25nvpsat6p"], "all"],
+    ),
+]
+GroupId = Annotated[Id, Field(description="Each active member of this group.")]
+
+
+def _one_of_members_or_group(schema: dict[str, Any]) -> None:
+    # Exactly one of the two (else 422 validation_error), which their types alone cannot say.
+    schema.update(rules.exactly_one_of("member_ids", "group_id"))
+    # pydantic puts the list's bound beside the union, as a maxLength that bounds nothing.
+    for form in schema["properties"]["member_ids"]["anyOf"]:
+        form.pop("maxLength", None)
+        for inner in form.get("anyOf", [form]):
+            if inner.get("type") == "array":
+                inner["maxItems"] = 10_000
+
+
 class Allocation(RequestBody):
     """Credits from the pool to each of some members: name `member_ids` or `group_id`."""
 
-    member_ids: list[Id] | Literal["all"] | None = Field(default=None, max_length=10_000)
-    group_id: Id | None = None
+    model_config = ConfigDict(json_schema_extra=_one_of_members_or_group)
+
+    member_ids: MemberIds | None = Field(default=None, max_length=10_000)
+    group_id: GroupId | None = None
     amount: AmountIn
 
 
 class Revocation(RequestBody):
     """Credits back to the pool from each of some members; all they can spend without amount."""
 
-    member_ids: list[Id] | Literal["all"] | None = Field(default=None, max_length=10_000)
-    group_id: Id | None = None
+    model_config = ConfigDict(json_schema_extra=_one_of_members_or_group)
+
+    member_ids: MemberIds | None = Field(default=None, max_length=10_000)
+    group_id: GroupId | None = None
     amount: AmountIn | None = None
 
 
@@ -712,7 +794,7 @@ class HoldIn(RequestBody):
     """Credits to reserve for long work."""
 
     amount: AmountIn
-    expires_in: Annotated[int, Field(ge=1, le=604_800, strict=True)] = 3600
+    expires_in: Annotated[StrictInt, Field(ge=1, le=604_800), WHOLE] = 3600
     reference: Reference | None = None
 
 
@@ -754,8 +836,8 @@ class UsageEvent(BaseModel):
     """One event of a batch: a usage charge under a key unique in the org. Events are checked
     one by one, so a malformed event refuses only itself."""
 
-    key: Annotated[str, Field(min_length=1, max_length=255)]
-    member_id: str
+    key: Annotated[str, Field(min_length=1, max_length=255, json_schema_extra=rules.no_nul)]
+    member_id: Annotated[str, Field(min_length=1)]
     amount: Annotated[int, WithJsonSchema(_AMOUNT_IN_SCHEMA)]
     metrics: Metrics | None = None
     reference: Reference | None = None
@@ -776,7 +858,13 @@ class UsageBatchIn(RequestBody):
         WithJsonSchema(
             {
                 "type": "array",
-                "items": {"$ref": "#/components/schemas/UsageEvent"},
+                # Any value is taken: one that is not a UsageEvent is answered in its own
+                # result (status 422) and the others are still charged.
+                "items": {
+                    "anyOf": [{"$ref": "#/components/schemas/UsageEvent"}, {}],
+                    "description": "A UsageEvent; anything else gets a result of status 422 "
+                    "and does not stop the other events.",
+                },
                 "minItems": 1,
                 "maxItems": 1000,
             }

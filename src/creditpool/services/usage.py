@@ -28,7 +28,7 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 MAX_METRICS = 20
 MAX_METRIC_VALUE = 2**53
-_METRIC_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+METRIC_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def check_metrics(metrics: Mapping[str, object] | None) -> dict[str, int] | None:
@@ -39,7 +39,7 @@ def check_metrics(metrics: Mapping[str, object] | None) -> dict[str, int] | None
         raise InvalidInput(f"at most {MAX_METRICS} metrics per usage")
     checked: dict[str, int] = {}
     for name, value in metrics.items():
-        if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
+        if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
             raise InvalidInput(f"metric names are 1 to 64 letters, digits, '_', '.', '-': {name!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidInput(f"metric {name} must be a whole number")

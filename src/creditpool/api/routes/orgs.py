@@ -132,7 +132,14 @@ async def balance(
     org: str,
     request: Request,
     token: BearerToken,
-    at: Annotated[datetime | None, Query(description="An instant, now or later.")] = None,
+    at: Annotated[
+        datetime | None,
+        Query(
+            description="An instant with a zone (RFC 3339), now or later: a time in the past "
+            "is refused with 422 validation_error.",
+            examples=["2030-01-01T00:00:00Z"],
+        ),
+    ] = None,
 ) -> Balance:
     """The balance as it will stand at `at` (now when absent), seat burn included."""
     if at is not None and at.tzinfo is None:
