@@ -141,7 +141,8 @@ def run_write(
                 uow.commit()
                 return result
         except (Conflict, NotFound) as refusal:
-            if key is not None:
+            # A refusal replayed from the key is stored already.
+            if key is not None and not uow.replayed:
                 _remember_refusal(uow, org_id, actor, key, digest, refusal)
             raise
         except IntegrityError:

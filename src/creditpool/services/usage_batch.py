@@ -25,6 +25,7 @@ MAX_EVENTS = 1000
 
 
 EVENT_FIELDS = frozenset({"key", "member_id", "amount", "metrics", "reference"})
+EVENT_REQUIRED = frozenset({"key", "member_id", "amount"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class UsageEventIn:
         unknown = sorted(str(name) for name in raw if name not in EVENT_FIELDS)
         if unknown:
             raise InvalidInput(f"unknown field(s) in an event: {', '.join(unknown)}")
+        missing = sorted(EVENT_REQUIRED - set(raw))
+        if missing:
+            raise InvalidInput(f"an event needs {', '.join(missing)}")
         return cls(**{str(name): value for name, value in raw.items()})
 
 
