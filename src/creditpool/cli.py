@@ -103,13 +103,23 @@ def audit(
     typer.echo("the books are sound")
 
 
+Email = Annotated[str, typer.Argument(metavar="EMAIL", help="The person's e-mail address.")]
+
+
 @users_app.command("create")
 def users_create(
-    email: str,
+    email: Email,
     name: Annotated[str, typer.Option(help="Display name.")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            help="At least 8 characters (asked, hidden, if not given).",
+        ),
+    ],
 ) -> None:
-    """Sign a person up."""
+    """Sign a person up, with a password they can sign in with at once."""
     try:
         user = users.create_user(_unit_of_work(), email=email, name=name, password=password)
     except CreditpoolError as error:
@@ -119,7 +129,7 @@ def users_create(
 
 @users_app.command("set-password")
 def users_set_password(
-    email: str,
+    email: Email,
     generate: Annotated[
         bool, typer.Option("--generate", help="Make a random password and print it.")
     ] = False,
@@ -141,7 +151,7 @@ def users_set_password(
 
 
 @users_app.command("grant-operator")
-def users_grant_operator(email: str) -> None:
+def users_grant_operator(email: Email) -> None:
     """Mark a user as an operator (creates orgs, records purchases)."""
     try:
         user = users.grant_operator(_unit_of_work(), email)
@@ -151,7 +161,7 @@ def users_grant_operator(email: str) -> None:
 
 
 @users_app.command("revoke-operator")
-def users_revoke_operator(email: str) -> None:
+def users_revoke_operator(email: Email) -> None:
     """Take a user's operator powers back, at once."""
     try:
         user = operators.revoke_operator(_unit_of_work(), email)

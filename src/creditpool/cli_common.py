@@ -64,12 +64,13 @@ def usage_error(message: str) -> typer.Exit:
     return typer.Exit(code=ExitCode.USAGE)
 
 
-def credits_value(value: str) -> int:
-    """Parse an amount of credits given on the command line ("12.5") into micro-credits."""
+def credits_value(value: str, *, hint: str | None = None) -> int:
+    """Parse an amount of credits given on the command line ("12.5") into micro-credits; a
+    malformed one is a usage error (exit code 2) naming `hint`, the argument."""
     try:
         return parse_credits(value, allow_zero=True)
     except CreditpoolError as error:
-        raise typer.BadParameter(error.detail) from None
+        raise typer.BadParameter(error.detail, param_hint=hint) from None
 
 
 def moment(at: datetime | None, *, never: str = "never") -> str:

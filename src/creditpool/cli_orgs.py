@@ -18,7 +18,9 @@ org_app = typer.Typer(
     no_args_is_help=True,
 )
 
-Credits = Annotated[int, typer.Argument(parser=credits_value, metavar="CREDITS")]
+Credits = Annotated[
+    str, typer.Argument(metavar="CREDITS", help="How many credits, e.g. 100 or 12.5.")
+]
 
 
 def _credits_option(help_text: str) -> Any:
@@ -27,7 +29,9 @@ def _credits_option(help_text: str) -> Any:
 
 @org_app.command("create")
 def org_create(
-    name: Annotated[str, typer.Argument(help="The org's name, as its members see it.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The org's name, as its members see it.")
+    ],
     owner: Annotated[
         str,
         typer.Option(
@@ -135,10 +139,11 @@ def org_purchase(
     ] = None,
 ) -> None:
     """Record credits the org bought: they go into its pool."""
+    bought = credits_value(amount, hint="CREDITS")
     uow = unit_of_work()
     try:
         transfer = credits.record_purchase(
-            uow, org, amount, reference=reference, actor=ACTOR, idempotency_key=idempotency_key
+            uow, org, bought, reference=reference, actor=ACTOR, idempotency_key=idempotency_key
         )
         balance = orgs.get_org(uow, org).balance
     except CreditpoolError as error:
