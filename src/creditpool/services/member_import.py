@@ -204,7 +204,7 @@ def _choice(kind: type[E], value: str, *, what: str) -> E:
     try:
         return kind(value.lower())
     except ValueError:
-        allowed = ", ".join(member.value for member in kind)
+        allowed = ", ".join(member.value for member in kind if member is not Role.OWNER)
         raise InvalidInput(f"{value[:40]!r} is not a {what} ({allowed})") from None
 
 
@@ -238,7 +238,7 @@ class Importer:
             )
             if row.groups:
                 run_write(self.uow, lambda: self._create_groups(row))
-                later = "their groups are theirs once they join and the file is imported again"
+                later = "groups after they join, on the next import"
                 return RowResult(row, Outcome.INVITED, later)
             return RowResult(row, Outcome.INVITED)
         except CreditpoolError as error:
