@@ -47,12 +47,14 @@ def org_create(
         ),
     ] = True,
     auto_allocation: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--auto-allocation/--no-auto-allocation",
-            help="Top members up from the pool in bundles when usage finds their wallet short.",
+            help="Top members up from the pool in bundles when usage finds their wallet short "
+            "(on when --max-per-member is given).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     bundle: Annotated[
         int | None, _credits_option("Credits in one automatic bundle (5 by default).")
     ] = None,
@@ -76,6 +78,8 @@ def org_create(
 
     Prints the new org's id, which the other commands take as ORG.
     """
+    if auto_allocation is None:
+        auto_allocation = max_per_member is not None
     if auto_allocation and max_per_member is None:
         raise usage_error("--auto-allocation needs --max-per-member, the most each member gets")
     settings = SettingsChange(

@@ -104,7 +104,6 @@ def test_an_org_is_opened_with_its_settings_bought_for_and_listed(cli_uow: UnitO
         "--owner",
         owner.email.upper(),
         "--not-returnable",
-        "--auto-allocation",
         "--bundle",
         "5",
         "--max-per-member",
@@ -140,7 +139,7 @@ def test_an_org_is_opened_with_its_settings_bought_for_and_listed(cli_uow: UnitO
     replay = run("org", "purchase", org_id, "10", "--idempotency-key", "po-10")
     assert again.code == replay.code == 0
     assert "already recorded under this key" in replay.out
-    assert reports.get_balance(cli_uow, org_id).available == credits("160.5")
+    assert reports.get_balance(cli_uow, org_id).available == credits("160.5")  # 10 once
     purchases = reports.list_transfers(cli_uow, org_id, kind="purchase")
     assert sorted(t.reference or "" for t in purchases) == ["", "PO-9"]
 
@@ -148,6 +147,11 @@ def test_an_org_is_opened_with_its_settings_bought_for_and_listed(cli_uow: UnitO
     line = f"{org_id}  'Studio': 160.5 available, 0 allocated, 0 used, 0 metered"
     assert line in listed.splitlines()
     assert run("orgs", "list").out == listed  # the old name still works
+    off = run("org", "create", "Off", "--owner", owner.email, "--no-auto-allocation",
+              "--max-per-member", "20")  # fmt: skip
+    assert not orgs.get_org(cli_uow, off.out.split()[0]).settings.auto_allocation.enabled
+    plain = run("org", "create", "Plain", "--owner", owner.email, "--bundle", "2")
+    assert not orgs.get_org(cli_uow, plain.out.split()[0]).settings.auto_allocation.enabled
     assert not re.search(r"^│ orgs ", run("--help").out, re.MULTILINE)  # but is not offered
     assert re.search(r"^│ org ", run("--help").out, re.MULTILINE)
 
