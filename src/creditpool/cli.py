@@ -89,7 +89,9 @@ def db_upgrade() -> None:
 
 @app.command("audit")
 def audit(
-    org: Annotated[str | None, typer.Option(help="Check one org only.")] = None,
+    org: Annotated[
+        str | None, typer.Option(metavar="ORG", help="Check one org only (its id).")
+    ] = None,
 ) -> None:
     """Check every ledger invariant; exit 1 naming each breach."""
     report = audit_service.audit(_unit_of_work(), org)
