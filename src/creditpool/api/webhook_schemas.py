@@ -31,12 +31,14 @@ EventName = Literal[
 ]
 assert set(EventName.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
+# A port from 1 to 65535, leading zeros allowed, as the server reads one (check_url).
+PORT = r"0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 Url = Annotated[
     str,
     Field(
         min_length=8,
         max_length=MAX_URL_LENGTH,
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(:" + PORT + r")?(/[!-~]*)?$",
         description="Where events are POSTed: an http:// or https:// URL.",
         examples=["https://vendor.example/hooks/creditpool"],
     ),

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, status
 from pydantic import BaseModel, Field
 
+from creditpool.api import document_rules
 from creditpool.api.deps import Allow, ConfigDep, IdempotencyKey, UowDep, off_the_loop
 from creditpool.api.pages import Cursor, Limit, page
 from creditpool.api.routing import api_router
@@ -24,7 +25,7 @@ router = api_router("purchases")
 
 Govern = Annotated[Grant, Depends(Allow(Permission.GOVERN))]
 Operate = Annotated[Grant, Depends(Allow(Permission.OPERATE))]
-Text = Annotated[str, Field(max_length=500)]
+Text = Annotated[str, Field(max_length=500, json_schema_extra=document_rules.optional_name)]
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
