@@ -92,8 +92,8 @@ def members_import(
     """Enrol or invite each person a CSV file lists, with a progress bar.
 
     A person with an account is enrolled at once, with the row's role, seat and groups (groups
-    are created when missing); anyone else is invited by e-mail with the role and seat, and
-    gets the groups when the file is imported again after they have joined. A bad row is
+    are created when missing); anyone else is invited by e-mail with the role, seat and
+    groups, and joins the groups on accepting. A bad row is
     reported with its line number and the rest carry on. Importing the file again creates
     nothing twice: members and pending invitations are skipped, and said so. Exits 1 when a
     row was bad or refused (the others are applied), 2 when the file cannot be imported at all.

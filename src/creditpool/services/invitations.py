@@ -25,7 +25,7 @@ from creditpool.services.transactions import run_write
 from creditpool.services.users import normalise_email
 from creditpool.services.views import MemberView, member_view
 from creditpool.storage.ids import digest_secret, new_id, new_secret, secret_matches
-from creditpool.storage.schema import Invitation, Member, Org, User
+from creditpool.storage.schema import Group, GroupMember, Invitation, Member, Org, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
 INVITATION_LIFETIME = timedelta(days=14)
@@ -91,8 +91,10 @@ def invite_by_email(
     actor: str,
     caller_role: Role | None = None,
     idempotency_key: str | None = None,
+    group_ids: Sequence[str] = (),
 ) -> list[InvitationView]:
-    """Invite people by e-mail; each gets a single-use link. All of them, or none.
+    """Invite people by e-mail; each gets a single-use link. All of them, or none. Accepting
+    puts the person in `group_ids`' groups (those that still exist then).
 
     `caller_role` is the inviter's role in the org (None: an operator): a manager invites
     members only (Forbidden otherwise). The invitation records `actor` as its sender, so that
@@ -123,6 +125,7 @@ def invite_by_email(
         views = []
         for address in addresses:
             invitation, token = _new_invitation(uow, org, address, role, seat, actor)
+            invitation.group_ids = list(group_ids) or None
             mail.enqueue(
                 uow,
                 org_id=org_id,
@@ -142,7 +145,8 @@ def invite_by_email(
         actor=actor,
         key=idempotency_key,
         operation="invite_by_email",
-        arguments={"emails": addresses, "role": role, "seat": seat},
+        arguments={"emails": addresses, "role": role, "seat": seat}
+        | ({"groups": sorted(group_ids)} if group_ids else {}),
         result_type=list[InvitationView],
     )
 
@@ -165,6 +169,25 @@ def _new_invitation(
     )
     uow.session.add(invitation)
     return invitation, f"{org.id}.{invitation_id}.{secret}"
+
+
+def _join_groups(uow: UnitOfWork, org_id: str, member_id: str, group_ids: Sequence[str]) -> None:
+    """Put the member in those of the groups that still exist and hold it not yet."""
+    if not group_ids:
+        return
+    existing = set(
+        uow.session.scalars(select(Group.id).where(Group.org_id == org_id, Group.id.in_(group_ids)))
+    )
+    present = set(
+        uow.session.scalars(
+            select(GroupMember.group_id).where(
+                GroupMember.org_id == org_id, GroupMember.member_id == member_id
+            )
+        )
+    )
+    for group_id in sorted(existing - present):
+        uow.session.add(GroupMember(org_id=org_id, group_id=group_id, member_id=member_id))
+    uow.session.flush()
 
 
 def _invitation_text(org: Org, expires_at: datetime) -> str:
@@ -263,6 +286,7 @@ def accept_invitation(
         org = load_org(uow, org_id, lock=True)
         role = _role_granted(uow, invitation)
         member = join(uow, org, user_id=user_id, role=role, seat=Seat(invitation.seat))
+        _join_groups(uow, org_id, member.id, invitation.group_ids or ())
         invitation.status = InvitationStatus.ACCEPTED
         return member_view(uow, org, member)
 

@@ -10,9 +10,8 @@ What a row does, each row in a transaction of its own:
 - an address with an account and no membership: enrolled at once, with its role, seat and
   groups; a pending invitation of its in the org is revoked (it would only answer "already a
   member");
-- an address without an account: invited by e-mail with its role and seat; its groups are
-  created now and given to the member when the file is imported again after they have joined
-  (an invitation carries no groups);
+- an address without an account: invited by e-mail with its role, seat and groups (created
+  now when missing); accepting the invitation puts the new member in them;
 - already a member: skipped, its role and seat left as they are, but given any group of the
   row it lacks; removed from the org, or its invitation revoked: skipped (bringing a person
   back, or inviting one an admin turned away, is a person's decision, not a file's);
@@ -226,6 +225,7 @@ class Importer:
             result = run_write(self.uow, lambda: self._enrol_or_plan(row))
             if result is not None:
                 return result
+            group_ids = run_write(self.uow, lambda: self._create_groups(row)) if row.groups else []
             invitations.invite_by_email(
                 self.uow,
                 self.org_id,
@@ -235,11 +235,10 @@ class Importer:
                 public_url=self.public_url,
                 actor=self.actor,
                 caller_role=self.caller_role,
+                group_ids=group_ids,
             )
             if row.groups:
-                run_write(self.uow, lambda: self._create_groups(row))
-                later = "groups after they join, on the next import"
-                return RowResult(row, Outcome.INVITED, later)
+                return RowResult(row, Outcome.INVITED, "joins its groups on accepting")
             return RowResult(row, Outcome.INVITED)
         except CreditpoolError as error:
             return RowResult(row, Outcome.REFUSED, error.detail, code=error.code)
@@ -292,10 +291,10 @@ class Importer:
             )
         return None  # expired: invite them again
 
-    def _create_groups(self, row: RosterRow) -> None:
+    def _create_groups(self, row: RosterRow) -> list[str]:
+        """The ids of the row's groups, creating those that do not exist yet."""
         org = load_org(self.uow, self.org_id)
-        for name in row.groups:
-            _group_named(self.uow, org, name)
+        return [_group_named(self.uow, org, name).id for name in row.groups]
 
 
 def start_import(

@@ -342,6 +342,8 @@ class Invitation(Base):
     invited_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # The groups the person joins on accepting (those of them that still exist then).
+    group_ids: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'accepted', 'revoked', 'expired')", name="status"),
