@@ -160,8 +160,6 @@ def test_a_disabled_endpoint_is_sent_nothing_until_enabled_and_a_deleted_one_nev
 @pytest.fixture
 def fresh_postgresql(engine: Engine, postgresql_url: str) -> Iterator[str]:
     """A database of its own, migrated, for a test that commits for real; dropped after."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's")
     name = f"creditpool_webhooks_{uuid.uuid4().hex[:12]}"
     admin = postgresql_url.replace("postgresql+psycopg://", "postgresql://", 1)
     base, _, _ = postgresql_url.rpartition("/")
@@ -176,6 +174,7 @@ def fresh_postgresql(engine: Engine, postgresql_url: str) -> Iterator[str]:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.mark.postgres_only  # row locks with SKIP LOCKED are PostgreSQL's
 def test_two_workers_never_send_one_delivery_twice(fresh_postgresql: str) -> None:
     engine = create_database_engine(fresh_postgresql)
     clock = FakeClock()
