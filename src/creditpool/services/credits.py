@@ -22,9 +22,10 @@ from creditpool.domain.text import check_plain_text
 from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.ledger import chunks, wallet_account
 from creditpool.services.lookups import load_org
+from creditpool.services.purchasing import post_purchase
 from creditpool.services.targets import Target
 from creditpool.services.transactions import Compaction, run_write
-from creditpool.services.views import BatchResult, TransferView, member_views, transfer_view
+from creditpool.services.views import BatchResult, TransferView, member_views
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
 from creditpool.storage.schema import Member, Transfer, User
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -61,22 +62,7 @@ def record_purchase(
 
     def apply() -> TransferView:
         org = load_org(uow, org_id, lock=True)
-        posting = ledger.Posting(uow.session, org.id, actor, uow.now)
-        metering.settle(uow, org, actor=actor, posting=posting)
-        posting.adjust(AccountKind.PURCHASES, -amount)
-        posting.adjust(AccountKind.POOL, amount)
-        row = posting.record(
-            TransferKind.PURCHASE,
-            AccountKind.PURCHASES,
-            AccountKind.POOL,
-            amount,
-            reference=reference,
-        )
-        posting.flush()
-        view = transfer_view(row)
-        events.emit(uow, org, events.PURCHASE_COMPLETED, lambda: event_bodies.transfer_json(view))
-        alerts.check(uow, org)
-        return view
+        return post_purchase(uow, org, amount, reference=reference, actor=actor)
 
     return run_write(
         uow,
