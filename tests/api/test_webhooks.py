@@ -365,11 +365,11 @@ def test_credits_low_and_depleted_fire_once_per_crossing_and_mail_the_governors(
     allot("15")  # 60 -> 45: below again after being above: fires again
     allot("45")  # 45 -> 0: depleted, once
     _worker(app, config)
-    assert [event["type"] for event in receiver.verified_events()] == [
-        "credits.low",
-        "credits.low",
-        "credits.depleted",
-    ]
+    received = [event["type"] for event in receiver.verified_events()]
+    # A pass sends its due deliveries together, so they may arrive in either order (webhooks
+    # promise no order): the second pass brought one more low and the depletion.
+    assert received[0] == "credits.low"
+    assert sorted(received[1:]) == ["credits.depleted", "credits.low"]
 
     uow = UnitOfWork(app.state.session_factory, app.state.clock)
     owner = api.call("GET", "/me", token=world.owner).json()["user"]["email"]
