@@ -112,9 +112,9 @@ def test_metrics_count_requests_and_committed_transfers(api: Api, world: World) 
         sample(after, "creditpool_http_request_duration_seconds_count", method="POST", route=route)
         >= 2
     )
-    # The outbox's backlog is read from the database (nothing subscribes here).
-    assert 'creditpool_webhook_deliveries{status="pending"} 0.0' in after
-    assert "creditpool_webhook_deliveries_due 0.0" in after
+    # The outbox's backlog is read from the database (see the test below).
+    assert 'creditpool_webhook_deliveries{status="pending"} ' in after
+    assert "creditpool_webhook_deliveries_due " in after
     # A path is never a label: the org's id appears nowhere.
     assert org not in after
 
@@ -134,3 +134,38 @@ def test_metrics_want_their_token_when_one_is_set(engine: Engine) -> None:
         allowed = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert allowed.status_code == 200
         assert "creditpool_http_requests_total" in allowed.text
+
+
+def test_metrics_show_the_outbox_backlog_and_what_is_due(api: Api, world: World) -> None:
+    org = world.org_id
+    made = api.call(
+        "POST",
+        f"/orgs/{org}/webhooks",
+        token=world.owner,
+        json={"url": "https://hooks.vendor.example/in", "events": ["allocation.created"]},
+    )
+    assert made.status_code == 201, made.text
+    before = api.client.get("/metrics").text
+    given = api.call(
+        "POST",
+        f"/orgs/{org}/allocations",
+        token=world.owner,
+        json={"member_ids": world.student_ids, "amount": "1"},
+    )
+    assert given.status_code == 201, given.text
+    after = api.client.get("/metrics").text
+    pending = ("creditpool_webhook_deliveries", {"status": "pending"})
+    assert sample(after, pending[0], **pending[1]) - sample(before, pending[0], **pending[1]) == 1
+    due = sample(after, "creditpool_webhook_deliveries_due")
+    assert due - sample(before, "creditpool_webhook_deliveries_due") == 1
+    # A disabled endpoint is sent nothing: its delivery waits, but is not due.
+    disabled = api.call(
+        "PATCH",
+        f"/orgs/{org}/webhooks/{made.json()['id']}",
+        token=world.owner,
+        json={"enabled": False},
+    )
+    assert disabled.status_code == 200, disabled.text
+    later = api.client.get("/metrics").text
+    assert sample(later, *pending[:1], **pending[1]) == sample(after, pending[0], **pending[1])
+    assert sample(later, "creditpool_webhook_deliveries_due") == due - 1

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from creditpool.config import Config
 from creditpool.domain.errors import Conflict
 from creditpool.domain.model import Role, Seat
-from creditpool.services import mail, members, webhooks
+from creditpool.services import alerts, mail, members, webhooks
 from creditpool.services.lookups import load_org
 from creditpool.services.transactions import run_write
 from creditpool.storage.schema import WebhookDelivery, WebhookEvent
@@ -414,6 +414,34 @@ def test_the_seat_burn_brings_credits_low_from_the_worker_by_days_left(
     [low] = receiver.verified_events()
     assert low["type"] == "credits.low"
     assert low["data"]["burn_rate_per_day"] == "4"
+
+
+def test_the_worker_sweeps_every_burning_org_a_page_at_a_time(
+    world: World, app: FastAPI, config: Config, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One org a page: the second org (a later, greater id) is on the sweep's second page.
+    monkeypatch.setattr(alerts, "SWEEP_BATCH", 1)
+    api = world.api
+    owner = api.call("GET", "/me", token=world.owner).json()["user"]["email"]
+    made = api.call(
+        "POST", "/orgs", token=world.operator, json={"name": "Second", "owner_email": owner}
+    )
+    assert made.status_code == 201, made.text
+    second = made.json()["id"]
+    api.call("POST", f"/orgs/{second}/purchases", token=world.operator, json={"amount": "100"})
+    # 4 credits a day from 100 in each: the world's four seats at 365, the second's one at 1460.
+    for org, rate in ((world.org_id, "365"), (second, "1460")):
+        changed = api.call(
+            "PATCH",
+            f"/orgs/{org}/settings",
+            token=world.owner,
+            json={"seat_rates": {"licensed": rate}, "alerts": {"days_left": 14}},
+        )
+        assert changed.status_code == 200, changed.text
+    clock.advance(days=11, seconds=1)  # 56 left in each: 14 days minus a second
+    _worker(app, config)
+    with UnitOfWork(app.state.session_factory, clock) as uow:
+        assert [load_org(uow, org).alert_low for org in (world.org_id, second)] == [True, True]
 
 
 def test_settings_refuse_bad_alert_thresholds(world: World) -> None:

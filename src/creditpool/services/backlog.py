@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from creditpool.metrics import DatabaseGauge
-from creditpool.storage.schema import MailMessage, WebhookDelivery
+from creditpool.storage.schema import MailMessage, WebhookDelivery, WebhookEndpoint
 
 Samples = Iterable[tuple[tuple[str, ...], float]]
 STATUSES = ("pending", "succeeded", "failed")
@@ -24,10 +24,20 @@ def _deliveries(session: Session, now: datetime) -> Samples:
 
 
 def _due(session: Session, now: datetime) -> Samples:
+    # As the worker claims them: an endpoint disabled or deleted is sent nothing meanwhile.
     due = session.scalar(
-        select(func.count()).where(
+        select(func.count())
+        .select_from(WebhookDelivery)
+        .join(
+            WebhookEndpoint,
+            (WebhookEndpoint.org_id == WebhookDelivery.org_id)
+            & (WebhookEndpoint.id == WebhookDelivery.endpoint_id),
+        )
+        .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.deleted_at.is_(None),
         )
     )
     return [((), due or 0)]
@@ -48,7 +58,8 @@ GAUGES = (
     ),
     DatabaseGauge(
         "creditpool_webhook_deliveries_due",
-        "Pending webhook deliveries whose next attempt is due now (a worker should take them).",
+        "Pending webhook deliveries to live endpoints whose next attempt is due now (a worker "
+        "should take them).",
         (),
         _due,
     ),

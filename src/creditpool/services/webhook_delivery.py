@@ -9,15 +9,16 @@ lease runs out the delivery is due again. On PostgreSQL the claim reads with
 on either engine the lease is written only where `next_attempt_at` is still what was read, so
 two workers can never both claim one delivery.
 
-A 2xx answer within 10 seconds is a success. Anything else (another status, a timeout, a
-refused connection) is tried again 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the
-attempt before; after the eighth attempt the delivery is failed. Every attempt is recorded.
+A 2xx answer within 10 seconds (in all, from resolving the host to the answer's head) is a
+success. Anything else (another status, a timeout, a refused connection) is tried again 5 s,
+5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the attempt before; after the eighth attempt the delivery is failed. Every attempt is recorded.
 The `webhook-timestamp` is the wall clock's when the request leaves (the receiver checks it
 against its own clock); the schedule follows the unit of work's clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import time
@@ -25,7 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 from sqlalchemy import func, select, update
@@ -168,46 +170,93 @@ def signed_headers(job: Job, sent_at: datetime) -> dict[str, str]:
     }
 
 
-def private_address(url: str) -> str | None:
-    """Return an address the URL's host resolves to that is not on the public internet
-    (loopback, private, link-local, reserved), or None when all of them are public."""
-    host = urlsplit(url).hostname or ""
+class Refused(Exception):
+    """The URL's host is not on the public internet: nothing is sent."""
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A request aimed at the address that was checked, not at whatever the host name resolves
+    to when connecting (a name may resolve to a public address for the check and to a private
+    one for the connection: DNS rebinding)."""
+
+    url: str
+    host: str  # the Host header: the URL's own host (and port)
+    sni_hostname: str | None  # for https: the name the certificate must carry
+
+
+def pinned(url: str, address: str) -> Pinned:
+    """Return the request for `url` sent to `address` (an IP address) instead of its host."""
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    ip = ipaddress.ip_address(address)
+    at = f"[{ip}]" if ip.version == 6 else str(ip)
+    port = f":{parts.port}" if parts.port is not None else ""
+    host = parts.netloc.rsplit("@", 1)[-1]  # no user info in the Host header
+    rewritten = urlunsplit((parts.scheme, at + port, parts.path, parts.query, ""))
+    return Pinned(rewritten, host, hostname if parts.scheme.lower() == "https" else None)
+
+
+async def public_address(url: str) -> str:
+    """Resolve the URL's host; return its first address if every address it has is on the
+    public internet. Refused otherwise (loopback, private, link-local, reserved, or none)."""
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
     try:
-        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return None  # unresolvable: the request fails on its own, as a connection error
-    for *_, address in found:
-        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        found = await loop.getaddrinfo(parts.hostname or "", parts.port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as error:
+        raise Refused(f"{parts.hostname} does not resolve ({error})") from error
+    addresses = [ipaddress.ip_address(str(entry[4][0]).split("%", 1)[0]) for entry in found]
+    for ip in addresses:
         if not ip.is_global:
-            return str(ip)
-    return None
+            raise Refused(f"{ip} is not a public address")
+    if not addresses:
+        raise Refused(f"{parts.hostname} has no address")
+    return str(addresses[0])
 
 
-def http_sender(client: httpx2.Client, *, private_networks: bool = False) -> Sender:
-    """Return a sender that POSTs each job with `client`, within the timeout; unless
-    `private_networks`, a URL whose host is not on the public internet is refused unsent (an
-    owner must not reach into the installation's own network)."""
+async def _post(job: Job, *, private_networks: bool) -> int:
+    """POST the job and return the answer's status; its body is never read."""
+    url, headers = job.url, signed_headers(job, datetime.now(UTC))
+    extensions: dict[str, Any] = {}
+    if not private_networks:
+        aimed = pinned(job.url, await public_address(job.url))
+        url, headers["host"] = aimed.url, aimed.host
+        if aimed.sni_hostname is not None:
+            extensions["sni_hostname"] = aimed.sni_hostname
+    async with (
+        httpx2.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client,
+        client.stream(
+            "POST", url, content=job.body.encode(), headers=headers, extensions=extensions
+        ) as response,
+    ):
+        return response.status_code
+
+
+def http_sender(*, private_networks: bool = False) -> Sender:
+    """Return a sender that POSTs each job and has its answer's status within TIMEOUT_SECONDS
+    in all (resolving, connecting, sending and the answer's head; the body is never read), so
+    one slow endpoint cannot outlast the lease. Unless `private_networks`, a URL whose host is
+    not on the public internet is refused unsent (an owner must not reach into the
+    installation's own network), and the request goes to the very address that was checked."""
 
     def send(job: Job) -> Outcome:
         started = time.monotonic()
-        if not private_networks:
-            inside = private_address(job.url)
-            if inside is not None:
-                return Outcome(None, f"refused: {inside} is not a public address", 0)
-        sent_at = datetime.now(UTC)
+
+        def elapsed() -> int:
+            return int((time.monotonic() - started) * 1000)
+
         try:
-            response = client.post(
-                job.url,
-                content=job.body.encode(),
-                headers=signed_headers(job, sent_at),
-                timeout=TIMEOUT_SECONDS,
-                follow_redirects=False,
+            status = asyncio.run(
+                asyncio.wait_for(_post(job, private_networks=private_networks), TIMEOUT_SECONDS)
             )
-        except httpx2.HTTPError as error:
-            elapsed = int((time.monotonic() - started) * 1000)
-            return Outcome(None, f"{type(error).__name__}: {error}"[:500], elapsed)
-        elapsed = int((time.monotonic() - started) * 1000)
-        return Outcome(response.status_code, None, elapsed)
+        except Refused as refusal:
+            return Outcome(None, f"refused: {refusal}"[:500], elapsed())
+        except TimeoutError:
+            return Outcome(None, f"no answer within {TIMEOUT_SECONDS:g} s", elapsed())
+        except (httpx2.HTTPError, OSError) as error:
+            return Outcome(None, f"{type(error).__name__}: {error}"[:500], elapsed())
+        return Outcome(status, None, elapsed())
 
     return send
 
@@ -255,8 +304,8 @@ def deliver_due(
     if not jobs:  # the usual pass: one query, no client, no threads
         return DeliveryReport(0, 0)
     succeeded = failed = 0
-    with httpx2.Client() as client, ThreadPoolExecutor(BATCH, "webhooks") as pool:
-        sender = send or http_sender(client, private_networks=private_networks)
+    with ThreadPoolExecutor(BATCH, "webhooks") as pool:
+        sender = send or http_sender(private_networks=private_networks)
         for _ in range(MAX_BATCHES_PER_PASS):
             for job, outcome in zip(jobs, pool.map(sender, jobs), strict=True):
                 record_outcome(uow, job, outcome)
