@@ -11,9 +11,10 @@ two workers can never both claim one delivery.
 
 A 2xx answer within 10 seconds (in all, from resolving the host to the answer's head) is a
 success. Anything else (another status, a timeout, a refused connection) is tried again 5 s,
-5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the attempt before; after the eighth attempt the delivery is failed. Every attempt is recorded.
-The `webhook-timestamp` is the wall clock's when the request leaves (the receiver checks it
-against its own clock); the schedule follows the unit of work's clock.
+5 min, 30 min, 2 h, 5 h, 10 h and 10 h after the attempt before; after the eighth attempt the
+delivery is failed. Every attempt is recorded. The `webhook-timestamp` is the wall clock's
+when the request leaves (the receiver checks it against its own clock); the schedule follows
+the unit of work's clock.
 """
 
 from __future__ import annotations
