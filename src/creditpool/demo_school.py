@@ -188,15 +188,19 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
     balances and the seat counts."""
     session = uow.session
     start = uow.now - TERM
-    # The term's purchase, dated at its start like the rest of its history.
+    heads = {prefix: _head(prefix) for prefix in ("usr", "mem", "grp", "trf", "bat")}
+    history = _History(org_id, start, heads["trf"], heads["bat"], count)
+    # The term's purchase, dated at its start like the rest of its history, and numbered as
+    # its first transfer: a fresh id made in the same millisecond as the history's head could
+    # sort after the history's ids, and the pool's series reads transfers in id order.
     purchase = ledger.Posting(session, org_id, ACTOR, start)
     purchase.adjust(AccountKind.PURCHASES, -bought)
     purchase.adjust(AccountKind.POOL, bought)
-    purchase.record(
+    row = purchase.record(
         TransferKind.PURCHASE, AccountKind.PURCHASES, AccountKind.POOL, bought, reference="term"
     )
+    row["id"] = history.first_id()
     purchase.flush()
-    heads = {prefix: _head(prefix) for prefix in ("usr", "mem", "grp", "trf", "bat")}
     group_ids = [f"{heads['grp']}{k:012d}" for k in range(_groups(count))]
     session.execute(
         insert(Group),
@@ -205,7 +209,6 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
             for k, group_id in enumerate(group_ids)
         ],
     )
-    history = _History(org_id, start, heads["trf"], heads["bat"], count)
     for begin in range(0, count, CHUNK_MEMBERS):
         chunk = range(begin, min(count, begin + CHUNK_MEMBERS))
         member_ids = {i: f"{heads['mem']}{i:012d}" for i in chunk}
@@ -290,6 +293,10 @@ class _History:
         self.batches = {1: new_id("bat"), 28: new_id("bat")}  # the two allotments
         self.in_minute: dict[int, int] = {}
         self.allotted = self.used = 0
+
+    def first_id(self) -> str:
+        """The id of the term's first transfer, at its start, before any other."""
+        return self._id(self.start)
 
     def _id(self, at: datetime) -> str:
         minute = int((at - self.start).total_seconds() // 60)
