@@ -36,6 +36,10 @@ class AccountKind(StrEnum):
     PURCHASES = "purchases"
     USAGE = "usage"
     METERED = "metered"
+    # A parent's credits out with its children, and a child's credits in from its parent:
+    # the two sides of the family's transfers, each in its own org's ledger.
+    CHILDREN = "children"
+    PARENT = "parent"
 
 
 # Accounts that close the books: their balances may be negative.
@@ -51,6 +55,23 @@ class TransferKind(StrEnum):
     REVOCATION = "revocation"  # wallet -> pool: revoke, removal, reset
     USAGE = "usage"  # wallet -> usage
     METERING = "metering"  # pool -> metered, seat time
+    RECLAIM = "reclaim"  # wallet -> pool: a period's unused automatic credits
+    # Between a parent's ledger and a child's: each pair shares one batch id and amount.
+    TO_CHILD = "to_child"  # parent: pool -> children
+    FROM_PARENT = "from_parent"  # child: parent -> pool
+    TO_PARENT = "to_parent"  # child: pool -> parent
+    FROM_CHILD = "from_child"  # parent: children -> pool
+
+
+class Period(StrEnum):
+    """The span an automatic-allocation budget counts over."""
+
+    WEEK = "week"
+    MONTH = "month"
+
+
+# A parent, its children and their children: no deeper.
+MAX_DEPTH = 3
 
 
 class HoldStatus(StrEnum):

@@ -31,8 +31,12 @@ def create_org(
     chosen = (settings or SettingsChange()).applied_to(OrgSettings())
 
     def apply() -> OrgView:
+        org_id = new_id("org")
         org = Org(
-            id=new_id("org"),
+            id=org_id,
+            root_id=org_id,
+            depth=1,
+            ancestor_paused=False,
             name=name,
             paused=False,
             invite_code=new_secret(),

@@ -106,8 +106,34 @@ class Org(Base):
     alert_days_left: Mapped[int | None] = mapped_column(Integer)
     alert_low: Mapped[bool] = mapped_column(default=False)
     alert_depleted: Mapped[bool] = mapped_column(default=False)
+    # Pools inside pools (migration 0009). `parent_id` is null at the top; `root_id` names the
+    # family's top org (the org itself at the top), a key that would keep a family on one node
+    # of a distributed database; `depth` is 1 at the top, at most 3. `ancestor_paused` says
+    # some ancestor is paused: the org then burns nothing either (its usage goes on).
+    parent_id: Mapped[str | None] = mapped_column(ID, ForeignKey("orgs.id"))
+    root_id: Mapped[str] = mapped_column(ID)
+    depth: Mapped[int] = mapped_column(Integer, default=1)
+    ancestor_paused: Mapped[bool] = mapped_column(default=False)
+    # Budgets per period (migration 0009). The time zone (IANA) of period boundaries; the
+    # period of automatic allocation (null: the cap counts for ever) and whether what is left
+    # of a period's automatic allotments goes back to the pool at its end. `period_started_at`
+    # and `period_ends_at` bound the period the members' counters count in (null without a
+    # period): a request that finds `period_ends_at` passed settles the boundary first.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    auto_period: Mapped[str | None] = mapped_column(String(8))
+    auto_reclaim: Mapped[bool] = mapped_column(default=False)
+    period_started_at: Mapped[datetime | None]
+    period_ends_at: Mapped[datetime | None]
 
     __table_args__ = (
+        Index("ix_orgs_parent_id", "parent_id"),
+        Index("ix_orgs_root_id", "root_id"),
+        CheckConstraint("depth BETWEEN 1 AND 3", name="depth"),
+        CheckConstraint("(parent_id IS NULL) = (depth = 1)", name="parent_at_depth"),
+        CheckConstraint("auto_period IS NULL OR auto_period IN ('week', 'month')", name="period"),
+        CheckConstraint(
+            "(auto_period IS NULL) = (period_ends_at IS NULL)", name="period_has_boundary"
+        ),
         CheckConstraint("auto_bundle > 0", name="bundle_positive"),
         CheckConstraint(
             "auto_max_per_member >= 0 AND auto_max_per_member % auto_bundle = 0",
@@ -144,6 +170,11 @@ class Member(Base):
     allocated_total: Mapped[int] = mapped_column(Micros, default=0)
     auto_allocated_total: Mapped[int] = mapped_column(Micros, default=0)
     used_total: Mapped[int] = mapped_column(Micros, default=0)
+    # Budgets per period (migration 0009): what the member received automatically since the
+    # org's period began, and its `used_total` then (a period's usage spends its automatic
+    # credits first, so what is left of them at the end is known without a query).
+    auto_period_allocated: Mapped[int] = mapped_column(Micros, default=0)
+    period_used_base: Mapped[int] = mapped_column(Micros, default=0)
     joined_at: Mapped[datetime]
     removed_at: Mapped[datetime | None]
 
@@ -156,6 +187,9 @@ class Member(Base):
         CheckConstraint(
             "allocated_total >= 0 AND auto_allocated_total >= 0 AND used_total >= 0",
             name="totals_not_negative",
+        ),
+        CheckConstraint(
+            "auto_period_allocated >= 0 AND period_used_base >= 0", name="period_not_negative"
         ),
     )
 
@@ -179,7 +213,10 @@ class Account(Base):
     __table_args__ = (
         ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
         UniqueConstraint("org_id", "member_id"),
-        CheckConstraint("kind IN ('pool', 'wallet', 'purchases', 'usage', 'metered')", name="kind"),
+        CheckConstraint(
+            "kind IN ('pool', 'wallet', 'purchases', 'usage', 'metered', 'children', 'parent')",
+            name="kind",
+        ),
         CheckConstraint("kind NOT IN ('pool', 'wallet') OR balance >= 0", name="not_overdrawn"),
         CheckConstraint("held >= 0 AND (held = 0 OR held <= balance)", name="held_covered"),
         CheckConstraint(
