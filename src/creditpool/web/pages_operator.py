@@ -19,9 +19,8 @@ from creditpool.domain.metering import USUAL_SEAT_RATES
 from creditpool.domain.policies import SettingsChange
 from creditpool.http_status import status_of
 from creditpool.services import credits as credit_service
-from creditpool.services import operators, orgs, purchase_requests, users
+from creditpool.services import operators, org_tree, orgs, purchase_requests, users
 from creditpool.services.users import UserView
-from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.session import Csrf, Operator, PageUow, RedirectTo, flash, render
@@ -43,18 +42,20 @@ def console(
 ) -> HTMLResponse:
     """Render the console; `unconfirmed` asks for the second click that opens an org anyway.
 
-    Every list is bounded: a page of orgs (from `after`, by id) and the first SHOWN operators
-    and keys, each saying when there are more.
+    Every list is bounded: a page of top orgs (from `after`, by id) with their families, and
+    the first SHOWN operators and keys, each saying when there are more.
     """
-    shown: list[OrgView] = orgs.list_orgs(uow, after=after, limit=PAGE + 1)
+    tree = org_tree.org_tree(uow, after=after, limit=PAGE)
     people = operators.list_operators(uow, limit=SHOWN + 1)
     keys = operators.list_operator_keys(uow, limit=SHOWN + 1)
     context = {
         "pending_requests": purchase_requests.list_pending_requests(uow, limit=SHOWN),
         "pending_count": purchase_requests.count_pending_requests(uow),
-        "orgs": shown[:PAGE],
+        # Each top org with its children (and theirs) indented beneath it.
+        "org_rows": tree.rows,
+        "descendants_left_out": tree.descendants_left_out,
         "org_count": orgs.count_orgs(uow),
-        "next_orgs": shown[PAGE - 1].id if len(shown) > PAGE else None,
+        "next_orgs": tree.next_after,
         "errors": errors or {},
         "unconfirmed": unconfirmed,
         "operators": people[:SHOWN],
