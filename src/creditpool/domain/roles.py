@@ -18,6 +18,18 @@ that ids of other orgs reveal nothing; a member whose role falls short sees 403.
 "key" is an org API key with the `usage` scope: it reads only what charging needs, so never the
 invite code, the invitations or the org's keys.
 
+Rights flow down a family of orgs and never up (`role_in_descendants`): the owner and managers
+of an org act in each of its descendants (children, grandchildren) as that org's managers do,
+by the manager's column above; never as its owner, so GOVERN stays with the descendant's own
+owner and the operators. An ancestor's members gain nothing below, and nobody in a child gains
+anything in its parent: there a child's people are strangers (404).
+
+| role in an org | acts in each descendant as |
+| -------------- | -------------------------- |
+| owner          | manager                    |
+| manager        | manager                    |
+| member         | (a stranger)               |
+
 Who may make whom what (`may_grant`): a role is granted by inviting, bringing a member back or
 changing a role, and taken by removal or a role change. Managers handle members only; the
 owner and operators handle managers too. Nobody is made owner except by the owner handing the
@@ -26,6 +38,7 @@ org over (or an operator doing it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from creditpool.domain.model import Role
@@ -67,6 +80,15 @@ def scopes_allow(scopes: frozenset[str], permission: Permission) -> bool:
 
 
 KNOWN_SCOPES = frozenset(_BY_SCOPE)
+
+
+_REACHING_DOWN = frozenset({Role.OWNER, Role.MANAGER})
+
+
+def role_in_descendants(roles_in_ancestors: Iterable[Role]) -> Role | None:
+    """Return the role a user acts with in an org by its roles in the org's ancestors (None:
+    they give it no standing there)."""
+    return Role.MANAGER if any(role in _REACHING_DOWN for role in roles_in_ancestors) else None
 
 
 def may_grant(granter: Role | None, role: Role) -> bool:

@@ -10,7 +10,11 @@ time, and an org's key is found inside its own org:
     operator key     cpo.<key id>.<secret>
 
 `authorize` applies domain/roles.py's table in one place: a stranger to the org gets NotFound,
-a member whose role falls short gets Forbidden.
+a member whose role falls short gets Forbidden. Rights flow down a family of orgs: the owner
+and managers of an ancestor act in the org as a manager does (a Grant with role manager and no
+member id), never up. The caller's own standing and the org's parent come in the one query
+that finds the caller; the ancestors are read by a second query only when that standing falls
+short and the org has a parent, so an org at the top and an org API key cost nothing more.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from creditpool.domain.roles import (
     Permission,
     may_grant,
     role_allows,
+    role_in_descendants,
     scopes_allow,
 )
 from creditpool.domain.text import clean_name
@@ -308,7 +313,8 @@ def revoke_api_key(uow: UnitOfWork, org_id: str, key_id: str) -> None:
 
 def identify(uow: UnitOfWork, bearer: str, *, configured_operator_key: str | None) -> Principal:
     """Return who holds this bearer token; Unauthenticated for an unknown or revoked one."""
-    principal, _ = _caller(uow, bearer, None, configured_operator_key)
+    with uow.preparing():
+        principal, _ = _caller(uow, bearer, None, configured_operator_key)
     return principal
 
 
@@ -323,26 +329,29 @@ def authorize_bearer(
 ) -> Grant:
     """Identify the holder of a bearer token and authorize it on an org, in one query (see
     `authorize` for the rules)."""
-    principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
-    assert standing is not None
-    return _grant(principal, standing, org_id, permission, own_member_id)
+    with uow.preparing():
+        principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
+        assert standing is not None
+        return _grant(uow, principal, standing, org_id, permission, own_member_id)
 
 
 @dataclass(frozen=True)
 class _Standing:
-    """What the caller's query found about the org: whether it exists, the caller's membership."""
+    """What the caller's query found about the org: whether it exists, the caller's membership,
+    and the org's parent (None at the top, or when the caller is not a user)."""
 
     org_found: bool
     member_id: str | None = None
     role: str | None = None
+    parent_id: str | None = None
 
 
 def _caller(
     uow: UnitOfWork, bearer: str, org_id: str | None, configured_operator_key: str | None
 ) -> tuple[Principal, _Standing | None]:
     """Find the bearer token's holder and, with an org, its standing there: one query, in the
-    transaction the request's work then joins. A token last used over a minute ago is marked
-    used just before that transaction commits."""
+    transaction the request's work then joins (opened by the caller with `uow.preparing()`). A
+    token last used over a minute ago is marked used just before that transaction commits."""
     refused = Unauthenticated("the bearer token is unknown or revoked")
     configured = bool(configured_operator_key) and hmac.compare_digest(
         bearer.encode(), (configured_operator_key or "").encode()
@@ -350,20 +359,19 @@ def _caller(
     if not configured and ("\x00" in bearer or not bearer.isascii()):
         raise refused
     parts = bearer.split(".")
-    with uow.preparing():
-        if configured:
-            principal = Principal(actor="operator-key:configured", operator=True)
-            if org_id is None:
-                return principal, None
-            found = uow.execute_first(select(Org.id).where(Org.id == org_id)).scalar()
-            return principal, _Standing(found is not None)
-        if parts[0] == "cpt" and len(parts) == 3:
-            return _personal(uow, parts[1], parts[2], org_id, refused)
-        if parts[0] == "cpk" and len(parts) == 4:
-            return _org_key(uow, parts[1], parts[2], parts[3], org_id, refused)
-        if parts[0] == "cpo" and len(parts) == 3:
-            return _operator_key(uow, parts[1], parts[2], org_id, refused)
-        raise refused
+    if configured:
+        principal = Principal(actor="operator-key:configured", operator=True)
+        if org_id is None:
+            return principal, None
+        found = uow.execute_first(select(Org.id).where(Org.id == org_id)).scalar()
+        return principal, _Standing(found is not None)
+    if parts[0] == "cpt" and len(parts) == 3:
+        return _personal(uow, parts[1], parts[2], org_id, refused)
+    if parts[0] == "cpk" and len(parts) == 4:
+        return _org_key(uow, parts[1], parts[2], parts[3], org_id, refused)
+    if parts[0] == "cpo" and len(parts) == 3:
+        return _operator_key(uow, parts[1], parts[2], org_id, refused)
+    raise refused
 
 
 def _mark_used(
@@ -405,7 +413,10 @@ _TOKEN = (
 )
 _TOKEN_IN_ORG = (
     _TOKEN.add_columns(
-        _orgs.c.id.label("org_found"), _members.c.id.label("member_id"), _members.c.role
+        _orgs.c.id.label("org_found"),
+        _orgs.c.parent_id,
+        _members.c.id.label("member_id"),
+        _members.c.role,
     )
     .outerjoin(_orgs, _orgs.c.id == bindparam("org"))
     .outerjoin(
@@ -423,6 +434,22 @@ _OPERATOR_KEY = select(
 ).where(_operator_keys.c.id == bindparam("key"))
 _OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(_orgs.c.id.label("org_found")).outerjoin(
     _orgs, _orgs.c.id == bindparam("org")
+)
+# The user's live memberships in an org's parent and grandparent: a family is at most three
+# deep (orgs' CHECK on depth), so these are all its ancestors. Read only when the caller's own
+# standing in the org falls short and the org has a parent.
+_parent_orgs = _orgs.alias("parent_org")
+_IN_ANCESTORS = select(_members.c.role).where(
+    _members.c.user_id == bindparam("user"),
+    _members.c.status == MemberStatus.ACTIVE,
+    _members.c.org_id.in_(
+        [
+            bindparam("parent"),
+            select(_parent_orgs.c.parent_id)
+            .where(_parent_orgs.c.id == bindparam("parent"))
+            .scalar_subquery(),
+        ]
+    ),
 )
 
 
@@ -443,7 +470,9 @@ def _personal(
     )
     if org_id is None:
         return principal, None
-    return principal, _Standing(token.org_found is not None, token.member_id, token.role)
+    return principal, _Standing(
+        token.org_found is not None, token.member_id, token.role, token.parent_id
+    )
 
 
 def _org_key(
@@ -502,8 +531,9 @@ def check_may_grant(granter: Role | None, role: Role, *, doing: str) -> None:
 
 def standing_of(uow: UnitOfWork, org_id: str, actor: str) -> Grant | None:
     """Return what `actor` (as the ledger names a caller) may do in the org now, if it may
-    still manage it (invite); None if it may not: a user removed or made a member, a user no
-    longer an operator, a revoked operator key, an org API key. Runs in an open transaction.
+    still manage it (invite); None if it may not: a user removed or made a member (and no
+    owner or manager of an ancestor), a user no longer an operator, a revoked operator key, an
+    org API key. Runs in an open transaction.
 
     The configured operator key (`operator-key:configured`) is the installation's own and is
     taken to stand: the service cannot see the configuration.
@@ -526,9 +556,13 @@ def standing_of(uow: UnitOfWork, org_id: str, actor: str) -> Grant | None:
             Member.status == MemberStatus.ACTIVE,
         )
     ).one_or_none()
-    if membership is None or not role_allows(Role(membership.role), Permission.MANAGE):
+    if membership is not None and role_allows(Role(membership.role), Permission.MANAGE):
+        return Grant(actor, membership.id, Role(membership.role))
+    parent_id = uow.session.scalar(select(Org.parent_id).where(Org.id == org_id))
+    inherited = None if parent_id is None else _role_from_ancestors(uow, user.id, parent_id)
+    if inherited is None or not role_allows(inherited, Permission.MANAGE):
         return None
-    return Grant(actor, membership.id, Role(membership.role))
+    return Grant(actor, role=inherited)
 
 
 def org_seen_by(org: OrgView, caller: Grant | Principal) -> OrgView:
@@ -561,25 +595,34 @@ def authorize(
     with uow.preparing():
         query = select(Org.id).where(Org.id == org_id)
         if principal.user_id is not None and not principal.operator:
-            query = query.add_columns(Member.id, Member.role).outerjoin(
+            query = query.add_columns(Member.id, Member.role, Org.parent_id).outerjoin(
                 Member,
                 (Member.org_id == Org.id)
                 & (Member.user_id == principal.user_id)
                 & (Member.status == MemberStatus.ACTIVE),
             )
         row = uow.execute_first(query).one_or_none()
-    standing = _Standing(False) if row is None else _Standing(True, *row[1:])
-    return _grant(principal, standing, org_id, permission, own_member_id)
+        standing = _Standing(False) if row is None else _Standing(True, *row[1:])
+        return _grant(uow, principal, standing, org_id, permission, own_member_id)
+
+
+def _role_from_ancestors(uow: UnitOfWork, user_id: str, parent_id: str) -> Role | None:
+    """The role the user acts with in a child of `parent_id` by its standing in the child's
+    ancestors (domain/roles.py's `role_in_descendants`), None if it has none there."""
+    rows = uow.session.connection().execute(_IN_ANCESTORS, {"user": user_id, "parent": parent_id})
+    return role_in_descendants(Role(row.role) for row in rows)
 
 
 def _grant(
+    uow: UnitOfWork,
     principal: Principal,
     standing: _Standing,
     org_id: str,
     permission: Permission,
     own_member_id: str | None,
 ) -> Grant:
-    """Apply the roles table to a caller's standing in an org."""
+    """Apply the roles table to a caller's standing in an org (and, when that falls short, in
+    the org's ancestors: the second query, in the open transaction)."""
     if not standing.org_found:
         raise NotFound(f"no org {org_id}")
     if principal.operator:
@@ -590,12 +633,18 @@ def _grant(
         if not scopes_allow(principal.scopes, permission):
             raise Forbidden("this key's scopes do not allow that")
         return Grant(principal.actor, scopes=principal.scopes)
-    if standing.member_id is None or standing.role is None:
-        raise NotFound(f"no org {org_id}")
-    role = Role(standing.role)
+    own = None if standing.member_id is None or standing.role is None else Role(standing.role)
     if permission is Permission.READ_OWN and own_member_id not in (None, standing.member_id):
         # Reading another member's wallet is reading the org.
         permission = Permission.READ
-    if not role_allows(role, permission):
-        raise Forbidden(f"a {role} may not do that")
-    return Grant(principal.actor, standing.member_id, role)
+    if own is not None and role_allows(own, permission):
+        return Grant(principal.actor, standing.member_id, own)
+    inherited = None
+    if standing.parent_id is not None and principal.user_id is not None:
+        inherited = _role_from_ancestors(uow, principal.user_id, standing.parent_id)
+    if inherited is not None and role_allows(inherited, permission):
+        # Not a member here: no member id, so nothing "of one's own" comes with it.
+        return Grant(principal.actor, role=inherited)
+    if own is None and inherited is None:
+        raise NotFound(f"no org {org_id}")
+    raise Forbidden(f"a {inherited or own} may not do that")
