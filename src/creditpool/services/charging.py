@@ -77,6 +77,7 @@ _pool = _accounts.alias("pool")
 _CHARGEABLE = (
     select(
         _orgs.c.paused,
+        _orgs.c.ancestor_paused,  # for the burn (services/metering.py)
         _orgs.c.rate_licensed,
         _orgs.c.rate_unlicensed,
         _orgs.c.rate_external,

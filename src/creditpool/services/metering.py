@@ -1,9 +1,10 @@
 """Seat metering: the pool's burn, posted lazily, and the balance at any future instant.
 
 The org row holds the seat counts, the seat rates and `metered_since`; the burn rate is derived
-from them (zero while paused). Nothing runs daily. `settle` posts the accrual since
-`metered_since` as one metering transfer (pool -> metered) and moves `metered_since` to now; every
-service calls it, with the org row locked, before it changes the pool's balance or the rate.
+from them (zero while the org or an ancestor of it is paused). Nothing runs daily. `settle`
+posts the accrual since `metered_since` as one metering transfer (pool -> metered) and moves
+`metered_since` to now; every service calls it, with the org row locked, before it changes the
+pool's balance or the rate.
 Reading the balance at T computes the same accrual without writing. See domain/metering.py for
 the arithmetic.
 """
@@ -28,6 +29,7 @@ class MeteredOrg(Protocol):
     """What the burn is computed from: an org row, or a row of a query that read these."""
 
     paused: bool
+    ancestor_paused: bool  # some ancestor of the org is paused: it burns nothing either
     rate_licensed: int
     rate_unlicensed: int
     rate_external: int
@@ -48,8 +50,13 @@ def seat_counts(org: MeteredOrg) -> SeatCounts:
 
 
 def burn_rate(org: MeteredOrg) -> int:
-    """Return the org's burn in micro-credits a year, zero while paused."""
-    return metering.burn_rate(seat_rates(org), seat_counts(org), paused=org.paused)
+    """Return the org's burn in micro-credits a year, zero while it or an ancestor is paused."""
+    return metering.burn_rate(seat_rates(org), seat_counts(org), paused=not_burning(org))
+
+
+def not_burning(org: MeteredOrg) -> bool:
+    """Whether the org's seats burn nothing now: it is paused, or an ancestor of it is."""
+    return org.paused or org.ancestor_paused
 
 
 def pool_balance(uow: UnitOfWork, org_id: str) -> int:
@@ -113,7 +120,7 @@ def moves_rate(
     after = metering.burn_rate(
         rates or seat_rates(org),
         SeatCounts(counts[Seat.LICENSED], counts[Seat.UNLICENSED], counts[Seat.EXTERNAL]),
-        paused=org.paused,
+        paused=not_burning(org),
     )
     return after != burn_rate(org)
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import alerts, event_bodies, events, ledger, metering
+from creditpool.services import alerts, event_bodies, events, family_pause, ledger, metering
 from creditpool.services.lookups import load_org
 from creditpool.services.members import join
 from creditpool.services.transactions import run_write
@@ -31,27 +31,7 @@ def create_org(
     chosen = (settings or SettingsChange()).applied_to(OrgSettings())
 
     def apply() -> OrgView:
-        org_id = new_id("org")
-        org = Org(
-            id=org_id,
-            root_id=org_id,
-            depth=1,
-            ancestor_paused=False,
-            name=name,
-            paused=False,
-            invite_code=new_secret(),
-            metered_since=uow.now,
-            created_at=uow.now,
-            licensed_seats=0,
-            unlicensed_seats=0,
-            external_seats=0,
-        )
-        _write_settings(org, chosen)
-        uow.session.add(org)
-        uow.session.flush()
-        ledger.open_accounts(uow.session, org.id)
-        join(uow, org, user_id=owner_user_id, role=Role.OWNER, seat=Seat.LICENSED)
-        return org_view(uow, org)
+        return org_view(uow, open_org(uow, name=name, owner_user_id=owner_user_id, chosen=chosen))
 
     return run_write(
         uow,
@@ -63,6 +43,41 @@ def create_org(
         arguments={"name": name, "owner": owner_user_id, "settings": repr(chosen)},
         result_type=OrgView,
     )
+
+
+def open_org(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    owner_user_id: str,
+    chosen: OrgSettings,
+    parent: Org | None = None,
+) -> Org:
+    """Add an org with its pool and owner inside the caller's transaction: at the top of a
+    family, or a child of `parent` (locked by the caller), whose family, depth and paused
+    ancestry it takes."""
+    org_id = new_id("org")
+    org = Org(
+        id=org_id,
+        parent_id=None if parent is None else parent.id,
+        root_id=org_id if parent is None else parent.root_id,
+        depth=1 if parent is None else parent.depth + 1,
+        ancestor_paused=parent is not None and (parent.paused or parent.ancestor_paused),
+        name=name,
+        paused=False,
+        invite_code=new_secret(),
+        metered_since=uow.now,
+        created_at=uow.now,
+        licensed_seats=0,
+        unlicensed_seats=0,
+        external_seats=0,
+    )
+    _write_settings(org, chosen)
+    uow.session.add(org)
+    uow.session.flush()
+    ledger.open_accounts(uow.session, org.id)
+    join(uow, org, user_id=owner_user_id, role=Role.OWNER, seat=Seat.LICENSED)
+    return org
 
 
 def _write_settings(org: Org, settings: OrgSettings) -> None:
@@ -105,7 +120,8 @@ def update_settings(
 def set_paused(
     uow: UnitOfWork, org_id: str, *, paused: bool, actor: str, idempotency_key: str | None = None
 ) -> OrgView:
-    """Pause (nothing burns, usage is refused) or resume an org; doing it twice changes nothing."""
+    """Pause (nothing burns, usage is refused) or resume an org; doing it twice changes nothing.
+    Its descendants' burn stops and starts with it (their usage goes on)."""
 
     def apply() -> OrgView:
         org = load_org(uow, org_id, lock=True)
@@ -115,6 +131,7 @@ def set_paused(
             org.paused = paused
             uow.session.flush()
             alerts.check(uow, org)  # the burn stopped or started again
+            family_pause.flow_down(uow, org, actor=actor)  # and in its descendants
         view = org_view(uow, org)
         if changed:
             event = events.ORG_PAUSED if paused else events.ORG_RESUMED

@@ -24,6 +24,7 @@ from creditpool.domain.model import (
 )
 from creditpool.domain.policies import Alerts, AutoAllocation, OrgSettings
 from creditpool.services import metering
+from creditpool.services.family_rollup import OwnFigures, RollupView, rollup_of
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
 from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.bulk import among
@@ -57,7 +58,8 @@ class BalanceView:
 
 @dataclass(frozen=True)
 class OrgView:
-    """An org with its settings, balance and summed usage metrics."""
+    """An org with its settings, balance and summed usage metrics; its parent (None at the
+    top) and the roll-up of its figures over itself and all its descendants."""
 
     id: str
     name: str
@@ -67,6 +69,8 @@ class OrgView:
     balance: BalanceView
     usage: dict[str, int]
     created_at: datetime
+    parent_id: str | None
+    rollup: RollupView
 
 
 @dataclass(frozen=True)
@@ -220,15 +224,19 @@ def org_view(uow: UnitOfWork, org: Org, *, summed_usage: bool = True) -> OrgView
         if summed_usage
         else {}
     )
+    balance = balance_view(uow, org, uow.now)
+    own = OwnFigures(balance.available, balance.allocated, balance.used, balance.metered, usage)
     return OrgView(
         id=org.id,
         name=org.name,
         paused=org.paused,
         invite_code=org.invite_code,
         settings=settings_of(org),
-        balance=balance_view(uow, org, uow.now),
+        balance=balance,
         usage=usage,
         created_at=org.created_at,
+        parent_id=org.parent_id,
+        rollup=rollup_of(uow, org, own, summed_usage=summed_usage),
     )
 
 
