@@ -15,17 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event
 
 from creditpool.domain.errors import CreditpoolError, Forbidden, InviteInvalid, NotFound
 from creditpool.domain.model import Role
 from creditpool.domain.roles import Permission
-from creditpool.services import auth, invitations, mail, members, orgs, users
+from creditpool.services import auth, families, invitations, mail, members, orgs, users
 from creditpool.services.auth import Grant, Principal
 from creditpool.services.member_import import start_import
 from creditpool.services.users import UserView
 from creditpool.services.views import MemberView, OrgView
-from creditpool.storage.schema import Org
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.factories import OPERATOR, add_members, make_user
 
@@ -43,20 +42,10 @@ def _person(uow: UnitOfWork, name: str) -> UserView:
 
 
 def _org(uow: UnitOfWork, name: str, owner: UserView, parent: OrgView | None) -> OrgView:
-    """An org owned by `owner`, placed under `parent` (its family columns set as the schema
-    keeps them)."""
-    org = orgs.create_org(uow, name=name, owner_user_id=owner.id, actor=OPERATOR)
-    if parent is not None:
-        with uow:
-            row = uow.session.get(Org, parent.id)
-            assert row is not None
-            uow.session.execute(
-                update(Org)
-                .where(Org.id == org.id)
-                .values(parent_id=parent.id, root_id=row.root_id, depth=row.depth + 1)
-            )
-            uow.commit()
-    return org
+    """An org owned by `owner`, at the top or under `parent`."""
+    if parent is None:
+        return orgs.create_org(uow, name=name, owner_user_id=owner.id, actor=OPERATOR)
+    return families.create_child(uow, parent.id, name=name, owner_user_id=owner.id, actor=OPERATOR)
 
 
 @dataclass
