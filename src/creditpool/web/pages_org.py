@@ -31,6 +31,7 @@ from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import forms
 from creditpool.web.buying_view import buying_panel
 from creditpool.web.chart import pool_chart
+from creditpool.web.family_view import ChildForm, family_panel
 from creditpool.web.roster_view import PER_PAGE, RosterView, read_view
 from creditpool.web.session import (
     Csrf,
@@ -65,11 +66,12 @@ def dashboard(
     typed: FormData | None = None,
     typed_emails: str = "",
     new_key: str | None = None,
+    child_form: ChildForm | None = None,
 ) -> HTMLResponse:
     """Render the class manager, its members table as the address asks (a page of a search,
     filter and order); `typed` is a refused settings form, shown as it was typed,
-    `typed_emails` a refused paste of addresses, kept for the owner to correct, and `new_key`
-    an API key's secret, shown this once."""
+    `typed_emails` a refused paste of addresses, kept for the owner to correct, `new_key`
+    an API key's secret, shown this once, and `child_form` a refused "add a child org"."""
     table = read_view(request.query_params)
     view = roster.org_at_a_glance(uow, org)
     config = request.app.state.config
@@ -109,6 +111,9 @@ def dashboard(
     # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
     shown = {"invite", "members", "groups", "settings", "keys", "removed", "buy"}
     shown |= {f"member-{m.id}" for m in rows.members}
+    # Its children's figures (one query for them all) and where its own credits come from.
+    family = family_panel(uow, org, grant, principal_of(user), child_form=child_form)
+    shown |= family.parts_shown
     pages = max(1, -(-rows.total // PER_PAGE))
     context = {
         "org": view,
@@ -150,6 +155,7 @@ def dashboard(
         "stray_errors": [text for part, text in (errors or {}).items() if part not in shown],
         "seats": list(Seat),
         "meters_seats": meters_seats(view),
+        "family": family,
     }
     return render(request, "dashboard.html", context, user=user, status_code=status_code)
 

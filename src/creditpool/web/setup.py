@@ -19,6 +19,7 @@ from creditpool.routing import add_routes
 from creditpool.web import (
     pages_account,
     pages_buying,
+    pages_family,
     pages_ledger,
     pages_operator,
     pages_org,
@@ -63,6 +64,7 @@ def install_web(app: FastAPI, config: Config, *, secret_key: str) -> None:
         app,
         pages_account.router,
         pages_org.router,
+        pages_family.router,
         pages_owner.router,
         pages_ledger.router,
         pages_operator.router,
