@@ -8,6 +8,10 @@
    transfers say.
 6. Every org's seat counts equal its active members by seat.
 7. Every transfer stays inside one org: its accounts exist there.
+8. Every transfer between a parent's pool and a child's has its twin in the other ledger, of
+   the same batch id and amount: `to_child` in the parent and `from_parent` in the child, and
+   `to_parent` in the child and `from_child` in the parent, each way.
+9. A parent's `children` balance is minus the sum of its children's `parent` balances.
 """
 
 from __future__ import annotations
@@ -124,7 +128,101 @@ def audit(uow: UnitOfWork, org_id: str | None = None) -> AuditReport:
 
         _audit_member_totals(uow, org_id, report)
         _audit_seats(uow, org_id, report)
+        _audit_family_twins(uow, org_id, report)
+        _audit_family_balances(uow, org_id, report)
     return report
+
+
+# Each family transfer's twin in the other ledger, and whether it sits on the parent's side.
+_TWINS = {
+    TransferKind.TO_CHILD: (TransferKind.FROM_PARENT, True),
+    TransferKind.FROM_PARENT: (TransferKind.TO_CHILD, False),
+    TransferKind.TO_PARENT: (TransferKind.FROM_CHILD, False),
+    TransferKind.FROM_CHILD: (TransferKind.TO_PARENT, True),
+}
+
+
+def _family_of(uow: UnitOfWork, org_id: str | None) -> tuple[dict[str, str], set[str] | None]:
+    """Return each child's parent, and the orgs an audit of `org_id` reads (None: all): the
+    org, its parent and its children."""
+    parents = {
+        child: parent
+        for child, parent in uow.session.execute(
+            select(Org.id, Org.parent_id).where(Org.parent_id.is_not(None))
+        ).tuples()
+        if parent is not None
+    }
+    if org_id is None:
+        return parents, None
+    near = {org_id, *(child for child, parent in parents.items() if parent == org_id)}
+    if org_id in parents:
+        near.add(parents[org_id])
+    return parents, near
+
+
+def _audit_family_twins(uow: UnitOfWork, org_id: str | None, report: AuditReport) -> None:
+    parents, near = _family_of(uow, org_id)
+    query = select(
+        Transfer.org_id, Transfer.batch_id, Transfer.kind, Transfer.amount, Transfer.reference
+    ).where(Transfer.kind.in_(list(_TWINS)))
+    if near is not None:
+        query = query.where(Transfer.org_id.in_(sorted(near)))
+    rows = list(uow.session.execute(query).tuples())
+    by_batch: dict[str, list[tuple[str, str, str, int, str | None]]] = defaultdict(list)
+    for row in rows:
+        by_batch[row[1]].append(row)
+    checked = 0
+    for org, batch, kind, amount, reference in rows:
+        # A scoped audit reads its parent's and children's ledgers whole: a transfer there
+        # with a sibling is not this org's to check.
+        if org_id is not None and org_id not in (org, reference):
+            continue
+        checked += 1
+        twin_kind, parent_side = _TWINS[TransferKind(kind)]
+        twins = [
+            (other, twin_amount)
+            for other, _, other_kind, twin_amount, _ in by_batch[batch]
+            if other_kind == twin_kind
+            and (parents.get(other) == org if parent_side else parents.get(org) == other)
+        ]
+        where = "a child" if parent_side else "its parent"
+        if not twins:
+            report.breaches.append(
+                f"org {org}: {kind} of batch {batch} ({amount}) has no {twin_kind} twin in {where}"
+            )
+        elif len(twins) > 1 or twins[0][1] != amount:
+            report.breaches.append(
+                f"org {org}: {kind} of batch {batch} ({amount}) has {twin_kind} twins in {where} "
+                f"moving {[twin_amount for _, twin_amount in twins]}"
+            )
+    report.checked.append(f"{checked} family transfers: each has its twin in the other ledger")
+
+
+def _audit_family_balances(uow: UnitOfWork, org_id: str | None, report: AuditReport) -> None:
+    parents, near = _family_of(uow, org_id)
+    owed: dict[str, int] = defaultdict(int)  # by parent: its children's `parent` balances
+    given: dict[str, int] = {}  # by parent: its `children` balance
+    query = select(Account.org_id, Account.kind, Account.balance).where(
+        Account.kind.in_([AccountKind.CHILDREN, AccountKind.PARENT])
+    )
+    if near is not None:
+        # The parents near the org, and all their children.
+        read = near | {child for child, parent in parents.items() if parent in near}
+        query = query.where(Account.org_id.in_(sorted(read)))
+    for org, kind, balance in uow.session.execute(query).tuples():
+        if kind == AccountKind.CHILDREN:
+            given[org] = balance
+        elif org in parents:
+            owed[parents[org]] += balance
+    for parent in sorted(set(given) | set(owed)):
+        if near is not None and parent not in near:
+            continue
+        if given.get(parent, 0) != -owed.get(parent, 0):
+            report.breaches.append(
+                f"org {parent}: its children account holds {given.get(parent, 0)} but its "
+                f"children's parent accounts sum to {owed.get(parent, 0)}"
+            )
+    report.checked.append("each parent's children account mirrors its children's parent accounts")
 
 
 def _audit_member_totals(uow: UnitOfWork, org_id: str | None, report: AuditReport) -> None:

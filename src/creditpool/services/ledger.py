@@ -19,7 +19,9 @@ Batch operations touch the pool once and all the wallets in one statement.
 Lock order, to keep PostgreSQL free of deadlocks: the org row (taken by anything that touches
 the pool, the rate or membership), then holds, then wallets, then member rows, and last the
 usage account, which every charge of the org credits: it is touched as the last statement
-before the commit, so its lock is held as briefly as possible.
+before the commit, so its lock is held as briefly as possible. Where two orgs of a family are
+locked (a move between a parent's pool and a child's, a pause flowing down), the parent's row
+comes before the child's, and each org's rows then in the order above.
 
 Explicit row locks are FOR NO KEY UPDATE, never FOR UPDATE: inserting a transfer takes KEY
 SHARE locks on the rows its foreign keys name (the org, the accounts, the member), and FOR
@@ -78,8 +80,10 @@ def add_to_member_totals(
     *,
     allocated: int = 0,
     auto_allocated: int = 0,
+    auto_period: int = 0,
 ) -> None:
-    """Add to members' running totals in one statement per chunk, and to the loaded objects.
+    """Add to members' running totals in one statement per chunk, and to the loaded objects
+    (`auto_period`: to what they received automatically this period, services/periods.py).
 
     The totals of allotment only change under the org's lock, so the loaded values plus the
     increment are exactly what the rows now hold.
@@ -99,6 +103,7 @@ def add_to_member_totals(
                 .values(
                     allocated_total=Member.allocated_total + allocated,
                     auto_allocated_total=Member.auto_allocated_total + auto_allocated,
+                    auto_period_allocated=Member.auto_period_allocated + auto_period,
                 )
             )
         )
@@ -109,6 +114,9 @@ def add_to_member_totals(
         set_committed_value(member, "allocated_total", member.allocated_total + allocated)
         set_committed_value(
             member, "auto_allocated_total", member.auto_allocated_total + auto_allocated
+        )
+        set_committed_value(
+            member, "auto_period_allocated", member.auto_period_allocated + auto_period
         )
 
 
