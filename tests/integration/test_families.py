@@ -7,13 +7,19 @@ flow up; the audit finds a transfer whose twin is missing.
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import Engine, delete, select, update
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.errors import (
+    CreditpoolError,
     InsufficientCredits,
     InvalidInput,
     NotFound,
@@ -26,6 +32,7 @@ from creditpool.services import families, members, orgs, reports, resets, usage
 from creditpool.services.audit import audit
 from creditpool.services.targets import Target
 from creditpool.services.views import OrgView, TransferView
+from creditpool.storage.database import create_database_engine
 from creditpool.storage.schema import Account, Org, Transfer
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
@@ -507,3 +514,119 @@ def test_the_audit_finds_a_children_account_out_of_step(uow: UnitOfWork, moved: 
         f"org {moved.district.id}: its children account holds 280000000 but its children's "
         "parent accounts sum to -280000001"
     ) in breaches
+
+
+# Races on PostgreSQL: real threads, real commits, a fresh family (these tests commit).
+
+
+@pytest.fixture
+def pg_engine(postgresql_url: str) -> Iterator[Engine]:
+    """An engine with a connection for every racing thread, and one to spare."""
+    engine = create_database_engine(postgresql_url, pool_size=RACERS + 2, max_overflow=2)
+    yield engine
+    engine.dispose()
+
+
+RACERS = 6
+
+
+def race(workers: list[Callable[[], None]]) -> None:
+    """Start every worker at the same instant and wait for all of them."""
+    start = threading.Barrier(len(workers))
+
+    def run(work: Callable[[], None]) -> None:
+        start.wait()
+        work()
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def open_family(uow: UnitOfWork, purchase: str) -> tuple[OrgView, list[OrgView]]:
+    def person() -> str:
+        return make_user(uow, email=f"family-race-{uuid.uuid4().hex}@example.test").id
+
+    parent = orgs.create_org(uow, name="Race district", owner_user_id=person(), actor=OPERATOR)
+    credit_service.record_purchase(uow, parent.id, credits(purchase), actor=OPERATOR)
+    children = [
+        families.create_child(
+            uow, parent.id, name=f"School {n}", owner_user_id=person(), actor=OPERATOR
+        )
+        for n in range(2)
+    ]
+    return parent, children
+
+
+@pytest.mark.postgres_only
+def test_racing_allotments_from_one_parent_never_overdraw(pg_engine: Engine) -> None:
+    setup = UnitOfWork.for_engine(pg_engine)
+    parent, children = open_family(setup, "10")
+    # Two allotments of 6 from a pool of 10 at the same instant: exactly one goes through.
+    outcomes: list[str] = []
+
+    def allot(child: OrgView) -> Callable[[], None]:
+        uow = UnitOfWork.for_engine(pg_engine)
+
+        def work() -> None:
+            try:
+                families.allot_to_child(uow, parent.id, child.id, credits("6"), actor=OPERATOR)
+                outcomes.append("moved")
+            except CreditpoolError as refusal:
+                outcomes.append(refusal.code)
+
+        return work
+
+    race([allot(children[0]), allot(children[1])])
+    assert sorted(outcomes) == ["insufficient_credits", "moved"]
+
+    # Then a mix: allotments, taking back, and the parent paused and resumed (its pause
+    # locks the children after it), from several threads for a second.
+    unexpected: list[str] = []
+    moved = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + 1.0
+
+    def mix(number: int) -> Callable[[], None]:
+        uow = UnitOfWork.for_engine(pg_engine)
+        rng = random.Random(number)
+
+        def work() -> None:
+            while time.monotonic() < deadline:
+                child = rng.choice(children)
+                try:
+                    step = rng.random()
+                    if step < 0.5:
+                        done = families.allot_to_child(
+                            uow,
+                            parent.id,
+                            child.id,
+                            credits(rng.choice(["1", "2", "3"])),
+                            actor=OPERATOR,
+                        )
+                        with lock:
+                            moved[0] += 1 if done.amount else 0
+                    elif step < 0.85:
+                        families.take_back_from_child(uow, parent.id, child.id, actor=OPERATOR)
+                    else:
+                        orgs.set_paused(uow, parent.id, paused=rng.random() < 0.5, actor=OPERATOR)
+                except CreditpoolError as refusal:
+                    if refusal.code != "insufficient_credits":
+                        unexpected.append(refusal.code)
+                except Exception as error:  # a deadlock reaching the caller fails the test
+                    unexpected.append(f"{type(error).__name__}: {error}")
+
+        return work
+
+    race([mix(number) for number in range(RACERS)])
+
+    assert unexpected == []
+    assert moved[0] > 0
+    pools = [reports.get_balance(setup, org.id) for org in (parent, *children)]
+    assert all(pool.available >= 0 for pool in pools)
+    assert sum(pool.available for pool in pools) == credits("10")  # nothing burns here
+    for org in (parent, *children):
+        report = audit(setup, org.id)
+        assert report.clean, report.breaches
