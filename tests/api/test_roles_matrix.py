@@ -16,22 +16,28 @@ back what later calls need (resume the org, restore a seat, students rejoin afte
 target is made once and handed to each caller in turn until a call succeeds: a refused call must
 change nothing, so the next allowed caller succeeding on the same target also shows that the
 refusals before it left it alone.
+
+Rights flow down a family of orgs and never up: the same walk runs in a class two levels under
+a district, where the owners and managers of its school and district answer as its managers do
+(never as its owner) and their members and a sibling class's manager as strangers; and in a
+district, where the people of its school and of that school's class, owners included, answer
+as strangers.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
 from fastapi import FastAPI
 
-from creditpool.services import mail
+from creditpool.services import families, mail
 from creditpool.storage.unit_of_work import UnitOfWork
-from tests.api.support import PASSWORD, Api, World, problem
+from tests.api.support import OPERATOR_KEY, PASSWORD, Api, World, problem, signed_in_browser
 
 # The callers.
 OPERATOR = "operator"
@@ -529,8 +535,14 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-def _expected(case: Case, caller: str) -> tuple[int, str | None]:
-    """The status (and problem code) the Roles table gives this caller on this endpoint."""
+def _expected(
+    case: Case, caller: str, acts_as: Mapping[str, str] | None = None
+) -> tuple[int, str | None]:
+    """The status (and problem code) the Roles table gives this caller on this endpoint;
+    `acts_as` names, for callers of a family around the org, the caller each acts as in it
+    (outside the org's rows, each is a signed-in person like the stranger)."""
+    if acts_as is not None and caller in acts_as:
+        caller = acts_as[caller] if case.in_org else STRANGER
     if caller in case.allowed:
         return case.success, None
     if caller == NOBODY:
@@ -573,16 +585,15 @@ def _stage(world: World, app: FastAPI) -> Stage:
     return Stage(world=world, app=app, tokens=tokens, emails=emails, join_org=join_org)
 
 
-def test_every_endpoint_answers_each_caller_as_the_roles_table_says(
-    world: World, app: FastAPI
-) -> None:
-    stage = _stage(world, app)
+def _walk(stage: Stage, callers: Sequence[str], acts_as: Mapping[str, str] | None = None) -> None:
+    """Call every endpoint as every caller; fail naming each answer the table does not give."""
+    world = stage.world
     mismatches = []
     for case in CASES:
-        for caller in CALLERS:
+        for caller in callers:
             method, path, body = case.request(stage, caller)
             response = world.api.call(method, path, token=stage.tokens[caller], json=body)
-            status, code = _expected(case, caller)
+            status, code = _expected(case, caller, acts_as)
             try:
                 if code is None:
                     assert response.status_code == status, response.text
@@ -598,9 +609,203 @@ def test_every_endpoint_answers_each_caller_as_the_roles_table_says(
             if response.is_success:
                 stage.spares.clear()
     assert not mismatches, "\n".join(mismatches)
-    # The walk put back what it borrowed: the cast is whole and the org is running.
+    _whole_again(world)
+
+
+def test_every_endpoint_answers_each_caller_as_the_roles_table_says(
+    world: World, app: FastAPI
+) -> None:
+    _walk(_stage(world, app), CALLERS)
+
+
+def _whole_again(world: World) -> None:
+    """The walk put back what it borrowed: the cast is whole and the org is running."""
     members = world.api.call("GET", f"/orgs/{world.org_id}/members", token=world.owner).json()
     roles = sorted(member["role"] for member in members["items"] if member["name"] != "Leaver")
     assert roles == ["manager", "member", "member", "owner"]
     org = world.api.call("GET", f"/orgs/{world.org_id}", token=world.operator).json()
     assert org["paused"] is False
+
+
+# A family around the org of the walk: a district, its school, the school's classes.
+DISTRICT_OWNER, DISTRICT_MANAGER, DISTRICT_MEMBER = (
+    f"the district's {role}" for role in ("owner", "manager", "member")
+)
+SCHOOL_OWNER, SCHOOL_MANAGER, SCHOOL_MEMBER = (
+    f"the school's {role}" for role in ("owner", "manager", "member")
+)
+CLASS_OWNER, CLASS_MANAGER, CLASS_MEMBER = (
+    f"the class's {role}" for role in ("owner", "manager", "member")
+)
+SIBLING_MANAGER = "a sibling class's manager"
+
+
+@dataclass(frozen=True)
+class Kin:
+    """An org of the family, made over the API, and its people's tokens and e-mails."""
+
+    org_id: str
+    tokens: dict[str, str]  # by role: "owner", "manager", "member"
+    emails: dict[str, str]
+
+
+def _kin(api: Api, app: FastAPI, name: str, parent: str | None) -> Kin:
+    """An org (under `parent`, or at the top) with an owner, a manager and a member."""
+    people = {role: api.sign_up(f"{name} {role}") for role in ("owner", "manager", "member")}
+    owner_user = people["owner"][0]
+    if parent is None:
+        made = api.call(
+            "POST",
+            "/orgs",
+            token=OPERATOR_KEY,
+            json={"name": name, "owner_email": owner_user["email"]},
+        )
+        assert made.status_code == 201, made.text
+        org_id = str(made.json()["id"])
+    else:
+        org_id = _child(app, parent, name, owner_user["id"])
+    owner = people["owner"][1]
+    code = api.call("GET", f"/orgs/{org_id}/invite-link", token=owner).json()["code"]
+    for role in ("manager", "member"):
+        joined = api.call("POST", f"/join/{code}", token=people[role][1])
+        assert joined.status_code == 201, joined.text
+        if role == "manager":
+            changed = api.call(
+                "PATCH",
+                f"/orgs/{org_id}/members/{joined.json()['id']}",
+                token=owner,
+                json={"role": "manager"},
+            )
+            assert changed.status_code == 200, changed.text
+    return Kin(
+        org_id,
+        {role: token for role, (_, token) in people.items()},
+        {role: str(user["email"]) for role, (user, _) in people.items()},
+    )
+
+
+def _child(app: FastAPI, parent: str, name: str, owner_user_id: str) -> str:
+    """A child org of `parent`, opened by the operator."""
+    uow = UnitOfWork(app.state.session_factory, app.state.clock)
+    child = families.create_child(
+        uow, parent, name=name, owner_user_id=owner_user_id, actor="operator-key:configured"
+    )
+    return child.id
+
+
+def _world_under(api: Api, app: FastAPI, parent: str) -> World:
+    """The usual cast (World.build's), in a child org of `parent`."""
+    owner_user, owner = api.sign_up("Owner")
+    org_id = _child(app, parent, "Render class", owner_user["id"])
+    api.call("POST", f"/orgs/{org_id}/purchases", token=OPERATOR_KEY, json={"amount": "100"})
+    org = api.call("GET", f"/orgs/{org_id}", token=OPERATOR_KEY).json()
+    code = org["invite_code"]
+    _, manager = api.sign_up("Manager")
+    manager_id = api.call("POST", f"/join/{code}", token=manager).json()["id"]
+    api.call("PATCH", f"/orgs/{org_id}/members/{manager_id}", token=owner, json={"role": "manager"})
+    tokens, ids = [], []
+    for number in range(2):
+        _, token = api.sign_up(f"Student {number + 1}")
+        joined = api.call("POST", f"/join/{code}", token=token)
+        assert joined.status_code == 201, joined.text
+        tokens.append(token)
+        ids.append(joined.json()["id"])
+    key = api.call(
+        "POST", f"/orgs/{org_id}/api-keys", token=owner, json={"name": "farm", "scopes": ["usage"]}
+    ).json()["key"]
+    stranger_user, stranger = api.sign_up("Stranger")
+    other = api.call(
+        "POST",
+        "/orgs",
+        token=OPERATOR_KEY,
+        json={"name": "Other class", "owner_email": stranger_user["email"]},
+    ).json()
+    me = api.call("GET", "/me", token=owner).json()
+    return World(
+        api=api,
+        org=org,
+        owner=owner,
+        manager=manager,
+        students=tokens,
+        student_ids=ids,
+        manager_id=manager_id,
+        owner_id=me["memberships"][0]["member_id"],
+        usage_key=key,
+        stranger=stranger,
+        other_org=other,
+    )
+
+
+def _with_kin(stage: Stage, kin: dict[str, tuple[Kin, str]]) -> Stage:
+    """The stage with more callers: each named one is the person of that role in that org."""
+    for caller, (org, role) in kin.items():
+        stage.tokens[caller] = org.tokens[role]
+        stage.emails[caller] = org.emails[role]
+    return stage
+
+
+def test_the_owner_and_managers_of_a_classs_ancestors_act_in_it_as_its_managers(
+    api: Api, app: FastAPI
+) -> None:
+    """The walk in a class two levels down: the district's and the school's owner and
+    manager are its managers, never its owner; their members and a sibling class's manager
+    are strangers to it."""
+    district = _kin(api, app, "District", None)
+    school = _kin(api, app, "School", district.org_id)
+    sibling = _kin(api, app, "Class B", school.org_id)
+    world = _world_under(api, app, school.org_id)
+    family = {
+        DISTRICT_OWNER: (district, "owner"),
+        DISTRICT_MANAGER: (district, "manager"),
+        DISTRICT_MEMBER: (district, "member"),
+        SCHOOL_OWNER: (school, "owner"),
+        SCHOOL_MANAGER: (school, "manager"),
+        SCHOOL_MEMBER: (school, "member"),
+        SIBLING_MANAGER: (sibling, "manager"),
+    }
+    acts_as = {
+        caller: MANAGER if role != "member" else STRANGER for caller, (_, role) in family.items()
+    }
+    acts_as[SIBLING_MANAGER] = STRANGER
+    _walk(_with_kin(_stage(world, app), family), (*CALLERS, *family), acts_as)
+
+
+def test_nobody_in_a_child_or_grandchild_gains_any_right_in_a_district(
+    world: World, app: FastAPI
+) -> None:
+    """The walk in a district (the usual org, at the top): the people of its school and of
+    that school's class are strangers to it, owners and managers too."""
+    api = world.api
+    school = _kin(api, app, "School", world.org_id)
+    klass = _kin(api, app, "Class", school.org_id)
+    family = {
+        SCHOOL_OWNER: (school, "owner"),
+        SCHOOL_MANAGER: (school, "manager"),
+        SCHOOL_MEMBER: (school, "member"),
+        CLASS_OWNER: (klass, "owner"),
+        CLASS_MANAGER: (klass, "manager"),
+        CLASS_MEMBER: (klass, "member"),
+    }
+    acts_as = dict.fromkeys(family, STRANGER)
+    _walk(_with_kin(_stage(world, app), family), (*CALLERS, *family), acts_as)
+
+
+def test_the_pages_let_a_districts_manager_run_a_class_below_but_not_own_it(
+    api: Api, app: FastAPI
+) -> None:
+    district = _kin(api, app, "District", None)
+    school = _kin(api, app, "School", district.org_id)
+    klass = _kin(api, app, "Class", school.org_id)
+    browser = signed_in_browser(app, district.emails["manager"])
+    page = browser.get(f"/orgs/{klass.org_id}")
+    assert page.status_code == 200, page.text[:300]
+    assert "Invite" in page.text
+    assert f"/orgs/{klass.org_id}/reset" not in page.text  # the owner's parts are not shown
+    assert browser.get(f"/orgs/{klass.org_id}/ledger").status_code == 200
+    assert browser.get(f"/orgs/{klass.org_id}/reset").status_code == 403
+    # Up, nothing: the class's owner finds no school and no district.
+    owner = signed_in_browser(app, klass.emails["owner"])
+    assert owner.get(f"/orgs/{klass.org_id}").status_code == 200
+    for above in (school.org_id, district.org_id):
+        assert owner.get(f"/orgs/{above}").status_code == 404
+        assert owner.get(f"/orgs/{above}/ledger").status_code == 404
