@@ -157,7 +157,7 @@ def test_the_parent_page_lists_its_children_by_name_with_their_figures(
     assert totals is not None
     assert _figures_in_order(totals.group(0)) == ["All 2 together", "3", "10", "0", "0", "1"]
     # Taking back says what an empty amount does, in every row.
-    assert page.count('placeholder="empty: all available"') == 2
+    assert page.count('placeholder="all available if empty"') == 2
 
 
 def test_taking_back_with_no_amount_takes_all_the_child_has_available(

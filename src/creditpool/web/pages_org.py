@@ -111,7 +111,8 @@ def dashboard(
     # A refusal for a part the page no longer shows (a row just removed, say) goes on top.
     shown = {"invite", "members", "groups", "settings", "keys", "removed", "buy"}
     shown |= {f"member-{m.id}" for m in rows.members}
-    # Its children's figures (one query for them all) and where its own credits come from.
+    # Its children's figures (read together, by one service call) and where its own credits
+    # come from.
     family = family_panel(uow, org, grant, principal_of(user), child_form=child_form)
     shown |= family.parts_shown
     pages = max(1, -(-rows.total // PER_PAGE))
