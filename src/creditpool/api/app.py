@@ -21,7 +21,7 @@ from creditpool.api.gathering import install_gatherers
 from creditpool.api.limits import BodySizeLimit
 from creditpool.api.problems import PageError
 from creditpool.api.request_log import RequestLog
-from creditpool.api.routes import credits, members, orgs, purchases, users, webhooks
+from creditpool.api.routes import credits, families, members, orgs, purchases, users, webhooks
 from creditpool.api.routing import API_PREFIX
 from creditpool.api.schemas import Problem, UsageEvent
 from creditpool.config import Config
@@ -51,6 +51,7 @@ def install_api(app: FastAPI, config: Config, *, page_error: PageError | None = 
         app,
         credits.router,
         orgs.router,
+        families.router,
         members.router,
         users.router,
         purchases.router,

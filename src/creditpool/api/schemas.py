@@ -28,6 +28,7 @@ from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, 
 from creditpool.domain.policies import SettingsChange
 from creditpool.domain.text import check_clean_text
 from creditpool.services.auth import ApiKeyView, PersonalTokenView
+from creditpool.services.family_rollup import RollupView
 from creditpool.services.invitations import InvitationView
 from creditpool.services.resets import ResetResult
 from creditpool.services.usage import MAX_METRIC_VALUE, MAX_METRICS, METRIC_NAME
@@ -447,6 +448,8 @@ class Org(BaseModel):
     balance: Balance
     usage: dict[str, int]
     created_at: datetime
+    parent_id: str | None = Field(description="The org's parent; null at the top of a family.")
+    rollup: Rollup
 
     @classmethod
     def of(cls, view: OrgView) -> Org:
@@ -460,6 +463,34 @@ class Org(BaseModel):
             balance=Balance.of(view.balance),
             usage=view.usage,
             created_at=view.created_at,
+            parent_id=view.parent_id,
+            rollup=Rollup.of(view.rollup),
+        )
+
+
+class Rollup(BaseModel):
+    """An org and all its descendants together: orgs, active members, their pools' credits
+    now (seat burn included), in wallets, used, burnt by seats, and usage metrics summed."""
+
+    orgs: int
+    members: int
+    available: Amount
+    allocated: Amount
+    used: Amount
+    metered: Amount
+    usage: dict[str, int]
+
+    @classmethod
+    def of(cls, view: RollupView) -> Rollup:
+        """Return the body for a roll-up."""
+        return cls(
+            orgs=view.orgs,
+            members=view.members,
+            available=format_credits(view.available),
+            allocated=format_credits(view.allocated),
+            used=format_credits(view.used),
+            metered=format_credits(view.metered),
+            usage=view.usage,
         )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidInput, NotFound, NotReturnable
@@ -107,14 +107,24 @@ def create_child(
     )
 
 
-def list_children(uow: UnitOfWork, org_id: str) -> list[OrgView]:
-    """Return the org's children by name, each with its balance and roll-up."""
+def list_children(
+    uow: UnitOfWork, org_id: str, *, after: str | None = None, limit: int | None = None
+) -> list[OrgView]:
+    """Return the org's children by name, each with its balance and roll-up: all of them, or
+    `limit` of them after the child `after` (none after a child it does not have)."""
     with uow:
         load_org(uow, org_id)
-        children = uow.session.scalars(
-            select(Org).where(Org.parent_id == org_id).order_by(Org.name, Org.id)
-        )
-        return [org_view(uow, child) for child in children]
+        query = select(Org).where(Org.parent_id == org_id).order_by(Org.name, Org.id)
+        if after is not None:
+            name = uow.session.scalar(
+                select(Org.name).where(Org.id == after, Org.parent_id == org_id)
+            )
+            if name is None:
+                return []
+            query = query.where(or_(Org.name > name, and_(Org.name == name, Org.id > after)))
+        if limit is not None:
+            query = query.limit(limit)
+        return [org_view(uow, child) for child in uow.session.scalars(query)]
 
 
 def allot_to_child(

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from creditpool.domain.errors import Forbidden, NotFound
+from creditpool.domain.model import MAX_DEPTH
 from creditpool.domain.roles import Permission
 from creditpool.services import access, auth, families
 from creditpool.services.auth import Grant, Principal
 from creditpool.services.views import OrgView
 from creditpool.storage.unit_of_work import UnitOfWork
-
-MAX_DEPTH = 3  # a district, its schools, their classes: a class has no children
 
 
 @dataclass(frozen=True)
