@@ -213,6 +213,26 @@ def test_allotting_more_than_the_pool_has_says_why_beside_the_child_and_changes_
     assert _available(world, world.org_id, world.owner) == "100"
 
 
+def test_a_child_that_keeps_its_credits_refuses_to_give_them_back_and_says_so(
+    app: FastAPI, world: World
+) -> None:
+    keeps = SettingsChange(returnable=False)
+    school, school_owner = _child(app, world, "Westside school", settings=keeps)
+    owner = _signed_in(app, world, world.owner)
+    page = _page(owner, world.org_id)
+    _post(owner, f"/orgs/{world.org_id}/children/{school}/allocations", page, amount="20")
+
+    page = _page(owner, world.org_id)
+    refused = _post(owner, f"/orgs/{world.org_id}/children/{school}/revocations", page)
+    assert refused.status_code == 409, refused.text
+    row = _row(refused.text, school)
+    said = "Westside school does not let credits go back from its pool"
+    assert f'<p class="error" role="alert">{said}</p>' in row
+    assert _figures(row)["available"] == "20"
+    assert _available(world, world.org_id, world.owner) == "80"
+    assert _available(world, school, school_owner) == "20"
+
+
 def test_the_forms_carry_the_session_csrf_token_and_refuse_without_it(
     app: FastAPI, world: World
 ) -> None:
