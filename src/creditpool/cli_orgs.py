@@ -10,7 +10,7 @@ from creditpool.cli_common import ACTOR, credits_value, fail, unit_of_work, usag
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import CreditpoolError, NotFound
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import credits, orgs, users
+from creditpool.services import credits, families, orgs, users
 from creditpool.services.views import OrgView
 
 org_app = typer.Typer(
@@ -73,6 +73,14 @@ def org_create(
     rate_external: Annotated[
         int | None, _credits_option("Credits a year one external seat burns (0 by default).")
     ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ORG",
+            help="Open it as a child of this org (a district's school, a school's class): "
+            "three levels at most.",
+        ),
+    ] = None,
 ) -> None:
     """Open an org with an empty pool; its owner becomes its first member, on a licensed seat.
 
@@ -100,12 +108,18 @@ def org_create(
                 f"no account for {owner}: make it first with "
                 f"`creditpool users create {owner} --name NAME`"
             ) from None
-        org = orgs.create_org(
-            uow, name=name, owner_user_id=person.id, settings=settings, actor=ACTOR
-        )
+        if parent is None:
+            org = orgs.create_org(
+                uow, name=name, owner_user_id=person.id, settings=settings, actor=ACTOR
+            )
+        else:
+            org = families.create_child(
+                uow, parent, name=name, owner_user_id=person.id, settings=settings, actor=ACTOR
+            )
     except CreditpoolError as error:
         raise fail(error) from error
-    typer.echo(f"{org.id}  {org.name!r}, owned by {person.email}")
+    below = "" if parent is None else f", a child of {parent}"
+    typer.echo(f"{org.id}  {org.name!r}, owned by {person.email}{below}")
     typer.echo(_settings_line(org), err=True)
 
 
@@ -172,6 +186,7 @@ def org_list() -> None:
                 f"{org.id}  {org.name!r}: {format_credits(balance.available)} available, "
                 f"{format_credits(balance.allocated)} allocated, "
                 f"{format_credits(balance.used)} used, {format_credits(balance.metered)} metered"
+                + ("" if org.parent_id is None else f", child of {org.parent_id}")
                 + (" (paused)" if org.paused else "")
             )
         if len(page) < 500:
