@@ -26,9 +26,9 @@ Names: the clients `Client` and `AsyncClient`; their lists `Pages` and `AsyncPag
 `Membership`, `Org`, `Settings` (with `AutoAllocation`, `SeatRates`, `Alerts`), `Balance`,
 `Transfer`, `NewApiKey`, `ApiKey`, `InviteLink`, `Invitation`, `Member`, `Group`, `Reset`,
 `BatchResult`, `UsageResult`, `Hold`, `UsageEventResult`, `Access`, `Webhook`, `NewWebhook`,
-`Delivery`, `PurchaseRequest`, `Checkout`, `Readiness`. What some calls take: `UsageEvent`,
-`SettingsChange` (with `AutoAllocationChange`, `SeatRatesChange`, `AlertsChange`). And the
-exceptions below.
+`Delivery`, `PurchaseRequest`, `Checkout`, `Readiness`, `Rollup`, `FamilyTransfer`. What some
+calls take: `UsageEvent`, `SettingsChange` (with `AutoAllocationChange`, `SeatRatesChange`,
+`AlertsChange`). And the exceptions below.
 
 Errors: each problem `code` of the API is a class; a code this client does not know becomes
 the class of its HTTP status (a 409 is at least a `Conflict`), else the base.
@@ -94,6 +94,7 @@ from creditpool.client._errors import (
     Unavailable,
     ValidationError,
 )
+from creditpool.client._families import FamilyTransfer
 from creditpool.client._integration_models import (
     Checkout,
     Delivery,
@@ -124,6 +125,7 @@ from creditpool.client._models import (
     Page,
     PersonalToken,
     Reset,
+    Rollup,
     SeatRates,
     SeatRatesChange,
     Settings,
@@ -156,6 +158,7 @@ __all__ = [
     "Conflict",
     "CreditpoolError",
     "Delivery",
+    "FamilyTransfer",
     "Forbidden",
     "Group",
     "Hold",
@@ -191,6 +194,7 @@ __all__ = [
     "Readiness",
     "RequestDecided",
     "Reset",
+    "Rollup",
     "SeatRates",
     "SeatRatesChange",
     "ServerError",

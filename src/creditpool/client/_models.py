@@ -123,6 +123,20 @@ class Balance(Model):
     depletes_at: AwareDatetime | None
 
 
+class Rollup(Model):
+    """An org and all its descendants together (version 1.2): how many orgs and active
+    members, their pools' credits now (seat burn included), in wallets, used, burnt by seats,
+    and usage metrics summed."""
+
+    orgs: int
+    members: int
+    available: Decimal
+    allocated: Decimal
+    used: Decimal
+    metered: Decimal
+    usage: dict[str, int]
+
+
 class Org(Model):
     """An organisation with its pool."""
 
@@ -134,6 +148,10 @@ class Org(Model):
     balance: Balance
     usage: dict[str, int]
     created_at: AwareDatetime
+    # Pools inside pools (version 1.2 servers): its parent (None at the top of a family) and
+    # its figures summed with all its descendants'.
+    parent_id: str | None = None
+    rollup: Rollup | None = None
 
 
 class Transfer(Model):

@@ -11,7 +11,7 @@ from typing import Concatenate, Generic, ParamSpec, TypeVar
 
 import httpx2 as httpx
 
-from creditpool.client import _credits, _integrations, _members, _people
+from creditpool.client import _credits, _families, _integrations, _members, _people
 from creditpool.client._calls import Call, ListCall
 from creditpool.client._errors import NetworkError
 from creditpool.client._models import Page
@@ -179,6 +179,12 @@ class Client:
     void_hold = _one(_credits.void_hold)
     charge_usage_batch = _one(_credits.charge_usage_batch)
     access = _one(_credits.access)
+
+    # Version 1.2: pools inside pools
+    create_child = _one(_families.create_child)
+    list_children = _many(_families.list_children)
+    allot_to_child = _one(_families.allot_to_child)
+    take_back_from_child = _one(_families.take_back_from_child)
 
     # Version 1.1: readiness, webhooks, buying credits
     readiness = _one(_integrations.readiness)
