@@ -7,9 +7,12 @@ that ids of other orgs reveal nothing; a member whose role falls short sees 403.
 | action (permission)                                  | operator | owner | manager | member | key |
 | ---------------------------------------------------- | -------- | ----- | ------- | ------ | --- |
 | create org, list all orgs, purchase (OPERATE)        | yes      |       |         |        |     |
-| settings, pause, API keys, reset, roles (GOVERN)     | yes      | yes   |         |        |     |
+| settings, pause, API keys, reset, roles,             | yes      | yes   |         |        |     |
+|   open a child org (GOVERN)                          |          |       |         |        |     |
 | invite, see invitations, invite link and code,       | yes      | yes   | yes     |        |     |
-|   rotate, groups, allot, revoke, seats (MANAGE)      |          |       |         |        |     |
+|   rotate, groups, allot, revoke, seats, list the     |          |       |         |        |     |
+|   children, allot to and take back from a child      |          |       |         |        |     |
+|   (MANAGE)                                           |          |       |         |        |     |
 | see org (no invite code), balance, members, groups,  | yes      | yes   | yes     |        | yes |
 |   ledger (READ)                                      |          |       |         |        |     |
 | see own wallet and usage (READ_OWN)                  | yes      | yes   | yes     | yes    | yes |
