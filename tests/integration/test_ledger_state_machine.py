@@ -19,7 +19,7 @@ balance or the rate, and at no other time (posting splits the interval, which ro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -57,12 +57,13 @@ from creditpool.domain.metering import SeatRates
 from creditpool.domain.model import HoldStatus, MemberStatus, Role, Seat
 from creditpool.domain.policies import AutoAllocation, OrgSettings, SettingsChange
 from creditpool.services import credits as credit_service
+from creditpool.services import families, reports, resets, usage
 from creditpool.services import groups as group_service
 from creditpool.services import holds as hold_service
 from creditpool.services import members as member_service
 from creditpool.services import orgs as org_service
-from creditpool.services import reports, resets, usage
 from creditpool.services.audit import audit
+from creditpool.services.family_rollup import RollupView
 from creditpool.services.targets import Target
 from creditpool.services.views import MemberView
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -140,6 +141,7 @@ class OrgModel:
     cap: int
     rates: dict[Seat, int]  # micro-credits a year per active seat
     paused: bool = False
+    ancestor_paused: bool = False  # a child's parent is paused: its seats burn nothing
     pool: int = 0  # posted balance
     metered: int = 0  # posted burn
     purchased: int = 0
@@ -155,8 +157,9 @@ class OrgModel:
     # Metering
 
     def rate(self) -> int:
-        """Micro-credits a year: each active seat's rate, nothing while paused."""
-        if self.paused:
+        """Micro-credits a year: each active seat's rate, nothing while it or its parent is
+        paused."""
+        if self.paused or self.ancestor_paused:
             return 0
         return sum(self.rates[m.seat] for m in self.members.values() if m.active)
 
@@ -416,6 +419,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.org_id = ""
         self.group_ids: dict[str, str] = {}
         self.model: OrgModel
+        # The org's one child, once opened: its own pool, its owner its only member.
+        self.child_id = ""
+        self.child: OrgModel | None = None
 
     def attempt(self, refusal: type[CreditpoolError] | None, call: Callable[[], T]) -> T | None:
         """Run a service call; when the model predicts a refusal, it must be exactly that one."""
@@ -737,8 +743,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def set_paused(self, paused: bool) -> None:
         view = org_service.set_paused(self.uow, self.org_id, paused=paused, actor=OPERATOR)
         assert view.paused is paused
-        with self.model.change():
+        with self.model.change(), self.child_change():
             self.model.paused = paused
+            if self.child is not None:  # the pause flows down: the child's seats stop too
+                self.child.ancestor_paused = paused
 
     @rule(
         returnable=maybe(st.booleans()),
@@ -799,6 +807,102 @@ class LedgerMachine(RuleBasedStateMachine):
     def wait(self, unit: str, count: int) -> None:
         self.clock.advance(**{unit: count})
 
+    # The family: a child org and credits moving between the two pools
+
+    def child_change(self) -> AbstractContextManager[None]:
+        """The child's `change()`, or nothing before it is opened."""
+        return nullcontext() if self.child is None else self.child.change()
+
+    @precondition(lambda self: self.child is None)
+    @rule(returnable=st.booleans(), licensed=SEAT_RATES)
+    def open_child(self, returnable: bool, licensed: str) -> None:
+        owner = make_user(self.uow)
+        view = families.create_child(
+            self.uow,
+            self.org_id,
+            name="Child class",
+            owner_user_id=owner.id,
+            settings=SettingsChange(returnable=returnable, rate_licensed=credits(licensed)),
+            actor=OPERATOR,
+        )
+        assert view.parent_id == self.org_id
+        self.child_id = view.id
+        self.child = OrgModel(
+            clock=self.clock,
+            since=self.clock.now(),
+            returnable=returnable,
+            auto_enabled=False,
+            bundle=credits("5"),
+            cap=0,
+            rates={Seat.LICENSED: credits(licensed), Seat.UNLICENSED: 0, Seat.EXTERNAL: 0},
+            ancestor_paused=self.model.paused,
+        )
+        self.child.members["owner"] = MemberModel(owner.id, Role.OWNER, Seat.LICENSED)
+
+    @precondition(lambda self: self.child is not None)
+    @rule(amount=PURCHASES)
+    def allot_to_child(self, amount: str) -> None:
+        parent, child, micros = self.model, self.child, credits(amount)
+        assert child is not None
+        moved = self.attempt(
+            InsufficientCredits if micros > parent.pool_available() else None,
+            lambda: families.allot_to_child(
+                self.uow, self.org_id, self.child_id, micros, actor=OPERATOR
+            ),
+        )
+        if moved is None:  # all or nothing: the invariant sees both pools unchanged
+            return
+        with parent.change(), child.change():
+            parent.pool -= micros
+            child.pool += micros
+        assert moved.amount == micros
+        assert (moved.parent.available, moved.child.available) == (
+            parent.pool_available(),
+            child.pool_available(),
+        )
+
+    @precondition(lambda self: self.child is not None)
+    @rule(amount=maybe(PURCHASES))
+    def take_back_from_child(self, amount: str | None) -> None:
+        parent, child = self.model, self.child
+        assert child is not None
+        micros = child.pool_available() if amount is None else credits(amount)
+        refusal: type[CreditpoolError] | None = None
+        if not child.returnable:
+            refusal = NotReturnable
+        elif micros > child.pool_available():
+            refusal = InsufficientCredits
+        moved = self.attempt(
+            refusal,
+            lambda: families.take_back_from_child(
+                self.uow,
+                self.org_id,
+                self.child_id,
+                None if amount is None else micros,
+                actor=OPERATOR,
+            ),
+        )
+        if moved is None:
+            return
+        with parent.change(), child.change():
+            parent.pool += micros
+            child.pool -= micros
+        assert moved.amount == micros
+        assert (moved.parent.available, moved.child.available) == (
+            parent.pool_available(),
+            child.pool_available(),
+        )
+
+    @precondition(lambda self: self.child is not None)
+    @rule(paused=st.booleans())
+    def set_child_paused(self, paused: bool) -> None:
+        child = self.child
+        assert child is not None
+        view = org_service.set_paused(self.uow, self.child_id, paused=paused, actor=OPERATOR)
+        assert view.paused is paused
+        with child.change():
+            child.paused = paused
+
     # After every step
 
     @invariant()
@@ -820,9 +924,28 @@ class LedgerMachine(RuleBasedStateMachine):
             model.settings(),
             model.org_usage(),
         )
-        # The whole database, which holds this example's org only.
+        if self.child is not None:
+            self.family_matches_the_model(org.rollup)
+        # The whole database, which holds this example's org (and its child) only.
         report = audit(self.uow)
         assert report.clean, report.breaches
+
+    def family_matches_the_model(self, rollup: RollupView) -> None:
+        """The child's balance, and the parent's roll-up over both orgs."""
+        parent, child = self.model, self.child
+        assert child is not None
+        figures = child.balance_figures()
+        assert reported_balance(self.uow, self.child_id) == figures
+        own = parent.balance_figures()
+        assert rollup == RollupView(
+            orgs=2,
+            members=len([m for m in parent.members.values() if m.active]) + 1,
+            available=own["available"] + figures["available"],
+            allocated=own["allocated"],
+            used=own["used"],
+            metered=own["metered"] + figures["metered"],
+            usage=parent.org_usage(),
+        )
 
     def teardown(self) -> None:
         self.example.close()
