@@ -76,6 +76,16 @@ def org_json(view: OrgView) -> JSON:
         "balance": balance_json(view.balance),
         "usage": dict(view.usage),
         "created_at": rfc3339(view.created_at),
+        "parent_id": view.parent_id,
+        "rollup": {
+            "orgs": view.rollup.orgs,
+            "members": view.rollup.members,
+            "available": format_credits(view.rollup.available),
+            "allocated": format_credits(view.rollup.allocated),
+            "used": format_credits(view.rollup.used),
+            "metered": format_credits(view.rollup.metered),
+            "usage": dict(view.rollup.usage),
+        },
     }
 
 
