@@ -39,7 +39,7 @@ from creditpool.services.orgs import open_org
 from creditpool.services.totals import combine, exact_sum
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BalanceView, OrgView, balance_view, org_view
-from creditpool.storage.schema import Account, Org, Transfer
+from creditpool.storage.schema import Org, Transfer
 from creditpool.storage.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -89,9 +89,8 @@ def create_child(
                 f"a family is at most {MAX_DEPTH} levels deep"
             )
         child = open_org(uow, name=name, owner_user_id=owner_user_id, chosen=chosen, parent=parent)
-        if uow.session.get(Account, (parent.id, AccountKind.CHILDREN)) is None:
-            _open_account(uow, parent.id, AccountKind.CHILDREN)
-        _open_account(uow, child.id, AccountKind.PARENT)
+        ledger.open_family_account(uow.session, parent.id, AccountKind.CHILDREN)
+        ledger.open_family_account(uow.session, child.id, AccountKind.PARENT)
         uow.session.flush()
         return org_view(uow, child)
 
@@ -295,11 +294,6 @@ def _lock_family(uow: UnitOfWork, parent_id: str, child_id: str) -> tuple[Org, O
         raise NotFound(f"no child {child_id} of org {parent_id}")
     parent = load_org(uow, parent_id, lock=True)
     return parent, load_org(uow, child_id, lock=True)
-
-
-def _open_account(uow: UnitOfWork, org_id: str, kind: AccountKind) -> None:
-    """Open one of an org's family accounts, at zero."""
-    uow.session.add(Account(org_id=org_id, id=str(kind), kind=str(kind), balance=0, held=0))
 
 
 def _finish(

@@ -142,6 +142,12 @@ def open_accounts(session: Session, org_id: str) -> None:
     )
 
 
+def open_family_account(session: Session, org_id: str, kind: AccountKind) -> None:
+    """Create an org's `children` or `parent` account, at zero, unless it has it already."""
+    if str(kind) not in balances(session, org_id, [str(kind)]):
+        session.add(Account(org_id=org_id, id=str(kind), kind=str(kind), balance=0, held=0))
+
+
 def open_wallet(session: Session, org_id: str, member_id: str) -> None:
     """Create a member's empty wallet."""
     session.add(
