@@ -3,10 +3,11 @@
 Every few seconds it sends the mail that is due (retrying failures later), sends the webhook
 deliveries that are due (services/webhook_delivery.py: several workers, in this process or
 others, never send one delivery at once), announces low-credit alerts as the seat burn crosses
-them, marks expired holds as expired, and forgets idempotency and usage-event keys past their
-retention. `serve` runs it in a thread of its own process, once however many server processes
-it starts (a request in the same process wakes it when it queues mail); `creditpool worker
---once` runs one pass (for cron, or tests).
+them, settles the period boundaries of budgets per period that have passed (services/periods.py:
+requests settle them too, whichever comes first), marks expired holds as expired, and forgets
+idempotency and usage-event keys past their retention. `serve` runs it in a thread of its own
+process, once however many server processes it starts (a request in the same process wakes it
+when it queues mail); `creditpool worker --once` runs one pass (for cron, or tests).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from creditpool.services import (
     holds,
     idempotency,
     mail,
+    periods,
     rate_limits,
     sessions,
     user_links,
@@ -45,6 +47,7 @@ class PassReport:
     webhooks_succeeded: int = 0
     webhook_attempts_failed: int = 0
     alerts_changed: int = 0
+    periods_settled: int = 0  # orgs whose period boundary this pass settled
 
 
 def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) -> PassReport:
@@ -58,6 +61,8 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
     webhooks = webhook_delivery.deliver_due(uow, private_networks=config.webhook_private_networks)
     # The seat burn lowers pools with time, not only by writes: announce the crossings.
     alerts_changed = alerts.sweep(uow)
+    # Budgets per period: boundaries passed that no request has settled yet.
+    settled = periods.sweep(uow)
     expired = holds.expire_holds(uow)
     forgotten = idempotency.forget_expired_keys(uow)
     # Rate-limit windows are over once older than the longest window: forget them.
@@ -74,6 +79,7 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
         webhooks.succeeded,
         webhooks.failed_attempts,
         alerts_changed,
+        settled.orgs,
     )
 
 

@@ -14,6 +14,8 @@ from tests.support.clock import START, FakeClock
 
 YEAR_SECONDS = 31_536_000
 MICROS = 1_000_000
+# Automatic allocation without a budget per period (API 1.2), as an org starts.
+NO_PERIOD = {"period": None, "reclaim": False}
 
 
 def _org(world: World) -> dict[str, Any]:
@@ -168,9 +170,10 @@ def test_only_an_operator_creates_orgs_with_api_md_defaults_or_given_settings(ap
     assert org["invite_code"]
     assert org["settings"] == {
         "returnable": True,
-        "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0"},
+        "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0", **NO_PERIOD},
         "seat_rates": {"licensed": "0", "unlicensed": "0", "external": "0"},
         "alerts": {"low_balance": None, "days_left": None},
+        "timezone": "UTC",
     }
     balance = org["balance"]
     assert (balance["available"], balance["allocated"], balance["purchased"]) == ("0", "0", "0")
@@ -199,9 +202,10 @@ def test_only_an_operator_creates_orgs_with_api_md_defaults_or_given_settings(ap
     metered = with_settings.json()
     assert metered["settings"] == {
         "returnable": False,
-        "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0"},
+        "auto_allocation": {"enabled": False, "bundle": "5", "max_per_member": "0", **NO_PERIOD},
         "seat_rates": {"licensed": "1", "unlicensed": "0", "external": "0"},
         "alerts": {"low_balance": None, "days_left": None},
+        "timezone": "UTC",
     }
     # The owner's licensed seat burns 1 credit a year at once: 1/365 a day, to 6 places.
     assert metered["balance"]["burn_rate_per_day"] == "0.00274"
@@ -242,22 +246,25 @@ def test_settings_change_any_part_and_keep_the_rest_or_refuse_a_bad_policy(
     assert enabled.status_code == 200, enabled.text
     assert enabled.json() == {
         "returnable": True,
-        "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "0"},
+        "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "0", **NO_PERIOD},
         "seat_rates": {"licensed": "0", "unlicensed": "0", "external": "0"},
         "alerts": {"low_balance": None, "days_left": None},
+        "timezone": "UTC",
     }
     capped = patch({"auto_allocation": {"max_per_member": "20"}})
     assert capped.json()["auto_allocation"] == {
         "enabled": True,
         "bundle": "5",
         "max_per_member": "20",
+        **NO_PERIOD,
     }
     rated = patch({"seat_rates": {"unlicensed": 0.1}, "returnable": False})
     expected = {
         "returnable": False,
-        "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "20"},
+        "auto_allocation": {"enabled": True, "bundle": "5", "max_per_member": "20", **NO_PERIOD},
         "seat_rates": {"licensed": "0", "unlicensed": "0.1", "external": "0"},
         "alerts": {"low_balance": None, "days_left": None},
+        "timezone": "UTC",
     }
     assert rated.json() == expected
 

@@ -24,7 +24,14 @@ from pydantic_core import PydanticCustomError
 from creditpool.api import document_rules as rules
 from creditpool.domain.amounts import format_credits, parse_credits
 from creditpool.domain.errors import InvalidAmount, InvalidInput
-from creditpool.domain.model import HoldStatus, InvitationStatus, MemberStatus, Role, Seat
+from creditpool.domain.model import (
+    HoldStatus,
+    InvitationStatus,
+    MemberStatus,
+    Period,
+    Role,
+    Seat,
+)
 from creditpool.domain.policies import SettingsChange
 from creditpool.domain.text import check_clean_text
 from creditpool.services.auth import ApiKeyView, PersonalTokenView
@@ -326,9 +333,22 @@ class AutoAllocationIn(RequestBody):
         PolicyAmountIn | None,
         Field(
             description="At least 0 and a multiple of the bundle (the one sent, else the "
-            "current one): 422 invalid_policy otherwise."
+            "current one): 422 invalid_policy otherwise. With a period, the cap of each period."
         ),
     ] = None
+    period: Literal["week", "month"] | None = Field(
+        default=None,
+        description="The budget's period: the cap counts what a member receives "
+        "automatically within each week (from Monday 00:00) or month (from the 1st, 00:00), "
+        "local time in the org's time zone; null: for ever. Absent keeps the current one; a "
+        "change starts counting afresh from the period containing now.",
+    )
+    reclaim: StrictBool | None = Field(
+        default=None,
+        description="At the end of each period, what remains of a member's automatic "
+        "allotments goes back to the pool as a `reclaim` transfer (only if the org is "
+        "returnable); manual allotments never do.",
+    )
 
 
 class SeatRatesIn(RequestBody):
@@ -357,6 +377,11 @@ class SettingsIn(RequestBody):
     auto_allocation: AutoAllocationIn | None = None
     seat_rates: SeatRatesIn | None = None
     alerts: AlertsIn | None = None
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="The IANA time zone of period boundaries (Europe/Paris); an unknown "
+        "name: 422 validation_error. A change starts counting afresh.",
+    )
 
     def change(self) -> SettingsChange:
         """Return the change these fields describe."""
@@ -373,6 +398,10 @@ class SettingsIn(RequestBody):
             alert_low_balance=None if self.alerts is None else self.alerts.low_balance,
             alert_days_left=None if self.alerts is None else self.alerts.days_left,
             alerts_set=frozenset(() if self.alerts is None else self.alerts.model_fields_set),
+            auto_period=None if auto.period is None else Period(auto.period),
+            period_set="period" in auto.model_fields_set,
+            auto_reclaim=auto.reclaim,
+            timezone=self.timezone,
         )
 
 
@@ -382,6 +411,13 @@ class AutoAllocation(BaseModel):
     enabled: bool
     bundle: Amount
     max_per_member: Amount
+    period: Literal["week", "month"] | None = Field(
+        description="null: the cap counts for ever; else per week or month, in `timezone`."
+    )
+    reclaim: bool = Field(
+        description="Whether a period's unused automatic allotments go back to the pool at "
+        "its end (when the org is returnable)."
+    )
 
 
 class SeatRates(BaseModel):
@@ -406,6 +442,7 @@ class Settings(BaseModel):
     auto_allocation: AutoAllocation
     seat_rates: SeatRates
     alerts: Alerts
+    timezone: str = Field(description="The IANA time zone of period boundaries.")
 
 
 class Balance(BaseModel):
@@ -503,6 +540,8 @@ def settings_body(settings: Any) -> Settings:
             enabled=auto.enabled,
             bundle=format_credits(auto.bundle),
             max_per_member=format_credits(auto.max_per_member),
+            period=None if auto.period is None else str(auto.period),
+            reclaim=auto.reclaim,
         ),
         seat_rates=SeatRates(
             licensed=format_credits(rates.licensed),
@@ -517,6 +556,7 @@ def settings_body(settings: Any) -> Settings:
             ),
             days_left=settings.alerts.days_left,
         ),
+        timezone=settings.timezone,
     )
 
 
@@ -616,6 +656,13 @@ class Member(BaseModel):
     credits_allocated: Amount
     credits_used: Amount
     auto_allocated: Amount
+    auto_allocated_this_period: Amount = Field(
+        description="What counts toward the automatic cap: received automatically since the "
+        "org's period began (without a period: ever)."
+    )
+    period_ends_at: datetime | None = Field(
+        description="When the period ends and the count starts afresh; null without a period."
+    )
     usage: dict[str, int]
     groups: list[str]
     access: bool
@@ -637,6 +684,8 @@ class Member(BaseModel):
             credits_allocated=format_credits(view.credits_allocated),
             credits_used=format_credits(view.credits_used),
             auto_allocated=format_credits(view.auto_allocated),
+            auto_allocated_this_period=format_credits(view.auto_allocated_this_period),
+            period_ends_at=view.period_ends_at,
             usage=view.usage,
             groups=view.groups,
             access=view.access,

@@ -84,6 +84,10 @@ class AutoAllocation(Model):
     enabled: bool
     bundle: Decimal
     max_per_member: Decimal
+    # Budgets per period (version 1.2): the cap counts per week or month (None: for ever), and
+    # with `reclaim` a period's unused automatic credits go back to the pool at its end.
+    period: Literal["week", "month"] | None = None
+    reclaim: bool = False
 
 
 class SeatRates(Model):
@@ -108,6 +112,7 @@ class Settings(Model):
     auto_allocation: AutoAllocation
     seat_rates: SeatRates
     alerts: Alerts | None = None  # version 1.1 servers
+    timezone: str = "UTC"  # of period boundaries, an IANA name (version 1.2)
 
 
 class Balance(Model):
@@ -220,6 +225,10 @@ class Member(Model):
     credits_allocated: Decimal
     credits_used: Decimal
     auto_allocated: Decimal
+    # What counts toward the automatic cap this period, and when the period ends (None: no
+    # period); version 1.2 servers.
+    auto_allocated_this_period: Decimal | None = None
+    period_ends_at: AwareDatetime | None = None
     usage: dict[str, int]
     groups: list[str]
     access: bool
@@ -305,6 +314,9 @@ class AutoAllocationChange:
     enabled: bool | None = None
     bundle: Decimal | int | None = None
     max_per_member: Decimal | int | None = None
+    # "week" or "month" makes the cap a budget per period; "off" removes the period.
+    period: Literal["week", "month", "off"] | None = None
+    reclaim: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -332,3 +344,4 @@ class SettingsChange:
     auto_allocation: AutoAllocationChange | None = None
     seat_rates: SeatRatesChange | None = None
     alerts: AlertsChange | None = None
+    timezone: str | None = None  # an IANA name (Europe/Paris), for period boundaries

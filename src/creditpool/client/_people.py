@@ -75,7 +75,9 @@ def me() -> Call[Me]:
 
 def settings_body(change: SettingsChange) -> dict[str, Any]:
     """The JSON of a settings change: only the parts given."""
-    body: dict[str, Any] = without_none({"returnable": change.returnable})
+    body: dict[str, Any] = without_none(
+        {"returnable": change.returnable, "timezone": change.timezone}
+    )
     if change.auto_allocation is not None:
         auto = change.auto_allocation
         body["auto_allocation"] = without_none(
@@ -83,8 +85,12 @@ def settings_body(change: SettingsChange) -> dict[str, Any]:
                 "enabled": auto.enabled,
                 "bundle": optional_decimal_string(auto.bundle),
                 "max_per_member": optional_decimal_string(auto.max_per_member),
+                "reclaim": auto.reclaim,
             }
         )
+        if auto.period is not None:
+            # "off" is sent as null, which removes the period; absent keeps it.
+            body["auto_allocation"]["period"] = None if auto.period == "off" else auto.period
     if change.seat_rates is not None:
         rates = change.seat_rates
         body["seat_rates"] = without_none(

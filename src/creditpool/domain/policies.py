@@ -5,6 +5,11 @@ Automatic allocation, exactly: when usage (or a hold) of `amount` meets a member
 with `w + k * bundle >= amount`, provided `auto_allocated + k * bundle <= max_per_member`. (The
 pool must also hold `k * bundle`; the ledger checks that when it debits the pool.) Otherwise
 nothing moves. Manual allotment never counts toward the cap.
+
+With a `period` (a week or a month, in the org's `timezone`), `auto_allocated` is what the member
+received automatically since the period began (services/periods.py settles each boundary), so
+the cap is a budget per period; with `reclaim`, what is left of it at the end goes back to the
+pool (if the org is returnable).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import TypeVar
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidPolicy
 from creditpool.domain.metering import SeatRates
+from creditpool.domain.model import Period
+from creditpool.domain.periods import DEFAULT_TIMEZONE, check_timezone
 
 DEFAULT_BUNDLE = 5_000_000
 
@@ -28,6 +35,8 @@ class AutoAllocation:
     enabled: bool = False
     bundle: int = DEFAULT_BUNDLE
     max_per_member: int = 0
+    period: Period | None = None  # None: the cap counts for ever
+    reclaim: bool = False  # a period's unused automatic credits go back at its end
 
     def validated(self) -> AutoAllocation:
         """Return self, or raise InvalidPolicy when bundle and cap disagree."""
@@ -52,10 +61,11 @@ class AutoAllocation:
         bundles = -(-(amount - available) // self.bundle)
         top_up = bundles * self.bundle
         if auto_allocated + top_up > self.max_per_member:
+            span = "" if self.period is None else f" this {self.period}"
             raise InsufficientCredits(
                 f"{bundles} more bundle(s) would pass the automatic cap of "
-                f"{format_credits(self.max_per_member)} per member "
-                f"({format_credits(auto_allocated)} already allotted automatically)"
+                f"{format_credits(self.max_per_member)} per member{span} "
+                f"({format_credits(auto_allocated)} already allotted automatically{span})"
             )
         return top_up
 
@@ -83,16 +93,19 @@ MAX_ALERT_DAYS = 3650
 @dataclass(frozen=True)
 class OrgSettings:
     """What an org's owner decides: returns to the pool, automatic allocation, seat rates,
-    alerts."""
+    alerts, and the time zone of period boundaries (IANA)."""
 
     returnable: bool = True
     auto_allocation: AutoAllocation = field(default_factory=AutoAllocation)
     seat_rates: SeatRates = field(default_factory=SeatRates)
     alerts: Alerts = field(default_factory=Alerts)
+    timezone: str = DEFAULT_TIMEZONE
 
     def validated(self) -> OrgSettings:
-        """Return self, or raise InvalidPolicy / InvalidAmount for a contradiction."""
+        """Return self, or raise InvalidPolicy / InvalidInput for a contradiction or an unknown
+        time zone."""
         self.auto_allocation.validated()
+        check_timezone(self.timezone)
         self.alerts.validated()
         for rate in (
             self.seat_rates.licensed,
@@ -119,6 +132,11 @@ class SettingsChange:
     alert_low_balance: int | None = None
     alert_days_left: int | None = None
     alerts_set: frozenset[str] = frozenset()
+    # The period may be turned off (None), so it changes only when `period_set` says so.
+    auto_period: Period | None = None
+    period_set: bool = False
+    auto_reclaim: bool | None = None
+    timezone: str | None = None
 
     def applied_to(self, settings: OrgSettings) -> OrgSettings:
         """Return the settings with this change applied and validated."""
@@ -132,6 +150,8 @@ class SettingsChange:
                 enabled=_keep(self.auto_enabled, auto.enabled),
                 bundle=_keep(self.auto_bundle, auto.bundle),
                 max_per_member=_keep(self.auto_max_per_member, auto.max_per_member),
+                period=self.auto_period if self.period_set else auto.period,
+                reclaim=_keep(self.auto_reclaim, auto.reclaim),
             ),
             seat_rates=SeatRates(
                 licensed=_keep(self.rate_licensed, rates.licensed),
@@ -148,6 +168,7 @@ class SettingsChange:
                     self.alert_days_left if "days_left" in self.alerts_set else alerts.days_left
                 ),
             ),
+            timezone=_keep(self.timezone, settings.timezone),
         )
         return changed.validated()
 

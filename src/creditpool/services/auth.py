@@ -45,6 +45,7 @@ from creditpool.domain.roles import (
     scopes_allow,
 )
 from creditpool.domain.text import clean_name
+from creditpool.services import periods
 from creditpool.services.lookups import load_org
 from creditpool.services.rate_limits import FailedPasswords
 from creditpool.services.transactions import run_write
@@ -328,11 +329,22 @@ def authorize_bearer(
     configured_operator_key: str | None,
 ) -> Grant:
     """Identify the holder of a bearer token and authorize it on an org, in one query (see
-    `authorize` for the rules)."""
+    `authorize` for the rules); an org whose period boundary has passed is settled first."""
     with uow.preparing():
         principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
         assert standing is not None
-        return _grant(uow, principal, standing, org_id, permission, own_member_id)
+        grant = _grant(uow, principal, standing, org_id, permission, own_member_id)
+        due = periods.is_due(standing.period_ends_at, uow.now)
+    if due:
+        _settle_period(uow, org_id)
+    return grant
+
+
+def _settle_period(uow: UnitOfWork, org_id: str) -> None:
+    """Settle the org's passed period boundary before the request's work, reads included
+    (services/periods.py): in its own short transaction, which a request's joins and commits
+    (its work then runs in the next one)."""
+    periods.settle_due(uow, org_id)
 
 
 @dataclass(frozen=True)
@@ -344,6 +356,8 @@ class _Standing:
     member_id: str | None = None
     role: str | None = None
     parent_id: str | None = None
+    # The org's period boundary (None without a period), read with the org: free to check.
+    period_ends_at: datetime | None = None
 
 
 def _caller(
@@ -363,8 +377,12 @@ def _caller(
         principal = Principal(actor="operator-key:configured", operator=True)
         if org_id is None:
             return principal, None
-        found = uow.execute_first(select(Org.id).where(Org.id == org_id)).scalar()
-        return principal, _Standing(found is not None)
+        found = uow.execute_first(
+            select(Org.id, Org.period_ends_at).where(Org.id == org_id)
+        ).one_or_none()
+        if found is None:
+            return principal, _Standing(False)
+        return principal, _Standing(True, period_ends_at=found.period_ends_at)
     if parts[0] == "cpt" and len(parts) == 3:
         return _personal(uow, parts[1], parts[2], org_id, refused)
     if parts[0] == "cpk" and len(parts) == 4:
@@ -415,6 +433,7 @@ _TOKEN_IN_ORG = (
     _TOKEN.add_columns(
         _orgs.c.id.label("org_found"),
         _orgs.c.parent_id,
+        _orgs.c.period_ends_at,
         _members.c.id.label("member_id"),
         _members.c.role,
     )
@@ -432,8 +451,12 @@ _API_KEY = select(
 _OPERATOR_KEY = select(
     _operator_keys.c.secret_hash, _operator_keys.c.revoked_at, _operator_keys.c.last_used_at
 ).where(_operator_keys.c.id == bindparam("key"))
-_OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(_orgs.c.id.label("org_found")).outerjoin(
-    _orgs, _orgs.c.id == bindparam("org")
+_OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(
+    _orgs.c.id.label("org_found"), _orgs.c.period_ends_at
+).outerjoin(_orgs, _orgs.c.id == bindparam("org"))
+# An org key with its own org's period boundary (the one org it may act on).
+_API_KEY_IN_ORG = _API_KEY.add_columns(_orgs.c.period_ends_at).outerjoin(
+    _orgs, _orgs.c.id == _api_keys.c.org_id
 )
 # The user's live memberships in an org's parent and grandparent: a family is at most three
 # deep (orgs' CHECK on depth), so these are all its ancestors. Read only when the caller's own
@@ -471,7 +494,11 @@ def _personal(
     if org_id is None:
         return principal, None
     return principal, _Standing(
-        token.org_found is not None, token.member_id, token.role, token.parent_id
+        token.org_found is not None,
+        token.member_id,
+        token.role,
+        token.parent_id,
+        token.period_ends_at,
     )
 
 
@@ -483,13 +510,18 @@ def _org_key(
     org_id: str | None,
     refused: Unauthenticated,
 ) -> tuple[Principal, _Standing | None]:
-    key = uow.execute_first(_API_KEY, {"key_org": key_org, "key": key_id}).one_or_none()
+    query = _API_KEY if org_id is None else _API_KEY_IN_ORG
+    key = uow.execute_first(query, {"key_org": key_org, "key": key_id}).one_or_none()
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         raise refused
     _mark_used(uow, ApiKey, {"org_id": key_org, "id": key_id}, key.last_used_at)
     principal = Principal(actor=f"key:{key_id}", org_id=key_org, scopes=frozenset(key.scopes))
     # A key's org exists (the key names it); any other org is one the key knows nothing of.
-    return principal, None if org_id is None else _Standing(org_id == key_org)
+    if org_id is None:
+        return principal, None
+    if org_id != key_org:
+        return principal, _Standing(False)
+    return principal, _Standing(True, period_ends_at=key.period_ends_at)
 
 
 def _operator_key(
@@ -501,7 +533,9 @@ def _operator_key(
         raise refused
     _mark_used(uow, OperatorKey, {"id": key_id}, key.last_used_at)
     principal = Principal(actor=f"operator-key:{key_id}", operator=True)
-    return principal, None if org_id is None else _Standing(key.org_found is not None)
+    if org_id is None:
+        return principal, None
+    return principal, _Standing(key.org_found is not None, period_ends_at=key.period_ends_at)
 
 
 @dataclass(frozen=True)
@@ -593,7 +627,7 @@ def authorize(
     Forbidden for one whose role does not allow the action.
     """
     with uow.preparing():
-        query = select(Org.id).where(Org.id == org_id)
+        query = select(Org.id, Org.period_ends_at).where(Org.id == org_id)
         if principal.user_id is not None and not principal.operator:
             query = query.add_columns(Member.id, Member.role, Org.parent_id).outerjoin(
                 Member,
@@ -602,8 +636,16 @@ def authorize(
                 & (Member.status == MemberStatus.ACTIVE),
             )
         row = uow.execute_first(query).one_or_none()
-        standing = _Standing(False) if row is None else _Standing(True, *row[1:])
-        return _grant(uow, principal, standing, org_id, permission, own_member_id)
+        if row is None:
+            standing = _Standing(False)
+        else:
+            member_id, role, parent_id = (*row[2:], None, None, None)[:3]
+            standing = _Standing(True, member_id, role, parent_id, row.period_ends_at)
+        grant = _grant(uow, principal, standing, org_id, permission, own_member_id)
+        due = periods.is_due(standing.period_ends_at, uow.now)
+    if due:
+        _settle_period(uow, org_id)
+    return grant
 
 
 def _role_from_ancestors(uow: UnitOfWork, user_id: str, parent_id: str) -> Role | None:

@@ -52,6 +52,7 @@ from creditpool.domain.model import (
 from creditpool.metrics import note_transfers
 from creditpool.services import event_bodies, events
 from creditpool.services.ledger import WALLET_PREFIX, Posting
+from creditpool.services.lookups import load_org
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.views import UsageResult, charged_view, transfer_view
@@ -86,6 +87,8 @@ _CHARGEABLE = (
         _orgs.c.external_seats,
         _orgs.c.metered_since,
         _orgs.c.webhook_events,
+        _orgs.c.auto_period,
+        _orgs.c.period_ends_at,
         _members.c.id,
         _members.c.status,
         _members.c.user_id,
@@ -115,6 +118,7 @@ _ADD_USED = (
         _members.c.used_total,
         _members.c.allocated_total,
         _members.c.auto_allocated_total,
+        _members.c.auto_period_allocated,
         _members.c.role,
         _members.c.seat,
         _members.c.status,
@@ -159,6 +163,11 @@ def try_charge(
     found = connection.execute(_CHARGEABLE, keys).one_or_none()
     if found is None:
         raise NotFound(f"no org {org_id}")
+    if found.period_ends_at is not None and found.period_ends_at <= uow.now:
+        # A period boundary has passed: settle it (under the org's lock, taken first of all)
+        # before charging in the new period, then read the org as it left it.
+        load_org(uow, org_id, lock=True)
+        found = connection.execute(_CHARGEABLE, keys).one()
     if found.paused:
         raise OrgPaused("the org is paused: usage and holds are refused until it resumes")
     if found.status is None:
@@ -221,6 +230,7 @@ def try_charge(
         usage=usage,
         groups=groups,
         access=(access, reason),
+        period=(found.auto_period, found.period_ends_at),
     )
     result = UsageResult(transfer_view(transfer), member, 0)
     if found.webhook_events:  # no query at all unless some endpoint of the org wants events

@@ -50,6 +50,8 @@ def settings_json(settings: OrgSettings) -> JSON:
             "enabled": auto.enabled,
             "bundle": format_credits(auto.bundle),
             "max_per_member": format_credits(auto.max_per_member),
+            "period": None if auto.period is None else str(auto.period),
+            "reclaim": auto.reclaim,
         },
         "seat_rates": {
             "licensed": format_credits(rates.licensed),
@@ -62,6 +64,7 @@ def settings_json(settings: OrgSettings) -> JSON:
             ),
             "days_left": alerts.days_left,
         },
+        "timezone": settings.timezone,
     }
 
 
@@ -121,6 +124,8 @@ def member_json(view: MemberView) -> JSON:
         "credits_allocated": format_credits(view.credits_allocated),
         "credits_used": format_credits(view.credits_used),
         "auto_allocated": format_credits(view.auto_allocated),
+        "auto_allocated_this_period": format_credits(view.auto_allocated_this_period),
+        "period_ends_at": _at(view.period_ends_at),
         "usage": dict(view.usage),
         "groups": list(view.groups),
         "access": view.access,

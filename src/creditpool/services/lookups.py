@@ -14,13 +14,20 @@ from creditpool.storage.unit_of_work import UnitOfWork
 
 
 def load_org(uow: UnitOfWork, org_id: str, *, lock: bool = False) -> Org:
-    """Return the org; with `lock`, hold its row until commit (the pool's lock)."""
+    """Return the org; with `lock`, hold its row until commit (the pool's lock), and settle a
+    period boundary that has passed first (services/periods.py): a write works in the period
+    its instant falls in."""
     query = select(Org).where(Org.id == org_id).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update(key_share=True)
     org = uow.session.scalars(query).one_or_none()
     if org is None:
         raise NotFound(f"no org {org_id}")
+    if lock and org.period_ends_at is not None and org.period_ends_at <= uow.now:
+        # Imported here: settling needs the wallets' helpers, which need these lookups.
+        from creditpool.services import periods
+
+        periods.settle_locked(uow, org)
     return org
 
 

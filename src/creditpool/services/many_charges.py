@@ -115,6 +115,8 @@ _ORG = (
         *(_orgs.c[name] for name in MeteredOrg.__annotations__),
         _orgs.c.auto_enabled,
         _orgs.c.webhook_events,
+        _orgs.c.auto_period,
+        _orgs.c.period_ends_at,
         _pool.c.balance.label("pool_balance"),
     )
     .join(_pool, (_pool.c.org_id == _orgs.c.id) & (_pool.c.id == AccountKind.POOL))
@@ -138,6 +140,7 @@ _MEMBERS = (
         _members.c.used_total,
         _members.c.allocated_total,
         _members.c.auto_allocated_total,
+        _members.c.auto_period_allocated,
         _members.c.joined_at,
         _members.c.removed_at,
         _users.c.email,
@@ -221,6 +224,11 @@ def charge_many(
     org = connection.execute(_ORG, {"org": org_id}).one_or_none()
     if org is None:
         return [NotFound(f"no org {org_id}")] * len(charges)
+    if org.period_ends_at is not None and org.period_ends_at <= uow.now:
+        # A period boundary has passed: settle it under the org's lock, taken first of all,
+        # then charge in the new period with the org as that left it.
+        load_org(uow, org_id, lock=True)
+        org = connection.execute(_ORG, {"org": org_id}).one()
     if org.paused:
         paused = OrgPaused("the org is paused: usage and holds are refused until it resumes")
         return [paused] * len(charges)
@@ -396,6 +404,7 @@ class _Access:
 
     def __init__(self, org: Any, uow: UnitOfWork) -> None:
         self.meters_licensed = org.rate_licensed > 0
+        self.period = (org.auto_period, org.period_ends_at)
         self.pool_available = (
             available(org, org.pool_balance, uow.now) if self.meters_licensed else 0
         )
@@ -419,6 +428,7 @@ class _Access:
             usage=dict(member.usage),
             groups=member.groups,
             access=(access, reason),
+            period=self.period,
         )
 
 

@@ -22,7 +22,7 @@ from creditpool.domain.errors import (
     OwnerRequired,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
-from creditpool.services import alerts, event_bodies, events, ledger, metering
+from creditpool.services import alerts, event_bodies, events, ledger, metering, periods
 from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
@@ -326,15 +326,19 @@ class MembershipView:
 
 
 def memberships_of(uow: UnitOfWork, user_id: str) -> list[MembershipView]:
-    """Return the user's active memberships, by org name."""
+    """Return the user's active memberships, by org name; an org whose period boundary has
+    passed is settled first (services/periods.py), so what is read of it next is current."""
     with uow:
         rows = uow.session.execute(
-            select(Org.id, Org.name, Member.id, Member.role)
+            select(Org.id, Org.name, Member.id, Member.role, Org.period_ends_at)
             .join(Member, Member.org_id == Org.id)
             .where(Member.user_id == user_id, Member.status == MemberStatus.ACTIVE)
             .order_by(Org.name, Org.id)
-        ).tuples()
-        return [
-            MembershipView(org_id, name, member_id, Role(role))
-            for org_id, name, member_id, role in rows
-        ]
+        ).all()
+        due = [row[0] for row in rows if periods.is_due(row.period_ends_at, uow.now)]
+    for org_id in due:
+        periods.settle_due(uow, org_id)
+    return [
+        MembershipView(org_id, name, member_id, Role(role))
+        for org_id, name, member_id, role, _ in rows
+    ]

@@ -7,7 +7,15 @@ from sqlalchemy import func, select
 from creditpool.domain.model import MemberStatus, Role, Seat
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import alerts, event_bodies, events, family_pause, ledger, metering
+from creditpool.services import (
+    alerts,
+    event_bodies,
+    events,
+    family_pause,
+    ledger,
+    metering,
+    periods,
+)
 from creditpool.services.lookups import load_org
 from creditpool.services.members import join
 from creditpool.services.transactions import run_write
@@ -72,7 +80,7 @@ def open_org(
         unlicensed_seats=0,
         external_seats=0,
     )
-    _write_settings(org, chosen)
+    _write_settings(uow, org, chosen)
     uow.session.add(org)
     uow.session.flush()
     ledger.open_accounts(uow.session, org.id)
@@ -80,8 +88,11 @@ def open_org(
     return org
 
 
-def _write_settings(org: Org, settings: OrgSettings) -> None:
+def _write_settings(uow: UnitOfWork, org: Org, settings: OrgSettings) -> None:
     org.returnable = settings.returnable
+    org.auto_reclaim = settings.auto_allocation.reclaim
+    # A new period or time zone starts counting afresh (services/periods.py's set_period).
+    periods.set_period(uow, org, settings.auto_allocation.period, settings.timezone)
     org.auto_enabled = settings.auto_allocation.enabled
     org.auto_bundle = settings.auto_allocation.bundle
     org.auto_max_per_member = settings.auto_allocation.max_per_member
@@ -101,7 +112,9 @@ def _write_settings(org: Org, settings: OrgSettings) -> None:
 def update_settings(
     uow: UnitOfWork, org_id: str, change: SettingsChange, *, actor: str
 ) -> OrgSettings:
-    """Change any part of the settings; new seat rates apply from now on."""
+    """Change any part of the settings; new seat rates apply from now on. A period boundary
+    that has passed is settled under the old settings first; a new period or time zone then
+    starts counting afresh from the period containing now, reclaiming nothing."""
 
     def apply() -> OrgSettings:
         org = load_org(uow, org_id, lock=True)
@@ -109,7 +122,7 @@ def update_settings(
         # The burn so far was at the old rates: post it before they change.
         if metering.moves_rate(org, rates=settings.seat_rates):
             metering.settle(uow, org, actor=actor)
-        _write_settings(org, settings)
+        _write_settings(uow, org, settings)
         uow.session.flush()
         alerts.check(uow, org)  # new thresholds or rates may put the pool past one
         return settings

@@ -19,6 +19,7 @@ from creditpool.domain.model import (
     AccountKind,
     HoldStatus,
     MemberStatus,
+    Period,
     Role,
     Seat,
 )
@@ -91,6 +92,10 @@ class MemberView:
     credits_allocated: int  # ever allotted, manually and automatically
     credits_used: int
     auto_allocated: int
+    # What counts toward the automatic cap: received automatically since the org's period
+    # began (with a period; without one, ever), and when the period ends (None: no period).
+    auto_allocated_this_period: int
+    period_ends_at: datetime | None
     usage: dict[str, int]
     groups: list[str]
     access: bool
@@ -174,10 +179,19 @@ def settings_of(org: Org) -> OrgSettings:
             enabled=org.auto_enabled,
             bundle=org.auto_bundle,
             max_per_member=org.auto_max_per_member,
+            period=None if org.auto_period is None else Period(org.auto_period),
+            reclaim=org.auto_reclaim,
         ),
         seat_rates=metering.seat_rates(org),
         alerts=Alerts(low_balance=org.alert_low_balance, days_left=org.alert_days_left),
+        timezone=org.timezone,
     )
+
+
+def received_this_period(auto_period: str | None, period_allocated: int, ever: int) -> int:
+    """What counts toward a member's automatic cap: what it received automatically since the
+    period began, or ever when the org has no period."""
+    return ever if auto_period is None else period_allocated
 
 
 ORG_ACCOUNTS = [str(kind) for kind in AccountKind if kind != AccountKind.WALLET]
@@ -318,6 +332,10 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
                 credits_allocated=member.allocated_total,
                 credits_used=member.used_total,
                 auto_allocated=member.auto_allocated_total,
+                auto_allocated_this_period=received_this_period(
+                    org.auto_period, member.auto_period_allocated, member.auto_allocated_total
+                ),
+                period_ends_at=org.period_ends_at,
                 usage=usage[member.id],
                 groups=groups[member.id],
                 access=access,
@@ -340,10 +358,12 @@ def charged_view(
     usage: dict[str, int],
     groups: list[str],
     access: tuple[bool, str],
+    period: tuple[str | None, datetime | None],
 ) -> MemberView:
     """The view of a member a charge has just changed, from rows read on the way: `person`
-    (id, user_id, email, name, joined_at) and `figures` (role, seat, status, allocated_total,
-    auto_allocated_total, removed_at)."""
+    (id, user_id, email, name, joined_at), `figures` (role, seat, status, allocated_total,
+    auto_allocated_total, auto_period_allocated, removed_at) and the org's `period`
+    (auto_period, period_ends_at)."""
     return MemberView(
         id=person.id,
         org_id=org_id,
@@ -359,6 +379,10 @@ def charged_view(
         credits_allocated=figures.allocated_total,
         credits_used=used,
         auto_allocated=figures.auto_allocated_total,
+        auto_allocated_this_period=received_this_period(
+            period[0], figures.auto_period_allocated, figures.auto_allocated_total
+        ),
+        period_ends_at=period[1],
         usage=usage,
         groups=sorted(groups),
         access=access[0],

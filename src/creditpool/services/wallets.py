@@ -37,6 +37,10 @@ def load_chargeable(uow: UnitOfWork, org_id: str, member_id: str) -> tuple[Org, 
     if row is None:
         raise NotFound(f"no org {org_id}")
     org, member = row
+    if org.period_ends_at is not None and org.period_ends_at <= uow.now and member is not None:
+        # A period boundary has passed: settled under the org's lock before anything moves.
+        org = load_org(uow, org_id, lock=True)
+        uow.session.refresh(member)
     if org.paused:
         raise OrgPaused("the org is paused: usage and holds are refused until it resumes")
     if member is None:
@@ -125,8 +129,11 @@ def make_spendable(
     # Only under the org lock can auto_allocated_total change: read it fresh.
     member = load_member(uow, org.id, member.id)
     uow.session.refresh(member)
+    # With a period, the cap is a budget per period: it counts what came since it began.
+    periodic = org.auto_period is not None
+    received = member.auto_period_allocated if periodic else member.auto_allocated_total
     top_up = settings_of(org).auto_allocation.top_up(
-        available=available, amount=amount, auto_allocated=member.auto_allocated_total
+        available=available, amount=amount, auto_allocated=received
     )
     if top_up == 0:
         return 0
@@ -142,7 +149,12 @@ def make_spendable(
         TransferKind.AUTO_ALLOCATION, AccountKind.POOL, wallet, top_up, member_id=member.id
     )
     ledger.add_to_member_totals(
-        uow.session, org.id, [member], allocated=top_up, auto_allocated=top_up
+        uow.session,
+        org.id,
+        [member],
+        allocated=top_up,
+        auto_allocated=top_up,
+        auto_period=top_up if periodic else 0,
     )
     return top_up
 
