@@ -175,7 +175,8 @@ def _restart_counters(uow: UnitOfWork, org_id: str) -> None:
             uow.session.expire(member)
 
 
-def _lock_org(uow: UnitOfWork, org_id: str) -> Org | None:
+def lock_org(uow: UnitOfWork, org_id: str) -> Org | None:
+    """Return the org with its row locked, as it stands (settling nothing: see `load_org`)."""
     return uow.session.scalars(
         select(Org)
         .where(Org.id == org_id)
@@ -189,7 +190,7 @@ def settle_due(uow: UnitOfWork, org_id: str) -> Settled | None:
     was none (or it was settled meanwhile)."""
 
     def apply() -> Settled | None:
-        org = _lock_org(uow, org_id)
+        org = lock_org(uow, org_id)
         return None if org is None else settle_locked(uow, org)
 
     return run_write(uow, apply)
