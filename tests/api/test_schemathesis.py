@@ -69,10 +69,16 @@ STATE_REFUSALS = (
         "`at` before the server's now: no schema can name the present",
     ),
     StateRefusal(
-        frozenset({"POST /api/v1/orgs"}),
+        frozenset({"POST /api/v1/orgs", "POST /api/v1/orgs/{org}/children"}),
         "validation_error",
         "no user with e-mail",
         "an owner_email that no user signed up with",
+    ),
+    StateRefusal(
+        frozenset({"POST /api/v1/orgs/{org}/children"}),
+        "validation_error",
+        "an org at level 3 cannot have children",
+        "a child of an org three levels down: a family is three levels deep at most",
     ),
     StateRefusal(
         frozenset({"GET /api/v1/orgs/{org}/groups"}),
@@ -81,7 +87,13 @@ STATE_REFUSALS = (
         "a cursor that no page gave",
     ),
     StateRefusal(
-        frozenset({"POST /api/v1/orgs", "PATCH /api/v1/orgs/{org}/settings"}),
+        frozenset(
+            {
+                "POST /api/v1/orgs",
+                "POST /api/v1/orgs/{org}/children",
+                "PATCH /api/v1/orgs/{org}/settings",
+            }
+        ),
         "invalid_policy",
         "the maximum per member must be a multiple of the bundle",
         "a cap that is no multiple of the bundle (the one sent, or the org's)",
