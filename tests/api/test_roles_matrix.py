@@ -35,7 +35,7 @@ from typing import Any
 import httpx2 as httpx
 from fastapi import FastAPI
 
-from creditpool.services import families, mail
+from creditpool.services import mail
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.api.support import OPERATOR_KEY, PASSWORD, Api, World, problem, signed_in_browser
 
@@ -79,6 +79,7 @@ class Stage:
     emails: dict[str, str]  # of the callers who are people
     join_org: str  # an org none of the callers belongs to, to join and leave
     spares: dict[str, Any] = field(default_factory=dict)  # targets no call has used up yet
+    room_below: bool = True  # the org may have children (it is not three levels down)
 
     @property
     def api(self) -> Api:
@@ -163,6 +164,7 @@ class Case:
     success: int
     request: Callable[[Stage, str], Request]  # the stage and the caller
     in_org: bool = True  # under /orgs/{org}: callers of another org get 404
+    needs_room: bool = False  # needs a child of the org (not walked three levels down)
     after: Callable[[Stage, httpx.Response], None] | None = None  # put back what others need
 
 
@@ -211,6 +213,36 @@ def _hold(stage: Stage, _: str) -> Request:
     student = stage.world.student_ids[0]
     stage.allot(student)
     return "POST", f"/orgs/{stage.org}/members/{student}/holds", {"amount": "1"}
+
+
+def _new_child(stage: Stage, _: str) -> Request:
+    body = {"name": _unique("Child"), "owner_email": stage.emails[OWNER]}
+    return "POST", f"/orgs/{stage.org}/children", body
+
+
+def _child(stage: Stage) -> str:
+    """A child of the org no successful call has used up yet, opened by the operator."""
+
+    def make() -> str:
+        method, path, body = _new_child(stage, OPERATOR)
+        return str(stage.ok(method, path, body)["id"])
+
+    return str(stage.spare("child", make))
+
+
+def _allot_to_child(stage: Stage, _: str) -> Request:
+    return "POST", f"/orgs/{stage.org}/children/{_child(stage)}/allocations", {"amount": "1"}
+
+
+def _take_back_from_child(stage: Stage, _: str) -> Request:
+    child = _child(stage)
+    stage.spare(
+        f"credit of {child}",
+        lambda: stage.ok(
+            "POST", f"/orgs/{stage.org}/children/{child}/allocations", {"amount": "1"}
+        ),
+    )
+    return "POST", f"/orgs/{stage.org}/children/{child}/revocations", {"amount": "1"}
 
 
 def _usage_batch(stage: Stage, _: str) -> Request:
@@ -520,6 +552,23 @@ def _cases() -> list[Case]:
             200,
             at("GET", "/orgs/{org}/members/{s0}/access"),
         ),
+        # Children: opening one is the owner's; allotting to one and taking back, managing.
+        Case("POST /orgs/{org}/children", GOVERN, 201, _new_child, needs_room=True),
+        Case("GET /orgs/{org}/children", MANAGE, 200, at("GET", "/orgs/{org}/children")),
+        Case(
+            "POST /orgs/{org}/children/{child}/allocations",
+            MANAGE,
+            201,
+            _allot_to_child,
+            needs_room=True,
+        ),
+        Case(
+            "POST /orgs/{org}/children/{child}/revocations",
+            MANAGE,
+            201,
+            _take_back_from_child,
+            needs_room=True,
+        ),
         # Last: a reset removes the students (they rejoin after each one that succeeds).
         Case("GET /orgs/{org}/reset", GOVERN, 200, at("GET", "/orgs/{org}/reset")),
         Case(
@@ -590,6 +639,8 @@ def _walk(stage: Stage, callers: Sequence[str], acts_as: Mapping[str, str] | Non
     world = stage.world
     mismatches = []
     for case in CASES:
+        if case.needs_room and not stage.room_below:
+            continue
         for caller in callers:
             method, path, body = case.request(stage, caller)
             response = world.api.call(method, path, token=stage.tokens[caller], json=body)
@@ -649,7 +700,7 @@ class Kin:
     emails: dict[str, str]
 
 
-def _kin(api: Api, app: FastAPI, name: str, parent: str | None) -> Kin:
+def _kin(api: Api, name: str, parent: str | None) -> Kin:
     """An org (under `parent`, or at the top) with an owner, a manager and a member."""
     people = {role: api.sign_up(f"{name} {role}") for role in ("owner", "manager", "member")}
     owner_user = people["owner"][0]
@@ -663,7 +714,7 @@ def _kin(api: Api, app: FastAPI, name: str, parent: str | None) -> Kin:
         assert made.status_code == 201, made.text
         org_id = str(made.json()["id"])
     else:
-        org_id = _child(app, parent, name, owner_user["id"])
+        org_id = _open_child(api, parent, name, owner_user["email"])
     owner = people["owner"][1]
     code = api.call("GET", f"/orgs/{org_id}/invite-link", token=owner).json()["code"]
     for role in ("manager", "member"):
@@ -684,19 +735,22 @@ def _kin(api: Api, app: FastAPI, name: str, parent: str | None) -> Kin:
     )
 
 
-def _child(app: FastAPI, parent: str, name: str, owner_user_id: str) -> str:
+def _open_child(api: Api, parent: str, name: str, owner_email: str) -> str:
     """A child org of `parent`, opened by the operator."""
-    uow = UnitOfWork(app.state.session_factory, app.state.clock)
-    child = families.create_child(
-        uow, parent, name=name, owner_user_id=owner_user_id, actor="operator-key:configured"
+    made = api.call(
+        "POST",
+        f"/orgs/{parent}/children",
+        token=OPERATOR_KEY,
+        json={"name": name, "owner_email": owner_email},
     )
-    return child.id
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
 
 
-def _world_under(api: Api, app: FastAPI, parent: str) -> World:
+def _world_under(api: Api, parent: str) -> World:
     """The usual cast (World.build's), in a child org of `parent`."""
     owner_user, owner = api.sign_up("Owner")
-    org_id = _child(app, parent, "Render class", owner_user["id"])
+    org_id = _open_child(api, parent, "Render class", owner_user["email"])
     api.call("POST", f"/orgs/{org_id}/purchases", token=OPERATOR_KEY, json={"amount": "100"})
     org = api.call("GET", f"/orgs/{org_id}", token=OPERATOR_KEY).json()
     code = org["invite_code"]
@@ -750,10 +804,10 @@ def test_the_owner_and_managers_of_a_classs_ancestors_act_in_it_as_its_managers(
     """The walk in a class two levels down: the district's and the school's owner and
     manager are its managers, never its owner; their members and a sibling class's manager
     are strangers to it."""
-    district = _kin(api, app, "District", None)
-    school = _kin(api, app, "School", district.org_id)
-    sibling = _kin(api, app, "Class B", school.org_id)
-    world = _world_under(api, app, school.org_id)
+    district = _kin(api, "District", None)
+    school = _kin(api, "School", district.org_id)
+    sibling = _kin(api, "Class B", school.org_id)
+    world = _world_under(api, school.org_id)
     family = {
         DISTRICT_OWNER: (district, "owner"),
         DISTRICT_MANAGER: (district, "manager"),
@@ -767,7 +821,9 @@ def test_the_owner_and_managers_of_a_classs_ancestors_act_in_it_as_its_managers(
         caller: MANAGER if role != "member" else STRANGER for caller, (_, role) in family.items()
     }
     acts_as[SIBLING_MANAGER] = STRANGER
-    _walk(_with_kin(_stage(world, app), family), (*CALLERS, *family), acts_as)
+    stage = _with_kin(_stage(world, app), family)
+    stage.room_below = False  # three levels down: no children here
+    _walk(stage, (*CALLERS, *family), acts_as)
 
 
 def test_nobody_in_a_child_or_grandchild_gains_any_right_in_a_district(
@@ -776,8 +832,8 @@ def test_nobody_in_a_child_or_grandchild_gains_any_right_in_a_district(
     """The walk in a district (the usual org, at the top): the people of its school and of
     that school's class are strangers to it, owners and managers too."""
     api = world.api
-    school = _kin(api, app, "School", world.org_id)
-    klass = _kin(api, app, "Class", school.org_id)
+    school = _kin(api, "School", world.org_id)
+    klass = _kin(api, "Class", school.org_id)
     family = {
         SCHOOL_OWNER: (school, "owner"),
         SCHOOL_MANAGER: (school, "manager"),
@@ -793,9 +849,9 @@ def test_nobody_in_a_child_or_grandchild_gains_any_right_in_a_district(
 def test_the_pages_let_a_districts_manager_run_a_class_below_but_not_own_it(
     api: Api, app: FastAPI
 ) -> None:
-    district = _kin(api, app, "District", None)
-    school = _kin(api, app, "School", district.org_id)
-    klass = _kin(api, app, "Class", school.org_id)
+    district = _kin(api, "District", None)
+    school = _kin(api, "School", district.org_id)
+    klass = _kin(api, "Class", school.org_id)
     browser = signed_in_browser(app, district.emails["manager"])
     page = browser.get(f"/orgs/{klass.org_id}")
     assert page.status_code == 200, page.text[:300]
