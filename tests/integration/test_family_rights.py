@@ -20,7 +20,7 @@ from sqlalchemy import Engine, event
 from creditpool.domain.errors import CreditpoolError, Forbidden, InviteInvalid, NotFound
 from creditpool.domain.model import Role
 from creditpool.domain.roles import Permission
-from creditpool.services import auth, families, invitations, mail, members, orgs, users
+from creditpool.services import access, auth, families, invitations, mail, members, orgs, users
 from creditpool.services.auth import Grant, Principal
 from creditpool.services.member_import import start_import
 from creditpool.services.users import UserView
@@ -305,3 +305,13 @@ def test_the_ancestors_are_read_only_when_the_callers_own_standing_falls_short(
             seen = refusal
         assert isinstance(seen, outcome), (name, org.name, seen)
         assert len(selects) == queries, (name, org.name, selects)
+
+
+def test_the_orgs_a_person_lists_are_those_it_belongs_to_descendants_come_from_their_parent(
+    uow: UnitOfWork, family: Family
+) -> None:
+    manager = family.people["district manager"]
+    listed = access.orgs_listed_for(uow, Principal(actor=f"user:{manager.id}", user_id=manager.id))
+    assert [org.id for org in listed] == [family.district.id]
+    # The school is reached from the district's children, and the classes from the school's.
+    assert [org.id for org in families.list_children(uow, family.district.id)] == [family.school.id]
