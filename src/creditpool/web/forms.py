@@ -8,6 +8,8 @@ from starlette.datastructures import FormData
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import InvalidInput
+from creditpool.domain.model import Period
+from creditpool.domain.periods import check_period
 from creditpool.domain.text import check_clean_text
 from creditpool.services.users import MAX_PASSWORD_LENGTH
 
@@ -52,6 +54,13 @@ def required_amount(form: FormData, name: str = "amount") -> int:
 def policy_amount(form: FormData, name: str) -> int:
     """Return a bundle, cap or rate: zero and negatives are left for the policy to judge."""
     return parse_credits(text(form, name), allow_zero=True, allow_negative=True)
+
+
+def period(form: FormData, name: str = "period") -> Period | None:
+    """Return the period chosen ("" for none); InvalidInput for any other value."""
+    value = form.get(name)
+    chosen = value.strip() if isinstance(value, str) else ""
+    return check_period(chosen or None)
 
 
 def flag(form: FormData, name: str) -> bool:

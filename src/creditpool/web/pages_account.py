@@ -223,12 +223,14 @@ def my_credits(request: Request, uow: PageUow, user: CurrentUser) -> HTMLRespons
         history = reports.list_transfers(
             uow, membership.org_id, member_id=membership.member_id, limit=HISTORY
         )
+        org = orgs.get_org(uow, membership.org_id)
         wallets.append(
             {
                 "org": membership,
                 "member": member,
                 "history": history,
-                "meters_seats": meters_seats(orgs.get_org(uow, membership.org_id)),
+                "meters_seats": meters_seats(org),
+                "settings": org.settings,  # what automatic allocation still gives, and when
             }
         )
     return render(request, "me.html", {"wallets": wallets, "history_size": HISTORY}, user=user)

@@ -209,9 +209,18 @@ def _back_to(request: Request) -> str:
 def _settings_form(settings: OrgSettings, typed: FormData | None) -> dict[str, Any]:
     """The settings form's values: as saved, or as typed in a form that was refused."""
     if typed is not None:
-        fields = ("bundle", "max_per_member", "rate_licensed", "rate_unlicensed", "rate_external")
+        fields = (
+            "bundle",
+            "max_per_member",
+            "rate_licensed",
+            "rate_unlicensed",
+            "rate_external",
+            "period",
+            "timezone",
+        )
         shown: dict[str, Any] = {name: str(typed.get(name) or "") for name in fields}
-        return shown | {name: name in typed for name in ("returnable", "auto_enabled")}
+        flags = ("returnable", "auto_enabled", "reclaim")
+        return shown | {name: name in typed for name in flags}
     auto, rates = settings.auto_allocation, settings.seat_rates
     return {
         "returnable": settings.returnable,
@@ -221,6 +230,9 @@ def _settings_form(settings: OrgSettings, typed: FormData | None) -> dict[str, A
         "rate_licensed": _c(rates.licensed),
         "rate_unlicensed": _c(rates.unlicensed),
         "rate_external": _c(rates.external),
+        "period": "" if auto.period is None else str(auto.period),
+        "reclaim": auto.reclaim,
+        "timezone": settings.timezone,
     }
 
 

@@ -28,14 +28,19 @@ router = APIRouter(include_in_schema=False)
 
 @router.post("/orgs/{org}/settings", dependencies=[Csrf])
 async def save_settings(request: Request, org: str, uow: PageUow, user: CurrentUser) -> Response:
-    """Returnable, automatic allocation, seat rates."""
+    """Returnable, automatic allocation (its period, reclaim and time zone), seat rates."""
 
     def run(grant: Grant, form: FormData) -> str:
+        # A form without the period's fields (an older page still open) leaves them as they are.
         change = SettingsChange(
             returnable=forms.flag(form, "returnable"),
             auto_enabled=forms.flag(form, "auto_enabled"),
             auto_bundle=forms.policy_amount(form, "bundle"),
             auto_max_per_member=forms.policy_amount(form, "max_per_member"),
+            auto_period=forms.period(form),
+            period_set="period" in form,
+            auto_reclaim=forms.flag(form, "reclaim") if "period" in form else None,
+            timezone=forms.text(form, "timezone") if "timezone" in form else None,
             rate_licensed=forms.policy_amount(form, "rate_licensed"),
             rate_unlicensed=forms.policy_amount(form, "rate_unlicensed"),
             rate_external=forms.policy_amount(form, "rate_external"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from creditpool.config import Config
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import Forbidden
+from creditpool.domain.periods import COMMON_TIMEZONES, zone_of
 from creditpool.services import rate_limits, sessions
 from creditpool.services.auth import Principal
 from creditpool.services.rate_limits import Limits
@@ -41,6 +43,17 @@ REASONS = {
     "no_credits": "no credits left in the pool",
 }
 templates.env.filters["reason"] = lambda code: REASONS.get(str(code), str(code))
+
+
+def local_time(instant: datetime, zone: str) -> str:
+    """An instant as the org's clocks show it: "Monday 30 March 2026, 00:00"."""
+    local = instant.astimezone(zone_of(zone))
+    return f"{local:%A} {local.day} {local:%B %Y, %H:%M}"
+
+
+templates.env.filters["local_time"] = local_time
+# The time zones the settings page offers first (any IANA name may be typed).
+templates.env.globals["common_timezones"] = COMMON_TIMEZONES
 
 
 class RedirectTo(Exception):
