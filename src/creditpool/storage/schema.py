@@ -128,6 +128,8 @@ class Org(Base):
     __table_args__ = (
         Index("ix_orgs_parent_id", "parent_id"),
         Index("ix_orgs_root_id", "root_id"),
+        # The worker's sweep of boundaries passed reads only the orgs due, not every org.
+        Index("ix_orgs_period_ends_at", "period_ends_at"),
         CheckConstraint("depth BETWEEN 1 AND 3", name="depth"),
         CheckConstraint("(parent_id IS NULL) = (depth = 1)", name="parent_at_depth"),
         CheckConstraint("auto_period IS NULL OR auto_period IN ('week', 'month')", name="period"),

@@ -51,6 +51,7 @@ def upgrade() -> None:
         batch_op.create_foreign_key(op.f("fk_orgs_parent_id_orgs"), "orgs", ["parent_id"], ["id"])
         batch_op.create_index(op.f("ix_orgs_parent_id"), ["parent_id"])
         batch_op.create_index(op.f("ix_orgs_root_id"), ["root_id"])
+        batch_op.create_index(op.f("ix_orgs_period_ends_at"), ["period_ends_at"])
         batch_op.create_check_constraint(op.f("ck_orgs_depth"), "depth BETWEEN 1 AND 3")
         batch_op.create_check_constraint(
             op.f("ck_orgs_parent_at_depth"), "(parent_id IS NULL) = (depth = 1)"
@@ -94,6 +95,7 @@ def downgrade() -> None:
     with op.batch_alter_table("orgs", schema=None) as batch_op:
         for name in ("period_has_boundary", "period", "parent_at_depth", "depth"):
             batch_op.drop_constraint(op.f(f"ck_orgs_{name}"), type_="check")
+        batch_op.drop_index(op.f("ix_orgs_period_ends_at"))
         batch_op.drop_index(op.f("ix_orgs_root_id"))
         batch_op.drop_index(op.f("ix_orgs_parent_id"))
         batch_op.drop_constraint(op.f("fk_orgs_parent_id_orgs"), type_="foreignkey")
