@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, event, select, update
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.errors import (
@@ -28,7 +28,7 @@ from creditpool.domain.errors import (
 from creditpool.domain.model import AccountKind, Seat, TransferKind
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits as credit_service
-from creditpool.services import families, members, orgs, reports, resets, usage
+from creditpool.services import families, family_rollup, members, orgs, reports, resets, usage
 from creditpool.services.audit import audit
 from creditpool.services.targets import Target
 from creditpool.services.views import OrgView, TransferView
@@ -630,3 +630,31 @@ def test_racing_allotments_from_one_parent_never_overdraw(pg_engine: Engine) -> 
     for org in (parent, *children):
         report = audit(setup, org.id)
         assert report.clean, report.breaches
+
+
+def test_the_rollup_of_an_org_without_children_costs_one_query(
+    uow: UnitOfWork, family: Family
+) -> None:
+    lonely = make_org(uow, name="Alone")
+    own = family_rollup.OwnFigures(0, 0, 0, 0, {})
+    sent: list[str] = []
+
+    def note(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    with uow:
+        rows = {o.id: o for o in uow.session.scalars(select(Org))}
+        connection = uow.session.connection()
+        event.listen(connection, "before_cursor_execute", note)
+        try:
+            # The third level can have no children: nothing is read.
+            family_rollup.rollup_of(uow, rows[family.klass.id], own)
+            assert sent == []
+            # Above it, one read of the descendants finds none.
+            alone = family_rollup.rollup_of(uow, rows[lonely.id], own)
+            assert (alone.orgs, len(sent)) == (1, 1)
+            # With descendants: that read, and one of their usage metrics.
+            family_rollup.rollup_of(uow, rows[family.district.id], own)
+            assert len(sent) == 3
+        finally:
+            event.remove(connection, "before_cursor_execute", note)
