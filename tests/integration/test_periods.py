@@ -225,3 +225,16 @@ def test_a_change_of_period_or_zone_counts_afresh_and_reclaims_nothing(
     off = members.get_member(uow, org.id, student.id)
     assert (off.period_ends_at, off.auto_allocated_this_period) == (None, credits("10"))
     assert orgs.get_org(uow, org.id).settings.auto_allocation.period is None
+
+
+def test_a_hold_let_go_after_the_boundary_was_still_held_at_it(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org, student = weekly_class(uow)
+    charge(uow, org.id, student.id, "1")  # 4 of its 5 left
+    hold = holds.place_hold(uow, org.id, student.id, credits("3"), expires_in=604_800, actor=FARM)
+    to_next_week(clock)
+    # Voiding settles the boundary first: at it, 3 of the 4 were held, so 1 goes back.
+    holds.void_hold(uow, org.id, hold.id, actor=FARM)
+    assert reclaims(uow, org.id) == [credits("1")]
+    assert members.get_member(uow, org.id, student.id).credits_available == credits("3")

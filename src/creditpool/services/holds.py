@@ -125,6 +125,8 @@ def capture_hold(
 
     def apply() -> UsageResult:
         org: Org = load_org(uow, org_id)
+        if org.period_ends_at is not None and org.period_ends_at <= uow.now:
+            org = load_org(uow, org_id, lock=True)  # settles the period's passed boundary
         hold = _load_open_hold(uow, org_id, hold_id)
         if hold.status != HoldStatus.PENDING or hold.expires_at <= uow.now:
             raise InsufficientCredits(f"the hold is {hold_view(hold, uow.now).status}, not pending")
@@ -176,6 +178,10 @@ def void_hold(
     """Release a pending hold in full; a hold already closed is returned as it is."""
 
     def apply() -> HoldView:
+        org = load_org(uow, org_id)
+        if org.period_ends_at is not None and org.period_ends_at <= uow.now:
+            # The period's passed boundary is settled before the held credits come free.
+            load_org(uow, org_id, lock=True)
         hold = _load_open_hold(uow, org_id, hold_id)
         if hold.status == HoldStatus.PENDING:
             if hold.expires_at <= uow.now:
