@@ -238,3 +238,20 @@ def test_a_hold_let_go_after_the_boundary_was_still_held_at_it(
     holds.void_hold(uow, org.id, hold.id, actor=FARM)
     assert reclaims(uow, org.id) == [credits("1")]
     assert members.get_member(uow, org.id, student.id).credits_available == credits("3")
+
+
+def test_a_member_brought_back_counts_afresh_and_keeps_its_manual_credits(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org, student = weekly_class(uow)
+    charge(uow, org.id, student.id, "1")  # 5 came in automatically, 4 left
+    members.remove_member(uow, org.id, student.id, actor=OPERATOR)  # the 4 go back
+    back = members.restore_member(uow, org.id, student.id, actor=OPERATOR)
+    assert (back.credits_available, back.auto_allocated_this_period) == (0, 0)
+    credit_service.allocate_credits(
+        uow, org.id, Target.members([student.id]), credits("3"), actor=OPERATOR
+    )
+    to_next_week(clock)
+    # Nothing of the week's automatic credits is left in the wallet: the 3 allotted stay.
+    assert periods.settle_due(uow, org.id) == periods.Settled()
+    assert members.get_member(uow, org.id, student.id).credits_available == credits("3")

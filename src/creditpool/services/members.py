@@ -131,6 +131,11 @@ def join(uow: UnitOfWork, org: Org, *, user_id: str, role: Role, seat: Seat) -> 
         member.role = role
         member.seat = seat
         member.removed_at = None
+        # Back within a period, it counts afresh (services/periods.py): what it received
+        # automatically went back to the pool on removal, so nothing of it is left to reclaim,
+        # and what it is allotted by hand from now on never is.
+        member.auto_period_allocated = 0
+        member.period_used_base = member.used_total
     metering.change_seats(org, seat, +1)
     uow.session.flush()
     # Every way in (a link, an invitation, an enrolment, coming back) passes here.
