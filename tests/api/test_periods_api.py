@@ -90,7 +90,9 @@ def test_the_member_shows_its_week_and_the_farm_is_refused_past_the_cap(api: Api
     assert "this week" in refused["detail"]
 
 
-@pytest.mark.parametrize("first_read", ["org", "balance", "member", "members", "me_page"])
+@pytest.mark.parametrize(
+    "first_read", ["org", "org_list", "balance", "member", "members", "me_page"]
+)
 def test_the_first_read_after_a_boundary_shows_it_settled_without_the_worker(
     api: Api, app: FastAPI, clock: FakeClock, first_read: str
 ) -> None:
@@ -105,6 +107,10 @@ def test_the_first_read_after_a_boundary_shows_it_settled_without_the_worker(
     # Whichever read comes first after the boundary sees the 4 left back in the pool.
     if first_read == "org":
         assert school.get("", school.owner)["balance"]["available"] == "99"
+    elif first_read == "org_list":
+        listed = api.call("GET", "/orgs", token=school.owner).json()["items"]
+        (org,) = [org for org in listed if org["id"] == school.org_id]
+        assert org["balance"]["available"] == "99"
     elif first_read == "balance":
         assert school.get("/balance", school.key)["available"] == "99"
     elif first_read == "member":

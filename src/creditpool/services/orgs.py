@@ -206,9 +206,10 @@ def list_orgs(
     after: str | None = None,
     limit: int = 50,
 ) -> list[OrgView]:
-    """Return orgs by id: all, one, or those where `user_id` is active (and runs them)."""
+    """Return orgs by id: all, one, or those where `user_id` is active (and runs them); the
+    period boundaries passed among them are settled first (services/periods.py)."""
+    query = select(Org).order_by(Org.id).limit(limit)
     with uow:
-        query = select(Org).order_by(Org.id).limit(limit)
         if org_id is not None:
             query = query.where(Org.id == org_id)
         if user_id is not None:
@@ -219,4 +220,11 @@ def list_orgs(
                 query = query.where(Member.role.in_([Role.OWNER, Role.MANAGER]))
         if after is not None:
             query = query.where(Org.id > after)
+        found = list(uow.session.scalars(query))
+        due = [org.id for org in found if periods.is_due(org.period_ends_at, uow.now)]
+        if not due:
+            return [org_view(uow, org) for org in found]
+    for due_id in due:
+        periods.settle_due(uow, due_id)
+    with uow:
         return [org_view(uow, org) for org in uow.session.scalars(query)]
