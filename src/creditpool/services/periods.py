@@ -17,11 +17,12 @@ writes the org's credits:
 3. The org's bounds move to the period containing now: several boundaries crossed at once are
    settled once, as one (nothing was topped up in between).
 
-Who settles: any write that takes the org's lock (services/lookups.load_org), a usage charge's
-fast path (which reads `period_ends_at` with the org), the authorization of every org-scoped
-request (a read settles in a short transaction of its own before it reads), a member's own
-page, and the worker. Settling re-checks `period_ends_at` under the lock, so a second call
-does nothing.
+Who settles, whichever comes first: any write that takes the org's lock
+(services/lookups.load_org), a usage charge or hold (which read `period_ends_at` with the org
+they load anyway), the authorization of every org-scoped request (a read settles in a short
+transaction of its own before it reads), a user's list of memberships or orgs, and the worker.
+Settling re-checks `period_ends_at` under the lock, so a second call does nothing. A member
+brought back within a period counts afresh (services/members.join).
 
 Lock order (services/ledger.py): the org row, then the members' expired holds, then their
 wallets in id order, then member rows. Locking the wallets before reading the members' usage
