@@ -240,6 +240,9 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
                     "allocated_total": allocated,
                     "auto_allocated_total": 0,
                     "used_total": used,
+                    # No budget per period in the demo: its counters stand at zero.
+                    "auto_period_allocated": 0,
+                    "period_used_base": 0,
                     "joined_at": start + timedelta(minutes=i % 600),
                     "removed_at": start + timedelta(days=2) if _removed(i) else None,
                 }
