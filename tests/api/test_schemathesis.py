@@ -98,6 +98,19 @@ STATE_REFUSALS = (
         "the maximum per member must be a multiple of the bundle",
         "a cap that is no multiple of the bundle (the one sent, or the org's)",
     ),
+    StateRefusal(
+        frozenset(
+            {
+                "POST /api/v1/orgs",
+                "POST /api/v1/orgs/{org}/children",
+                "PATCH /api/v1/orgs/{org}/settings",
+            }
+        ),
+        "validation_error",
+        "unknown time zone",
+        "a time zone the zone database does not name: its list changes with each tzdata "
+        "release, so the document gives only the shape of a name",
+    ),
 )
 
 

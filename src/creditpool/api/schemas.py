@@ -377,7 +377,13 @@ class SettingsIn(RequestBody):
     auto_allocation: AutoAllocationIn | None = None
     seat_rates: SeatRatesIn | None = None
     alerts: AlertsIn | None = None
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    timezone: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"),
+        ]
+        | None
+    ) = Field(
         default=None,
         description="The IANA time zone of period boundaries (Europe/Paris); an unknown "
         "name: 422 validation_error. A change starts counting afresh.",
