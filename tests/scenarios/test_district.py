@@ -28,17 +28,17 @@ stands still until the story moves it, so nothing burns before the last act.
 
 The district's roll-up (itself and its five descendants) after each step, in credits:
 
-| step               | orgs | members | available | allocated | used | metered | renders | frames |
-| ------------------ | ---- | ------- | --------- | --------- | ---- | ------- | ------- | ------ |
-| bought             | 1    | 1       | 1000      | 0         | 0    | 0       | 0       | 0      |
-| schools and classes| 6    | 6       | 1000      | 0         | 0    | 0       | 0       | 0      |
-| allotted down      | 6    | 15      | 620       | 380       | 0    | 0       | 0       | 0      |
-| rendered           | 6    | 15      | 620       | 305       | 75   | 0       | 30      | 7200   |
-| taken back         | 6    | 15      | 620       | 305       | 75   | 0       | 30      | 7200   |
-| Modelling reset    | 6    | 12      | 715       | 210       | 75   | 0       | 30      | 7200   |
-| a day of seats     | 6    | 12      | 703       | 210       | 75   | 12      | 30      | 7200   |
-| paused two days    | 6    | 12      | 703       | 210       | 75   | 12      | 30      | 7200   |
-| final              | 6    | 12      | 691       | 210       | 75   | 24      | 30      | 7200   |
+| step                | orgs | members | available | allocated | used | metered | renders | frames |
+| ------------------- | ---- | ------- | --------- | --------- | ---- | ------- | ------- | ------ |
+| bought              | 1    | 1       | 1000      | 0         | 0    | 0       | 0       | 0      |
+| schools and classes | 6    | 6       | 1000      | 0         | 0    | 0       | 0       | 0      |
+| allotted down       | 6    | 15      | 620       | 380       | 0    | 0       | 0       | 0      |
+| rendered            | 6    | 15      | 620       | 305       | 75   | 0       | 30      | 7200   |
+| taken back          | 6    | 15      | 620       | 305       | 75   | 0       | 30      | 7200   |
+| Modelling reset     | 6    | 12      | 715       | 210       | 75   | 0       | 30      | 7200   |
+| a day of seats      | 6    | 12      | 703       | 210       | 75   | 12      | 30      | 7200   |
+| paused two days     | 6    | 12      | 703       | 210       | 75   | 12      | 30      | 7200   |
+| final               | 6    | 12      | 691       | 210       | 75   | 24      | 30      | 7200   |
 
 The final pools: district 358, North 118, South 38, Modelling 123, Animation 24, Film 30; and
 691 + 210 + 75 + 24 = 1,000: every credit bought is in a pool, in a wallet, used or burnt.
