@@ -241,6 +241,27 @@ def test_taking_back_defaults_to_all_the_child_has(uow: UnitOfWork, family: Fami
     assert audit(uow).clean
 
 
+def test_taking_back_from_an_empty_child_leaves_both_burns_unposted(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    # A burning district and its school with nothing in its pool: "take back all" moves
+    # nothing, so it must post no burn either (posting it would split the accrual and let the
+    # rounding of each piece drift the pool; found by the ledger's state machine).
+    district = make_org(
+        uow, name="District", purchase="45", settings=SettingsChange(rate_licensed=credits("1"))
+    )
+    school = child_of(uow, district, "School", rate_licensed=credits("1"))
+    clock.advance(hours=1)
+    before = reports.get_balance(uow, district.id)
+
+    nothing = families.take_back_from_child(uow, district.id, school.id, actor=OPERATOR)
+
+    kinds = {t.kind for org in (district, school) for t in reports.list_transfers(uow, org.id)}
+    assert nothing.amount == 0
+    assert TransferKind.METERING not in kinds
+    assert reports.get_balance(uow, district.id).depletes_at == before.depletes_at
+
+
 def test_taking_back_more_than_the_child_has_moves_nothing(uow: UnitOfWork, family: Family) -> None:
     families.allot_to_child(
         uow, family.district.id, family.school.id, credits("30"), actor=OPERATOR

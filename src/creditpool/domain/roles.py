@@ -24,8 +24,8 @@ invite code, the invitations or the org's keys.
 Rights flow down a family of orgs and never up (`role_in_descendants`): the owner and managers
 of an org act in each of its descendants (children, grandchildren) as the descendant's own
 managers do, by the manager's column above; never as its owner, so GOVERN stays with the
-descendant's own owner and the operators. An ancestor's members gain nothing below, and nobody in a child gains
-anything in its parent: there a child's people are strangers (404).
+descendant's own owner and the operators. An ancestor's members gain nothing below, and
+nobody in a child gains anything in its parent: there a child's people are strangers (404).
 
 | role in an org | acts in each descendant as |
 | -------------- | -------------------------- |

@@ -213,9 +213,14 @@ def take_back_from_child(
             raise NotReturnable(f"{child.name} does not let credits go back from its pool")
         up = ledger.Posting(uow.session, parent.id, actor, uow.now)
         down = ledger.Posting(uow.session, child.id, actor, uow.now, batch_id=up.batch_id)
-        metering.settle(uow, parent, actor=actor, posting=up)
-        metering.settle(uow, child, actor=actor, posting=down)
-        taken = metering.pool_balance(uow, child.id) if amount is None else amount
+        taken = amount
+        if taken is None:  # all the child's available now, burn included
+            taken = metering.pool_available(uow, child, uow.now)
+        if taken:
+            # Only a move posts the burns: settling for nothing would split them at an
+            # arbitrary instant, and each piece's rounding would drift the pools.
+            metering.settle(uow, parent, actor=actor, posting=up)
+            metering.settle(uow, child, actor=actor, posting=down)
         if taken and not down.withdraw(AccountKind.POOL, taken):
             available = metering.pool_balance(uow, child.id)
             raise InsufficientCredits(
