@@ -52,8 +52,9 @@ COMMON_TIMEZONES = (
 @cache
 def _known_timezones() -> frozenset[str]:
     # The names zoneinfo can load from the system's zone files or the tzdata package; read
-    # once, as listing them walks the files.
-    return frozenset(available_timezones()) | {DEFAULT_TIMEZONE}
+    # once, as listing them walks the files. "localtime" is no IANA name but the host's own
+    # zone file: it would move with the machine, and be missing on one without it.
+    return (frozenset(available_timezones()) - {"localtime"}) | {DEFAULT_TIMEZONE}
 
 
 def check_timezone(name: str) -> str:
