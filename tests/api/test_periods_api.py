@@ -157,3 +157,54 @@ def test_bad_settings_are_refused_and_change_nothing(api: Api) -> None:
     # Only the owner sets them.
     manager_patch = api.call("PATCH", path, token=school.student, json={"timezone": "UTC"})
     problem(manager_patch, 403, "forbidden")
+
+
+@pytest.mark.parametrize("first_read", ["parent", "children", "org_list"])
+def test_a_parents_first_read_after_a_childs_boundary_shows_the_child_settled(
+    api: Api, clock: FakeClock, first_read: str
+) -> None:
+    # The weekly class is a child of a district: the district's roll-up and its list of
+    # children read the class's figures, so they settle its boundary as a read of it would.
+    district_owner_user, district_owner = api.sign_up("District owner")
+    district = api.call(
+        "POST",
+        "/orgs",
+        token=OPERATOR_KEY,
+        json={"name": "District", "owner_email": district_owner_user["email"]},
+    ).json()
+    owner_user, owner = api.sign_up("Class owner")
+    made = api.call(
+        "POST",
+        f"/orgs/{district['id']}/children",
+        token=district_owner,
+        json={"name": "Weekly class", "owner_email": owner_user["email"]},
+    )
+    assert made.status_code == 201, made.text
+    child = made.json()["id"]
+    assert api.call("PATCH", f"/orgs/{child}/settings", token=owner, json=WEEKLY).status_code == 200
+    api.call("POST", f"/orgs/{child}/purchases", token=OPERATOR_KEY, json={"amount": "100"})
+    _, student = api.sign_up("Student")
+    joined = api.call("POST", f"/join/{made.json()['invite_code']}", token=student).json()
+    key = api.call(
+        "POST", f"/orgs/{child}/api-keys", token=owner, json={"name": "farm", "scopes": ["usage"]}
+    ).json()["key"]
+    path = f"/orgs/{child}/members/{joined['id']}/usage"
+    assert api.call("POST", path, token=key, json={"amount": "1"}).status_code == 201
+    clock.current = MONDAY + timedelta(hours=1)
+
+    # Nobody reads the class itself: the district's read comes first and sees its 4 back.
+    if first_read == "parent":
+        rollup = api.call("GET", f"/orgs/{district['id']}", token=district_owner).json()["rollup"]
+        assert (rollup["available"], rollup["allocated"]) == ("99", "0")
+    elif first_read == "children":
+        (listed,) = api.call(
+            "GET", f"/orgs/{district['id']}/children", token=district_owner
+        ).json()["items"]
+        assert (listed["balance"]["available"], listed["balance"]["allocated"]) == ("99", "0")
+    else:
+        listed = api.call("GET", "/orgs", token=district_owner).json()["items"]
+        (org,) = [org for org in listed if org["id"] == district["id"]]
+        assert org["rollup"]["available"] == "99"
+
+    reclaimed = api.call("GET", f"/orgs/{child}/transfers?kind=reclaim", token=owner).json()
+    assert [transfer["amount"] for transfer in reclaimed["items"]] == ["4"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from creditpool.config import Config
 from creditpool.domain.amounts import credits
@@ -18,6 +19,7 @@ from creditpool.services import audit, holds, members, orgs, periods, reports, u
 from creditpool.services import credits as credit_service
 from creditpool.services.targets import Target
 from creditpool.services.views import MemberView, OrgView
+from creditpool.storage.schema import Org
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import run_once
 from tests.support.clock import FakeClock
@@ -255,3 +257,20 @@ def test_a_member_brought_back_counts_afresh_and_keeps_its_manual_credits(
     # Nothing of the week's automatic credits is left in the wallet: the 3 allotted stay.
     assert periods.settle_due(uow, org.id) == periods.Settled()
     assert members.get_member(uow, org.id, student.id).credits_available == credits("3")
+
+
+def test_a_stored_zone_this_host_lacks_settles_in_utc_rather_than_failing(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    # A zone valid when it was set may be missing from a later host's zone database: the
+    # boundary still settles (in UTC), so requests to the org do not all fail as they settle.
+    org, student = weekly_class(uow)
+    charge(uow, org.id, student.id, "1")
+    with uow:
+        uow.session.execute(update(Org).where(Org.id == org.id).values(timezone="Atlantis/Capital"))
+    to_next_week(clock)
+
+    settled = periods.settle_due(uow, org.id)
+
+    assert settled == periods.Settled(credits("4"), 1)
+    assert members.get_member(uow, org.id, student.id).period_ends_at == NEXT_MONDAY

@@ -31,7 +31,7 @@ from creditpool.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from creditpool.domain.model import MAX_DEPTH, AccountKind, TransferKind
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import alerts, family_rollup, ledger, metering
+from creditpool.services import alerts, family_rollup, ledger, metering, periods
 from creditpool.services.credits import check_amount
 from creditpool.services.family_rollup import RollupView
 from creditpool.services.lookups import load_org
@@ -118,7 +118,9 @@ def list_children(
 ) -> list[OrgView]:
     """Return the org's children by name, each with its balance and roll-up: all of them, or
     `limit` of them after the child `after` (none after a child it does not have). Their
-    figures cost two queries, however many children there are."""
+    figures cost two queries, however many children there are. Children (and theirs) past a
+    period boundary are settled first (services/periods.settle_below)."""
+    periods.settle_below(uow, [org_id])
     with uow:
         load_org(uow, org_id)
         query = select(Org).where(Org.parent_id == org_id).order_by(Org.name, Org.id)

@@ -186,7 +186,9 @@ def rotate_invite_code(
 
 
 def get_org(uow: UnitOfWork, org_id: str) -> OrgView:
-    """Return the org with its settings and balance now."""
+    """Return the org with its settings and balance now; its roll-up reads its descendants
+    with their passed period boundaries settled (services/periods.settle_below)."""
+    periods.settle_below(uow, [org_id])
     with uow:
         return org_view(uow, load_org(uow, org_id))
 
@@ -222,6 +224,8 @@ def list_orgs(
             query = query.where(Org.id > after)
         found = list(uow.session.scalars(query))
         due = [org.id for org in found if periods.is_due(org.period_ends_at, uow.now)]
+        # Their roll-ups read their descendants: those past a boundary are settled too.
+        due += periods.due_below(uow, [org.id for org in found])
         if not due:
             return [org_view(uow, org) for org in found]
     for due_id in due:

@@ -32,13 +32,16 @@ wallet) or wait until the boundary is settled: a reclaim never takes credits a c
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, or_, select
 
+from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import AccountKind, MemberStatus, Period, TransferKind
-from creditpool.domain.periods import period_bounds
+from creditpool.domain.periods import DEFAULT_TIMEZONE, period_bounds
 from creditpool.services import alerts, ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.transactions import run_write
@@ -47,6 +50,7 @@ from creditpool.storage.bulk import among
 from creditpool.storage.schema import Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
+logger = logging.getLogger("creditpool.periods")
 # How the ledger names the one who reclaims: no person, the period's end.
 ACTOR = "system:period"
 # Orgs the worker settles per read of due boundaries.
@@ -78,10 +82,24 @@ def settle_locked(uow: UnitOfWork, org: Org, *, actor: str = ACTOR) -> Settled |
     # The period's counters start afresh for every member, removed ones included (they come
     # back into the period that is running then).
     _restart_counters(uow, org.id)
-    start, end = period_bounds(Period(org.auto_period), org.timezone, uow.now)
+    start, end = _bounds_now(uow, org)
     org.period_started_at, org.period_ends_at = start, end
     uow.session.flush()
     return settled
+
+
+def _bounds_now(uow: UnitOfWork, org: Org) -> tuple[datetime, datetime]:
+    """The bounds of the org's period containing now. A zone stored when it was valid may be
+    missing from a later host's zone database: its periods then run in UTC (and the owner is
+    told by the log) rather than every request to the org failing as it settles."""
+    period = Period(org.auto_period or Period.WEEK)
+    try:
+        return period_bounds(period, org.timezone, uow.now)
+    except InvalidInput:
+        logger.warning(
+            "org %s: time zone %r is unknown here; its periods run in UTC", org.id, org.timezone
+        )
+        return period_bounds(period, DEFAULT_TIMEZONE, uow.now)
 
 
 def _reclaim(uow: UnitOfWork, org: Org, actor: str) -> Settled:
@@ -195,6 +213,37 @@ def settle_due(uow: UnitOfWork, org_id: str) -> Settled | None:
         return None if org is None else settle_locked(uow, org)
 
     return run_write(uow, apply)
+
+
+def due_below(uow: UnitOfWork, org_ids: Sequence[str]) -> list[str]:
+    """Return the descendants of these orgs (children and grandchildren: a family is three
+    levels at most) whose period boundary has passed, in the open transaction."""
+    if not org_ids:
+        return []
+    ids = list(org_ids)
+    children = select(Org.id).where(Org.parent_id.in_(ids))
+    return list(
+        uow.session.scalars(
+            select(Org.id)
+            .where(
+                or_(Org.parent_id.in_(ids), Org.parent_id.in_(children)),
+                Org.period_ends_at <= uow.now,
+            )
+            .order_by(Org.id)
+        )
+    )
+
+
+def settle_below(uow: UnitOfWork, org_ids: Sequence[str]) -> int:
+    """Settle the passed period boundaries of these orgs' descendants, each in a transaction
+    of its own, so that a parent's roll-up or list of children reads them settled (a read
+    that shows a child's figures crosses its boundary as a read of the child would); return
+    how many were due. One indexed query when none is."""
+    with uow:
+        due = due_below(uow, org_ids)
+    for org_id in due:
+        settle_due(uow, org_id)
+    return len(due)
 
 
 @dataclass(frozen=True)
