@@ -12,9 +12,10 @@ time, and an org's key is found inside its own org:
 `authorize` applies domain/roles.py's table in one place: a stranger to the org gets NotFound,
 a member whose role falls short gets Forbidden. Rights flow down a family of orgs: the owner
 and managers of an ancestor act in the org as a manager does (a Grant with role manager and no
-member id), never up. The caller's own standing and the org's parent come in the one query
-that finds the caller; the ancestors are read by a second query only when that standing falls
-short and the org has a parent, so an org at the top and an org API key cost nothing more.
+member id), never up: services/family_rights.py finds that inherited role, and this module
+applies the roles table to it. The caller's own standing and the org's parent come in the one
+query that finds the caller; the ancestors are read by a second query only when that standing
+falls short and the org has a parent, so an org at the top and an org API key cost nothing more.
 """
 
 from __future__ import annotations
@@ -41,11 +42,10 @@ from creditpool.domain.roles import (
     Permission,
     may_grant,
     role_allows,
-    role_in_descendants,
     scopes_allow,
 )
 from creditpool.domain.text import clean_name
-from creditpool.services import periods
+from creditpool.services import family_rights, periods
 from creditpool.services.lookups import load_org
 from creditpool.services.rate_limits import FailedPasswords
 from creditpool.services.transactions import run_write
@@ -328,8 +328,9 @@ def authorize_bearer(
     own_member_id: str | None = None,
     configured_operator_key: str | None,
 ) -> Grant:
-    """Identify the holder of a bearer token and authorize it on an org, in one query (see
-    `authorize` for the rules); an org whose period boundary has passed is settled first."""
+    """Identify the holder of a bearer token and authorize it on an org (see `authorize` for the
+    rules): one query, plus a second only for a user whose own standing falls short in an org
+    with a parent (its ancestors); an org whose period boundary has passed is settled first."""
     with uow.preparing():
         principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
         assert standing is not None
@@ -458,22 +459,6 @@ _OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(
 _API_KEY_IN_ORG = _API_KEY.add_columns(_orgs.c.period_ends_at).outerjoin(
     _orgs, _orgs.c.id == _api_keys.c.org_id
 )
-# The user's live memberships in an org's parent and grandparent: a family is at most three
-# deep (orgs' CHECK on depth), so these are all its ancestors. Read only when the caller's own
-# standing in the org falls short and the org has a parent.
-_parent_orgs = _orgs.alias("parent_org")
-_IN_ANCESTORS = select(_members.c.role).where(
-    _members.c.user_id == bindparam("user"),
-    _members.c.status == MemberStatus.ACTIVE,
-    _members.c.org_id.in_(
-        [
-            bindparam("parent"),
-            select(_parent_orgs.c.parent_id)
-            .where(_parent_orgs.c.id == bindparam("parent"))
-            .scalar_subquery(),
-        ]
-    ),
-)
 
 
 def _personal(
@@ -592,8 +577,7 @@ def standing_of(uow: UnitOfWork, org_id: str, actor: str) -> Grant | None:
     ).one_or_none()
     if membership is not None and role_allows(Role(membership.role), Permission.MANAGE):
         return Grant(actor, membership.id, Role(membership.role))
-    parent_id = uow.session.scalar(select(Org.parent_id).where(Org.id == org_id))
-    inherited = None if parent_id is None else _role_from_ancestors(uow, user.id, parent_id)
+    inherited = family_rights.role_from_ancestors_of(uow, user.id, org_id)
     if inherited is None or not role_allows(inherited, Permission.MANAGE):
         return None
     return Grant(actor, role=inherited)
@@ -648,13 +632,6 @@ def authorize(
     return grant
 
 
-def _role_from_ancestors(uow: UnitOfWork, user_id: str, parent_id: str) -> Role | None:
-    """The role the user acts with in a child of `parent_id` by its standing in the child's
-    ancestors (domain/roles.py's `role_in_descendants`), None if it has none there."""
-    rows = uow.session.connection().execute(_IN_ANCESTORS, {"user": user_id, "parent": parent_id})
-    return role_in_descendants(Role(row.role) for row in rows)
-
-
 def _grant(
     uow: UnitOfWork,
     principal: Principal,
@@ -664,7 +641,8 @@ def _grant(
     own_member_id: str | None,
 ) -> Grant:
     """Apply the roles table to a caller's standing in an org (and, when that falls short, in
-    the org's ancestors: the second query, in the open transaction)."""
+    the org's ancestors, by services/family_rights.py: the second query, in the open
+    transaction)."""
     if not standing.org_found:
         raise NotFound(f"no org {org_id}")
     if principal.operator:
@@ -682,8 +660,8 @@ def _grant(
     if own is not None and role_allows(own, permission):
         return Grant(principal.actor, standing.member_id, own)
     inherited = None
-    if standing.parent_id is not None and principal.user_id is not None:
-        inherited = _role_from_ancestors(uow, principal.user_id, standing.parent_id)
+    if principal.user_id is not None:
+        inherited = family_rights.role_from_ancestors(uow, principal.user_id, standing.parent_id)
     if inherited is not None and role_allows(inherited, permission):
         # Not a member here: no member id, so nothing "of one's own" comes with it.
         return Grant(principal.actor, role=inherited)
