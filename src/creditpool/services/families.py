@@ -163,23 +163,7 @@ def allot_to_child(
                 f"the pool has {format_credits(available)} available; "
                 f"{format_credits(amount)} needed"
             )
-        up.adjust(AccountKind.CHILDREN, amount)
-        up.record(
-            TransferKind.TO_CHILD,
-            AccountKind.POOL,
-            AccountKind.CHILDREN,
-            amount,
-            reference=child.id,
-        )
-        down.adjust(AccountKind.PARENT, -amount)
-        down.adjust(AccountKind.POOL, amount)
-        down.record(
-            TransferKind.FROM_PARENT,
-            AccountKind.PARENT,
-            AccountKind.POOL,
-            amount,
-            reference=parent.id,
-        )
+        _move(up, down, amount, downward=True, parent=parent, child=child)
         return _finish(uow, parent, child, up, down, amount)
 
     return run_write(
@@ -230,23 +214,7 @@ def take_back_from_child(
                 f"{format_credits(taken)} asked back"
             )
         if taken:  # an empty pool gives nothing back and records no transfer
-            down.adjust(AccountKind.PARENT, taken)
-            down.record(
-                TransferKind.TO_PARENT,
-                AccountKind.POOL,
-                AccountKind.PARENT,
-                taken,
-                reference=parent.id,
-            )
-            up.adjust(AccountKind.CHILDREN, -taken)
-            up.adjust(AccountKind.POOL, taken)
-            up.record(
-                TransferKind.FROM_CHILD,
-                AccountKind.CHILDREN,
-                AccountKind.POOL,
-                taken,
-                reference=child.id,
-            )
+            _move(up, down, taken, downward=False, parent=parent, child=child)
         return _finish(uow, parent, child, up, down, taken)
 
     return run_write(
@@ -331,6 +299,42 @@ def _lock_family(uow: UnitOfWork, parent_id: str, child_id: str) -> tuple[Org, O
         raise NotFound(f"no child {child_id} of org {parent_id}")
     parent = load_org(uow, parent_id, lock=True)
     return parent, load_org(uow, child_id, lock=True)
+
+
+def _move(
+    up: ledger.Posting,
+    down: ledger.Posting,
+    amount: int,
+    *,
+    downward: bool,
+    parent: Org,
+    child: Org,
+) -> None:
+    """Post one move in both ledgers, the giving pool already withdrawn: the giving side (pool
+    -> its family account) first, then the receiving side (family account -> pool).
+    `downward`: an allotment, parent to child; otherwise taking back, child to parent."""
+    if downward:
+        giver, given_to, give, giver_ref = up, AccountKind.CHILDREN, TransferKind.TO_CHILD, child
+        taker, taken_from, take, taker_ref = (
+            down,
+            AccountKind.PARENT,
+            TransferKind.FROM_PARENT,
+            parent,
+        )
+    else:
+        giver, given_to, give, giver_ref = down, AccountKind.PARENT, TransferKind.TO_PARENT, parent
+        taker, taken_from, take, taker_ref = (
+            up,
+            AccountKind.CHILDREN,
+            TransferKind.FROM_CHILD,
+            child,
+        )
+    # Each family account mirrors the other's: the giver's rises by what the taker's falls.
+    giver.adjust(given_to, amount)
+    giver.record(give, AccountKind.POOL, given_to, amount, reference=giver_ref.id)
+    taker.adjust(taken_from, -amount)
+    taker.adjust(AccountKind.POOL, amount)
+    taker.record(take, taken_from, AccountKind.POOL, amount, reference=taker_ref.id)
 
 
 def _finish(
