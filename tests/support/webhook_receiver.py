@@ -61,6 +61,12 @@ class Receiver:
         return [item.event for item in self.received if item.verified]
 
 
+class _Server(ThreadingHTTPServer):
+    # Several workers each send a batch at once: a listen queue of 5 (the default) overflows
+    # on a loaded machine, and a dropped connection fails its attempt.
+    request_queue_size = 128
+
+
 @contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     """Serve a receiver on 127.0.0.1 for the duration of the block."""
@@ -92,7 +98,7 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hooks")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

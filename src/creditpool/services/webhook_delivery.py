@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from creditpool.services import webhook_secrets
@@ -318,16 +318,3 @@ def deliver_due(
             if not jobs:
                 break
     return DeliveryReport(succeeded, failed)
-
-
-def backlog(uow: UnitOfWork) -> int:
-    """Return how many deliveries are pending (the outbox's backlog)."""
-    with uow:
-        return int(
-            uow.session.scalar(
-                select(func.count())
-                .select_from(WebhookDelivery)
-                .where(WebhookDelivery.status == "pending")
-            )
-            or 0
-        )
