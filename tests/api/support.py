@@ -93,11 +93,14 @@ class World:
         return str(self.org["id"])
 
     @classmethod
-    def build(cls, api: Api, *, purchase: str = "100", students: int = 2) -> World:
+    def build(
+        cls, api: Api, *, purchase: str = "100", students: int = 2, parent: str | None = None
+    ) -> World:
+        """The cast in an org of its own, or (with `parent`) in a child org of `parent`."""
         owner_user, owner = api.sign_up("Owner")
         org = api.call(
             "POST",
-            "/orgs",
+            "/orgs" if parent is None else f"/orgs/{parent}/children",
             token=OPERATOR_KEY,
             json={"name": "Render class", "owner_email": owner_user["email"]},
         ).json()

@@ -747,49 +747,6 @@ def _open_child(api: Api, parent: str, name: str, owner_email: str) -> str:
     return str(made.json()["id"])
 
 
-def _world_under(api: Api, parent: str) -> World:
-    """The usual cast (World.build's), in a child org of `parent`."""
-    owner_user, owner = api.sign_up("Owner")
-    org_id = _open_child(api, parent, "Render class", owner_user["email"])
-    api.call("POST", f"/orgs/{org_id}/purchases", token=OPERATOR_KEY, json={"amount": "100"})
-    org = api.call("GET", f"/orgs/{org_id}", token=OPERATOR_KEY).json()
-    code = org["invite_code"]
-    _, manager = api.sign_up("Manager")
-    manager_id = api.call("POST", f"/join/{code}", token=manager).json()["id"]
-    api.call("PATCH", f"/orgs/{org_id}/members/{manager_id}", token=owner, json={"role": "manager"})
-    tokens, ids = [], []
-    for number in range(2):
-        _, token = api.sign_up(f"Student {number + 1}")
-        joined = api.call("POST", f"/join/{code}", token=token)
-        assert joined.status_code == 201, joined.text
-        tokens.append(token)
-        ids.append(joined.json()["id"])
-    key = api.call(
-        "POST", f"/orgs/{org_id}/api-keys", token=owner, json={"name": "farm", "scopes": ["usage"]}
-    ).json()["key"]
-    stranger_user, stranger = api.sign_up("Stranger")
-    other = api.call(
-        "POST",
-        "/orgs",
-        token=OPERATOR_KEY,
-        json={"name": "Other class", "owner_email": stranger_user["email"]},
-    ).json()
-    me = api.call("GET", "/me", token=owner).json()
-    return World(
-        api=api,
-        org=org,
-        owner=owner,
-        manager=manager,
-        students=tokens,
-        student_ids=ids,
-        manager_id=manager_id,
-        owner_id=me["memberships"][0]["member_id"],
-        usage_key=key,
-        stranger=stranger,
-        other_org=other,
-    )
-
-
 def _with_kin(stage: Stage, kin: dict[str, tuple[Kin, str]]) -> Stage:
     """The stage with more callers: each named one is the person of that role in that org."""
     for caller, (org, role) in kin.items():
@@ -807,7 +764,7 @@ def test_the_owner_and_managers_of_a_classs_ancestors_act_in_it_as_its_managers(
     district = _kin(api, "District", None)
     school = _kin(api, "School", district.org_id)
     sibling = _kin(api, "Class B", school.org_id)
-    world = _world_under(api, school.org_id)
+    world = World.build(api, parent=school.org_id)
     family = {
         DISTRICT_OWNER: (district, "owner"),
         DISTRICT_MANAGER: (district, "manager"),

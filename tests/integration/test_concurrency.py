@@ -18,7 +18,6 @@ wait for the lock instead of failing with "database is locked".
 from __future__ import annotations
 
 import random
-import threading
 import time
 import traceback
 import uuid
@@ -42,6 +41,7 @@ from creditpool.storage.database import create_database_engine
 from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.factories import OPERATOR, make_user
+from tests.support.racing import race
 
 THREADS = 8
 RACE_SECONDS = 3.0
@@ -129,21 +129,6 @@ def describe(operation: str, error: Exception) -> str:
     frames = [f for f in traceback.extract_tb(error.__traceback__) if "/creditpool/" in f.filename]
     where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
     return f"{operation}: {type(error).__name__}: {str(error).splitlines()[0]}\n  at {where}"
-
-
-def race(workers: list[Callable[[], None]]) -> None:
-    """Start every worker at the same instant and wait for all of them."""
-    start = threading.Barrier(len(workers))
-
-    def run(work: Callable[[], None]) -> None:
-        start.wait()
-        work()
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 @pytest.fixture

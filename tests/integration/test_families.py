@@ -37,6 +37,7 @@ from creditpool.storage.schema import Account, Org, Transfer
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org, make_user
+from tests.support.racing import race
 
 MACHINE = "api-key:test"
 FAMILY_KINDS = (
@@ -549,21 +550,6 @@ def pg_engine(postgresql_url: str) -> Iterator[Engine]:
 
 
 RACERS = 6
-
-
-def race(workers: list[Callable[[], None]]) -> None:
-    """Start every worker at the same instant and wait for all of them."""
-    start = threading.Barrier(len(workers))
-
-    def run(work: Callable[[], None]) -> None:
-        start.wait()
-        work()
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def open_family(uow: UnitOfWork, purchase: str) -> tuple[OrgView, list[OrgView]]:
