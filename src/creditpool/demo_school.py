@@ -21,8 +21,15 @@ from typing import Any
 from sqlalchemy import insert, text, update
 
 from creditpool.domain.amounts import credits, format_credits
-from creditpool.domain.model import AccountKind, MemberStatus, Role, Seat, TransferKind
-from creditpool.services import ledger, orgs, pool_series, users
+from creditpool.domain.model import (
+    DEFAULT_PRIORITY,
+    AccountKind,
+    MemberStatus,
+    Role,
+    Seat,
+    TransferKind,
+)
+from creditpool.services import ledger, lots, orgs, pool_series, users
 from creditpool.services.ledger import wallet_account
 from creditpool.services.transactions import run_write
 from creditpool.storage.bulk import copy_rows
@@ -31,6 +38,7 @@ from creditpool.storage.schema import (
     Account,
     Group,
     GroupMember,
+    LotBalance,
     Member,
     Org,
     Transfer,
@@ -98,7 +106,7 @@ def _insert(uow: UnitOfWork, table: type[Any], rows: list[dict[str, Any]]) -> No
 def _for_sqlite(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return json.dumps(value) if isinstance(value, dict) else value
+    return json.dumps(value) if isinstance(value, dict | list) else value
 
 
 def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> School:
@@ -197,10 +205,17 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
     purchase.adjust(AccountKind.PURCHASES, -bought)
     purchase.adjust(AccountKind.POOL, bought)
     row = purchase.record(
-        TransferKind.PURCHASE, AccountKind.PURCHASES, AccountKind.POOL, bought, reference="term"
+        TransferKind.PURCHASE,
+        AccountKind.PURCHASES,
+        AccountKind.POOL,
+        bought,
+        reference="term",
+        new_lot={"priority": DEFAULT_PRIORITY, "expires_at": None},
     )
     row["id"] = history.first_id()
     purchase.flush()
+    # The term's one lot: every credit of the history below is of it.
+    history.lot_id = row["lots"][0]["lot_id"]
     group_ids = [f"{heads['grp']}{k:012d}" for k in range(_groups(count))]
     session.execute(
         insert(Group),
@@ -263,6 +278,18 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
         ]
         for table, rows in ((User, people), (Member, memberships), (Account, wallets)):
             _insert(uow, table, rows)
+        held = [
+            {
+                "org_id": org_id,
+                "account_id": wallet["id"],
+                "lot_id": history.lot_id,
+                "amount": wallet["balance"],
+                "held": 0,
+            }
+            for wallet in wallets
+            if wallet["balance"]
+        ]
+        _insert(uow, LotBalance, held)
         _insert(uow, GroupMember, placed)
         moves, totals = history.of(member_ids)
         _insert(uow, Transfer, moves)
@@ -270,6 +297,9 @@ def _fill(uow: UnitOfWork, org_id: str, count: int, domain: str, *, bought: int)
     posting = ledger.Posting(session, org_id, ACTOR, start)
     posting.adjust(AccountKind.POOL, -history.allotted)
     posting.adjust(AccountKind.USAGE, history.used)
+    lots.add_to_holdings(
+        session, org_id, {(AccountKind.POOL, history.lot_id): [-history.allotted, 0]}
+    )
     active = [i for i in range(count) if not _removed(i)]
     session.execute(
         update(Org)
@@ -296,6 +326,7 @@ class _History:
         self.batches = {1: new_id("bat"), 28: new_id("bat")}  # the two allotments
         self.in_minute: dict[int, int] = {}
         self.allotted = self.used = 0
+        self.lot_id = ""  # the term's lot, once bought
 
     def first_id(self) -> str:
         """The id of the term's first transfer, at its start, before any other."""
@@ -320,6 +351,7 @@ class _History:
             "reference": None,
             "actor": ACTOR,
             "created_at": at,
+            "lots": [{"lot_id": self.lot_id, "amount": amount}],
             **rest,
         }
 

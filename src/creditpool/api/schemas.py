@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,8 @@ from creditpool.api import document_rules as rules
 from creditpool.domain.amounts import format_credits, parse_credits
 from creditpool.domain.errors import InvalidAmount, InvalidInput
 from creditpool.domain.model import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
     HoldStatus,
     InvitationStatus,
     MemberStatus,
@@ -575,10 +578,20 @@ class NewOrg(RequestBody):
 
 
 class Purchase(RequestBody):
-    """Credits bought by the org."""
+    """Credits bought by the org: a new lot."""
 
     amount: AmountIn
     reference: Reference | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When what is left of the lot lapses: a future instant with its offset.",
+    )
+    priority: StrictInt = Field(
+        default=DEFAULT_PRIORITY,
+        ge=0,
+        le=MAX_PRIORITY,
+        description="Lots of lower priority are spent first.",
+    )
 
 
 class NewApiKey(RequestBody):
@@ -609,6 +622,13 @@ class ApiKey(BaseModel):
         )
 
 
+class LotShare(BaseModel):
+    """What one lot gave to a transfer."""
+
+    lot_id: str
+    amount: Amount
+
+
 class Transfer(BaseModel):
     """One movement of credits."""
 
@@ -625,6 +645,9 @@ class Transfer(BaseModel):
     metrics: dict[str, int] | None
     actor: str
     created_at: datetime
+    lots: list[LotShare] = Field(
+        default_factory=list, description="Which lots it moved, in the order they were spent."
+    )
 
     @classmethod
     def of(cls, view: TransferView) -> Transfer:
@@ -641,6 +664,10 @@ class Transfer(BaseModel):
             metrics=view.metrics,
             actor=view.actor,
             created_at=view.created_at,
+            lots=[
+                LotShare(lot_id=share.lot_id, amount=format_credits(share.amount))
+                for share in view.lots
+            ],
         )
 
 

@@ -40,10 +40,16 @@ class AccountKind(StrEnum):
     # the two sides of the family's transfers, each in its own org's ledger.
     CHILDREN = "children"
     PARENT = "parent"
+    EXPIRED = "expired"  # what lots that lapsed left in pools and wallets
 
 
 # Accounts that close the books: their balances may be negative.
-SYSTEM_ACCOUNTS = (AccountKind.PURCHASES, AccountKind.USAGE, AccountKind.METERED)
+SYSTEM_ACCOUNTS = (
+    AccountKind.PURCHASES,
+    AccountKind.USAGE,
+    AccountKind.METERED,
+    AccountKind.EXPIRED,
+)
 
 
 class TransferKind(StrEnum):
@@ -61,6 +67,19 @@ class TransferKind(StrEnum):
     FROM_PARENT = "from_parent"  # child: parent -> pool
     TO_PARENT = "to_parent"  # child: pool -> parent
     FROM_CHILD = "from_child"  # parent: children -> pool
+    EXPIRY = "expiry"  # pool or wallet -> expired: what a lot left at its expiry
+
+
+class LotSource(StrEnum):
+    """Where a lot's credits came from."""
+
+    PURCHASE = "purchase"
+    PARENT = "parent"
+
+
+# A lot's priority: lower is spent first.
+DEFAULT_PRIORITY = 50
+MAX_PRIORITY = 100
 
 
 class Period(StrEnum):

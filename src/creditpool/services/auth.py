@@ -46,7 +46,7 @@ from creditpool.domain.roles import (
 )
 from creditpool.domain.text import clean_name
 from creditpool.services import family_rights, periods
-from creditpool.services.lookups import load_org
+from creditpool.services.lookups import load_org, settles_at
 from creditpool.services.rate_limits import FailedPasswords
 from creditpool.services.transactions import run_write
 from creditpool.services.users import authenticate
@@ -335,7 +335,7 @@ def authorize_bearer(
         principal, standing = _caller(uow, bearer, org_id, configured_operator_key)
         assert standing is not None
         grant = _grant(uow, principal, standing, org_id, permission, own_member_id)
-        due = periods.is_due(standing.period_ends_at, uow.now)
+        due = periods.is_due(standing.settles_at, uow.now)
     if due:
         _settle_period(uow, org_id)
     return grant
@@ -357,8 +357,9 @@ class _Standing:
     member_id: str | None = None
     role: str | None = None
     parent_id: str | None = None
-    # The org's period boundary (None without a period), read with the org: free to check.
-    period_ends_at: datetime | None = None
+    # When the org has something to settle (a period boundary or a lot's expiry; None:
+    # nothing ahead), read with the org: free to check.
+    settles_at: datetime | None = None
 
 
 def _caller(
@@ -379,11 +380,11 @@ def _caller(
         if org_id is None:
             return principal, None
         found = uow.execute_first(
-            select(Org.id, Org.period_ends_at).where(Org.id == org_id)
+            select(Org.id, settles_at(_orgs)).where(Org.id == org_id)
         ).one_or_none()
         if found is None:
             return principal, _Standing(False)
-        return principal, _Standing(True, period_ends_at=found.period_ends_at)
+        return principal, _Standing(True, settles_at=found.settles_at)
     if parts[0] == "cpt" and len(parts) == 3:
         return _personal(uow, parts[1], parts[2], org_id, refused)
     if parts[0] == "cpk" and len(parts) == 4:
@@ -434,7 +435,7 @@ _TOKEN_IN_ORG = (
     _TOKEN.add_columns(
         _orgs.c.id.label("org_found"),
         _orgs.c.parent_id,
-        _orgs.c.period_ends_at,
+        settles_at(_orgs),
         _members.c.id.label("member_id"),
         _members.c.role,
     )
@@ -453,10 +454,10 @@ _OPERATOR_KEY = select(
     _operator_keys.c.secret_hash, _operator_keys.c.revoked_at, _operator_keys.c.last_used_at
 ).where(_operator_keys.c.id == bindparam("key"))
 _OPERATOR_KEY_IN_ORG = _OPERATOR_KEY.add_columns(
-    _orgs.c.id.label("org_found"), _orgs.c.period_ends_at
+    _orgs.c.id.label("org_found"), settles_at(_orgs)
 ).outerjoin(_orgs, _orgs.c.id == bindparam("org"))
 # An org key with its own org's period boundary (the one org it may act on).
-_API_KEY_IN_ORG = _API_KEY.add_columns(_orgs.c.period_ends_at).outerjoin(
+_API_KEY_IN_ORG = _API_KEY.add_columns(settles_at(_orgs)).outerjoin(
     _orgs, _orgs.c.id == _api_keys.c.org_id
 )
 
@@ -483,7 +484,7 @@ def _personal(
         token.member_id,
         token.role,
         token.parent_id,
-        token.period_ends_at,
+        token.settles_at,
     )
 
 
@@ -506,7 +507,7 @@ def _org_key(
         return principal, None
     if org_id != key_org:
         return principal, _Standing(False)
-    return principal, _Standing(True, period_ends_at=key.period_ends_at)
+    return principal, _Standing(True, settles_at=key.settles_at)
 
 
 def _operator_key(
@@ -520,7 +521,7 @@ def _operator_key(
     principal = Principal(actor=f"operator-key:{key_id}", operator=True)
     if org_id is None:
         return principal, None
-    return principal, _Standing(key.org_found is not None, period_ends_at=key.period_ends_at)
+    return principal, _Standing(key.org_found is not None, settles_at=key.settles_at)
 
 
 @dataclass(frozen=True)
@@ -611,7 +612,7 @@ def authorize(
     Forbidden for one whose role does not allow the action.
     """
     with uow.preparing():
-        query = select(Org.id, Org.period_ends_at).where(Org.id == org_id)
+        query = select(Org.id, settles_at(_orgs)).where(Org.id == org_id)
         if principal.user_id is not None and not principal.operator:
             query = query.add_columns(Member.id, Member.role, Org.parent_id).outerjoin(
                 Member,
@@ -624,9 +625,9 @@ def authorize(
             standing = _Standing(False)
         else:
             member_id, role, parent_id = (*row[2:], None, None, None)[:3]
-            standing = _Standing(True, member_id, role, parent_id, row.period_ends_at)
+            standing = _Standing(True, member_id, role, parent_id, row.settles_at)
         grant = _grant(uow, principal, standing, org_id, permission, own_member_id)
-        due = periods.is_due(standing.period_ends_at, uow.now)
+        due = periods.is_due(standing.settles_at, uow.now)
     if due:
         _settle_period(uow, org_id)
     return grant

@@ -50,9 +50,9 @@ from creditpool.domain.model import (
     TransferKind,
 )
 from creditpool.metrics import note_transfers
-from creditpool.services import event_bodies, events
+from creditpool.services import event_bodies, events, lots
 from creditpool.services.ledger import WALLET_PREFIX, Posting
-from creditpool.services.lookups import load_org
+from creditpool.services.lookups import load_org, settlement_due
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.views import UsageResult, charged_view, transfer_view
@@ -89,6 +89,8 @@ _CHARGEABLE = (
         _orgs.c.webhook_events,
         _orgs.c.auto_period,
         _orgs.c.period_ends_at,
+        _orgs.c.sole_lot_id,
+        _orgs.c.next_expiry_at,
         _members.c.id,
         _members.c.status,
         _members.c.user_id,
@@ -163,9 +165,9 @@ def try_charge(
     found = connection.execute(_CHARGEABLE, keys).one_or_none()
     if found is None:
         raise NotFound(f"no org {org_id}")
-    if found.period_ends_at is not None and found.period_ends_at <= uow.now:
-        # A period boundary has passed: settle it (under the org's lock, taken first of all)
-        # before charging in the new period, then read the org as it left it.
+    if settlement_due(found, uow.now):
+        # A period boundary or a lot's expiry has passed: settle it (under the org's lock,
+        # taken first of all) before charging, then read the org as it left it.
         load_org(uow, org_id, lock=True)
         found = connection.execute(_CHARGEABLE, keys).one()
     if found.paused:
@@ -178,6 +180,7 @@ def try_charge(
     wallet = Posting.charge_wallet(connection, org_id, wallet_id, amount)
     if wallet is None:
         return None
+    shares = lots.charge(connection, org_id, wallet_id, amount, found.sole_lot_id, uow.now)
     transfer = {
         "org_id": org_id,
         "id": new_id("trf"),
@@ -192,6 +195,7 @@ def try_charge(
         "metrics": metrics,
         "actor": actor,
         "created_at": uow.now,
+        "lots": lots.shares_json(shares),
     }
     connection.execute(_INSERT_TRANSFER, transfer)
     note_transfers(uow.session, (str(transfer["kind"]),))

@@ -11,13 +11,14 @@ from the batch's transfers (every student, a group), each as it stands at the re
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from creditpool.domain.amounts import MAX_MICROS, format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
-from creditpool.domain.model import AccountKind, TransferKind
+from creditpool.domain.model import DEFAULT_PRIORITY, MAX_PRIORITY, AccountKind, TransferKind
 from creditpool.domain.text import check_plain_text
 from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.ledger import chunks, wallet_account
@@ -55,14 +56,29 @@ def record_purchase(
     reference: str | None = None,
     actor: str,
     idempotency_key: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    expires_at: datetime | None = None,
 ) -> TransferView:
-    """Record credits bought by the org: purchases -> pool."""
+    """Record credits bought by the org: purchases -> pool, as a new lot spent in the order
+    of its `priority` (0 to 100, lower first) and lapsing at `expires_at` (None: never)."""
     check_amount(amount)
     check_reference(reference)
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
+    if expires_at is not None and expires_at <= uow.now:
+        raise InvalidInput("expires_at must be in the future")
 
     def apply() -> TransferView:
         org = load_org(uow, org_id, lock=True)
-        return post_purchase(uow, org, amount, reference=reference, actor=actor)
+        return post_purchase(
+            uow,
+            org,
+            amount,
+            reference=reference,
+            actor=actor,
+            priority=priority,
+            expires_at=expires_at,
+        )
 
     return run_write(
         uow,
@@ -71,9 +87,22 @@ def record_purchase(
         actor=actor,
         key=idempotency_key,
         operation="record_purchase",
-        arguments={"amount": amount, "reference": reference},
+        arguments=_purchase_arguments(amount, reference, priority, expires_at),
         result_type=TransferView,
     )
+
+
+def _purchase_arguments(
+    amount: int, reference: str | None, priority: int, expires_at: datetime | None
+) -> dict[str, Any]:
+    """What a purchase's idempotency key stands for. A lot's terms are named only when not the
+    default, so a key stored before lots existed still matches its retry."""
+    arguments: dict[str, Any] = {"amount": amount, "reference": reference}
+    if priority != DEFAULT_PRIORITY:
+        arguments["priority"] = priority
+    if expires_at is not None:
+        arguments["expires_at"] = expires_at.isoformat()
+    return arguments
 
 
 def allocate_credits(

@@ -21,6 +21,7 @@ changes, so which org is the parent is read before any lock is taken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from creditpool.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from creditpool.domain.model import MAX_DEPTH, AccountKind, TransferKind
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import alerts, family_rollup, ledger, metering, periods
+from creditpool.services import alerts, family_rollup, ledger, lots, metering, periods
 from creditpool.services.credits import check_amount
 from creditpool.services.family_rollup import RollupView
 from creditpool.services.lookups import load_org
@@ -199,22 +200,32 @@ def take_back_from_child(
             raise NotReturnable(f"{child.name} does not let credits go back from its pool")
         up = ledger.Posting(uow.session, parent.id, actor, uow.now)
         down = ledger.Posting(uow.session, child.id, actor, uow.now, batch_id=up.batch_id)
+        # Only what came down from the parent goes back up, spent in the usual order.
+        came_down = lots.returnable(uow.session, child.id, uow.now)
         taken = amount
         if taken is None:  # all the child's available now, burn included
-            taken = metering.pool_available(uow, child, uow.now)
+            taken = min(
+                metering.pool_available(uow, child, uow.now),
+                sum(holding.spendable(uow.now) for holding in came_down),
+            )
         if taken:
             # Only a move posts the burns: settling for nothing would split them at an
             # arbitrary instant, and each piece's rounding would drift the pools.
             metering.settle(uow, parent, actor=actor, posting=up)
             metering.settle(uow, child, actor=actor, posting=down)
-        if taken and not down.withdraw(AccountKind.POOL, taken):
+            came_down = lots.returnable(uow.session, child.id, uow.now)
+        if taken and (
+            sum(holding.spendable(uow.now) for holding in came_down) < taken
+            or not down.withdraw(AccountKind.POOL, taken)
+        ):
             available = metering.pool_balance(uow, child.id)
             raise InsufficientCredits(
-                f"{child.name}'s pool has {format_credits(available)} available; "
-                f"{format_credits(taken)} asked back"
+                f"{child.name}'s pool has {format_credits(available)} available "
+                f"from {parent.name}; {format_credits(taken)} asked back"
             )
         if taken:  # an empty pool gives nothing back and records no transfer
-            _move(up, down, taken, downward=False, parent=parent, child=child)
+            shares = lots.take(came_down, taken, uow.now)
+            _move(up, down, taken, downward=False, parent=parent, child=child, shares=shares)
         return _finish(uow, parent, child, up, down, taken)
 
     return run_write(
@@ -309,10 +320,12 @@ def _move(
     downward: bool,
     parent: Org,
     child: Org,
+    shares: Sequence[lots.Share] | None = None,
 ) -> None:
     """Post one move in both ledgers, the giving pool already withdrawn: the giving side (pool
-    -> its family account) first, then the receiving side (family account -> pool).
-    `downward`: an allotment, parent to child; otherwise taking back, child to parent."""
+    -> its family account) first, then the receiving side (family account -> pool), in the
+    lots the giving side gave (services/lots.py). `downward`: an allotment, parent to child;
+    otherwise taking back, child to parent, of the child's lots `shares`."""
     if downward:
         giver, given_to, give, giver_ref = up, AccountKind.CHILDREN, TransferKind.TO_CHILD, child
         taker, taken_from, take, taker_ref = (
@@ -331,10 +344,18 @@ def _move(
         )
     # Each family account mirrors the other's: the giver's rises by what the taker's falls.
     giver.adjust(given_to, amount)
-    giver.record(give, AccountKind.POOL, given_to, amount, reference=giver_ref.id)
+    given = giver.record(
+        give, AccountKind.POOL, given_to, amount, reference=giver_ref.id, lots=shares
+    )
+    giver.flush()
+    gave = lots.shares_of(given["lots"])
+    if downward:
+        received = lots.carry_down(giver.session, child.id, gave, giver.now)
+    else:
+        received = lots.carry_up(giver.session, child.id, gave)
     taker.adjust(taken_from, -amount)
     taker.adjust(AccountKind.POOL, amount)
-    taker.record(take, taken_from, AccountKind.POOL, amount, reference=taker_ref.id)
+    taker.record(take, taken_from, AccountKind.POOL, amount, reference=taker_ref.id, lots=received)
 
 
 def _finish(

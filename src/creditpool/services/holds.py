@@ -21,10 +21,10 @@ from creditpool.domain.errors import (
     NotFound,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, TransferKind
-from creditpool.services import alerts, event_bodies, events, ledger
+from creditpool.services import alerts, event_bodies, events, expiry, ledger, lots
 from creditpool.services.credits import check_amount, check_reference
 from creditpool.services.ledger import wallet_account
-from creditpool.services.lookups import load_member, load_org
+from creditpool.services.lookups import load_member, load_org, settlement_due
 from creditpool.services.transactions import run_write
 from creditpool.services.usage import add_usage, check_metrics
 from creditpool.services.views import HoldView, UsageResult, hold_view, member_view, transfer_view
@@ -68,6 +68,7 @@ def place_hold(
             if not posting.reserve(wallet, amount):  # pragma: no cover - made spendable
                 raise InsufficientCredits("the wallet cannot cover the hold")
         posting.flush()
+        shares = lots.hold(uow.session, org_id, wallet, amount, uow.now)
         if topped_up:
             alerts.check(uow, org)  # the top-up came out of the pool
         hold = Hold(
@@ -80,6 +81,7 @@ def place_hold(
             expires_at=uow.now + timedelta(seconds=expires_in),
             reference=reference,
             created_at=uow.now,
+            lots=lots.shares_json(shares),
         )
         uow.session.add(hold)
         uow.session.flush()
@@ -125,8 +127,8 @@ def capture_hold(
 
     def apply() -> UsageResult:
         org: Org = load_org(uow, org_id)
-        if org.period_ends_at is not None and org.period_ends_at <= uow.now:
-            org = load_org(uow, org_id, lock=True)  # settles the period's passed boundary
+        if settlement_due(org, uow.now):
+            org = load_org(uow, org_id, lock=True)  # settles the boundary or expiry passed
         hold = _load_open_hold(uow, org_id, hold_id)
         if hold.status != HoldStatus.PENDING or hold.expires_at <= uow.now:
             raise InsufficientCredits(f"the hold is {hold_view(hold, uow.now).status}, not pending")
@@ -138,6 +140,10 @@ def capture_hold(
         wallet = wallet_account(hold.member_id)
         posting = ledger.Posting(uow.session, org_id, actor, uow.now)
         posting.capture(wallet, amount, reserved=hold.amount)
+        # What is captured comes from the hold's lots, first in spending order; the rest is
+        # let go, and lapses at once if its lot has expired while held.
+        reserved = lots.shares_of(hold.lots)
+        spent, unspent = lots.split(reserved, amount)
         row = posting.record(
             TransferKind.USAGE,
             wallet,
@@ -147,8 +153,11 @@ def capture_hold(
             hold_id=hold.id,
             reference=hold.reference,
             metrics=checked,
+            lots=spent,
+            release=reserved,
         )
         posting.flush()
+        expiry.expire_released(uow, org_id, wallet, unspent)
         hold.status = HoldStatus.CAPTURED
         hold.captured = amount
         hold.closed_at = uow.now
@@ -179,8 +188,8 @@ def void_hold(
 
     def apply() -> HoldView:
         org = load_org(uow, org_id)
-        if org.period_ends_at is not None and org.period_ends_at <= uow.now:
-            # The period's passed boundary is settled before the held credits come free.
+        if settlement_due(org, uow.now):
+            # A passed boundary or expiry is settled before the held credits come free.
             load_org(uow, org_id, lock=True)
         hold = _load_open_hold(uow, org_id, hold_id)
         if hold.status == HoldStatus.PENDING:
@@ -188,7 +197,10 @@ def void_hold(
                 release_expired_holds(uow, org_id, [hold.member_id])
             else:
                 posting = ledger.Posting(uow.session, org_id, actor, uow.now)
-                posting.release(wallet_account(hold.member_id), hold.amount)
+                wallet = wallet_account(hold.member_id)
+                posting.release(wallet, hold.amount)
+                lots.release(uow.session, org_id, wallet, lots.shares_of(hold.lots))
+                expiry.expire_released(uow, org_id, wallet, lots.shares_of(hold.lots))
                 hold.status = HoldStatus.VOIDED
                 hold.closed_at = uow.now
             uow.session.flush()

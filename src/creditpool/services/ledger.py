@@ -53,6 +53,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.model import SYSTEM_ACCOUNTS, AccountKind, TransferKind
 from creditpool.metrics import note_transfers
+from creditpool.services import lots as lots_of
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
 from creditpool.storage.bulk import among, insert_rows
 from creditpool.storage.ids import new_id
@@ -401,9 +402,15 @@ class Posting:
         hold_id: str | None = None,
         reference: str | None = None,
         metrics: dict[str, int] | None = None,
+        lots: Sequence[lots_of.Share] | None = None,
+        new_lot: dict[str, Any] | None = None,
+        release: Sequence[lots_of.Share] | None = None,
     ) -> dict[str, Any]:
-        """Queue the transfer row for an account change already made; returns the row."""
-        row = {
+        """Queue the transfer row for an account change already made; returns the row. Its
+        lots are chosen when it is flushed (services/lots.py), unless `lots` names them;
+        `new_lot` (a purchase) makes a lot of these terms; `release` lets go of a hold's
+        shares of the debited wallet first."""
+        row: dict[str, Any] = {
             "org_id": self.org_id,
             "id": new_id("trf"),
             "batch_id": self.batch_id,
@@ -418,6 +425,12 @@ class Posting:
             "actor": self.actor,
             "created_at": self.now,
         }
+        if lots is not None:
+            row["_lots"] = list(lots)
+        if new_lot is not None:
+            row["_new_lot"] = new_lot
+        if release:
+            row["_release"] = list(release)
         self.rows.append(row)
         return row
 
@@ -425,6 +438,7 @@ class Posting:
         """Insert the transfers queued since the last flush; `rows` keeps them all."""
         pending = self.rows[self._inserted :]
         if pending:
+            lots_of.trace(self.session, self.org_id, pending, self.now)
             insert_rows(self.session.connection(), _TRANSFERS, pending)
             note_transfers(self.session, (row["kind"] for row in pending))
             self._inserted = len(self.rows)

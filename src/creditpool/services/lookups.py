@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, case, or_, select
 
 from creditpool.domain.errors import NotFound
 from creditpool.domain.model import MemberStatus
 from creditpool.storage.bulk import among
 from creditpool.storage.schema import Group, Member, Org
 from creditpool.storage.unit_of_work import UnitOfWork
+
+
+class Settled(Protocol):
+    """What says whether an org has something to settle before a write: an Org or a row."""
+
+    period_ends_at: datetime | None
+    next_expiry_at: datetime | None
+
+
+def settlement_due(org: Settled, now: datetime) -> bool:
+    """Whether a period boundary or a lot's expiry has passed unposted (load_org settles)."""
+    return (org.period_ends_at is not None and org.period_ends_at <= now) or (
+        org.next_expiry_at is not None and org.next_expiry_at <= now
+    )
+
+
+def settles_at(orgs: Table) -> ColumnElement[datetime | None]:
+    """The org's next instant to settle, in SQL: the sooner of its period boundary and its
+    next lot expiry (None when it has neither), labelled `settles_at`."""
+    period, expiry = orgs.c.period_ends_at, orgs.c.next_expiry_at
+    return case(
+        (expiry.is_(None), period),
+        (or_(period.is_(None), expiry < period), expiry),
+        else_=period,
+    ).label("settles_at")
 
 
 def load_org(uow: UnitOfWork, org_id: str, *, lock: bool = False) -> Org:
@@ -23,11 +50,14 @@ def load_org(uow: UnitOfWork, org_id: str, *, lock: bool = False) -> Org:
     org = uow.session.scalars(query).one_or_none()
     if org is None:
         raise NotFound(f"no org {org_id}")
-    if lock and org.period_ends_at is not None and org.period_ends_at <= uow.now:
+    if lock and settlement_due(org, uow.now):
         # Imported here: settling needs the wallets' helpers, which need these lookups.
-        from creditpool.services import periods
+        from creditpool.services import expiry, periods
 
-        periods.settle_locked(uow, org)
+        if org.next_expiry_at is not None and org.next_expiry_at <= uow.now:
+            expiry.post_due(uow, org)
+        if org.period_ends_at is not None and org.period_ends_at <= uow.now:
+            periods.settle_locked(uow, org)
     return org
 
 

@@ -52,9 +52,9 @@ from creditpool.domain.errors import CreditpoolError, MemberRemoved, NotFound, O
 from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.domain.policies import AutoAllocation
 from creditpool.metrics import note_transfers
-from creditpool.services import event_bodies, events
+from creditpool.services import event_bodies, events, lots
 from creditpool.services.ledger import WALLET_PREFIX, Posting, chunks
-from creditpool.services.lookups import load_org
+from creditpool.services.lookups import load_org, settlement_due
 from creditpool.services.metering import MeteredOrg, available
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded
 from creditpool.services.usage import apply_usage
@@ -117,6 +117,7 @@ _ORG = (
         _orgs.c.webhook_events,
         _orgs.c.auto_period,
         _orgs.c.period_ends_at,
+        _orgs.c.next_expiry_at,
         _pool.c.balance.label("pool_balance"),
     )
     .join(_pool, (_pool.c.org_id == _orgs.c.id) & (_pool.c.id == AccountKind.POOL))
@@ -224,9 +225,9 @@ def charge_many(
     org = connection.execute(_ORG, {"org": org_id}).one_or_none()
     if org is None:
         return [NotFound(f"no org {org_id}")] * len(charges)
-    if org.period_ends_at is not None and org.period_ends_at <= uow.now:
-        # A period boundary has passed: settle it under the org's lock, taken first of all,
-        # then charge in the new period with the org as that left it.
+    if settlement_due(org, uow.now):
+        # A period boundary or a lot's expiry has passed: settle it under the org's lock,
+        # taken first of all, then charge with the org as that left it.
         load_org(uow, org_id, lock=True)
         org = connection.execute(_ORG, {"org": org_id}).one()
     if org.paused:
@@ -248,6 +249,7 @@ def charge_many(
 
     outcomes: list[Outcome | None] = [None] * len(charges)
     rows: list[dict[str, Any]] = []
+    made: list[tuple[int, dict[str, Any], MemberView | None]] = []
     debits: dict[str, int] = defaultdict(int)
     added: dict[str, int] = defaultdict(int)
     metric_added: dict[tuple[str, str], int] = defaultdict(int)
@@ -281,10 +283,13 @@ def charge_many(
         row = _transfer(org_id, charge, uow)
         rows.append(row)
         view = access.view_of(org_id, member) if with_members else None
-        outcomes[index] = Charged(transfer_view(row), view)
+        made.append((index, row, view))
 
     if rows:
         Posting.debit_wallets(connection, org_id, debits)
+        lots.trace(uow.session, org_id, rows, uow.now)  # which lots pay, in spending order
+        for index, row, view in made:
+            outcomes[index] = Charged(transfer_view(row), view)
         insert_rows(connection, _transfers, rows)
         note_transfers(uow.session, (row["kind"] for row in rows))
         for part in chunks(sorted(added)):

@@ -77,10 +77,21 @@ def available(org: MeteredOrg, posted: int, at: datetime) -> int:
     return posted - accrued
 
 
-def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | None = None) -> int:
-    """Post the burn since `metered_since` and move it to now; the org row must be locked."""
+def settle(
+    uow: UnitOfWork,
+    org: Org,
+    *,
+    actor: str,
+    posting: ledger.Posting | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Post the burn since `metered_since` and move it to now (or to `at`, an earlier instant:
+    a lot's expiry, services/expiry.py); the org row must be locked."""
+    end = uow.now if at is None else at
+    if org.metered_since >= end:
+        return 0
     rate, posted = burn_rate(org), pool_balance(uow, org.id)
-    accrued = metering.accrual(rate=rate, start=org.metered_since, end=uow.now, balance=posted)
+    accrued = metering.accrual(rate=rate, start=org.metered_since, end=end, balance=posted)
     if accrued > 0:
         own = posting or ledger.Posting(uow.session, org.id, actor, uow.now)
         # The accrual never exceeds the posted balance, so this debit cannot fail.
@@ -91,7 +102,7 @@ def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | N
         # ran dry, if it did): a chart of the pool can then draw it where it happened.
         since = org.metered_since
         ago = int((uow.now - since).total_seconds())
-        ran = int((burnt_until(rate, since, posted, uow.now) - since).total_seconds())
+        ran = int((burnt_until(rate, since, posted, end) - since).total_seconds())
         own.record(
             TransferKind.METERING,
             AccountKind.POOL,
@@ -100,8 +111,7 @@ def settle(uow: UnitOfWork, org: Org, *, actor: str, posting: ledger.Posting | N
             metrics={"began_seconds_ago": ago, "burnt_seconds": ran},
         )
         own.flush()
-    if org.metered_since < uow.now:
-        org.metered_since = uow.now
+    org.metered_since = end
     return accrued
 
 

@@ -42,7 +42,7 @@ from sqlalchemy import inspect, or_, select
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import AccountKind, MemberStatus, Period, TransferKind
 from creditpool.domain.periods import DEFAULT_TIMEZONE, period_bounds
-from creditpool.services import alerts, ledger, metering
+from creditpool.services import alerts, expiry, ledger, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.transactions import run_write
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
@@ -205,12 +205,17 @@ def lock_org(uow: UnitOfWork, org_id: str) -> Org | None:
 
 
 def settle_due(uow: UnitOfWork, org_id: str) -> Settled | None:
-    """Settle the org's passed period boundary in a transaction of its own; None when there
-    was none (or it was settled meanwhile)."""
+    """Settle the org's passed period boundary in a transaction of its own, after posting any
+    lot expiry passed (services/expiry.py); None when no boundary was due (or it was settled
+    meanwhile)."""
 
     def apply() -> Settled | None:
         org = lock_org(uow, org_id)
-        return None if org is None else settle_locked(uow, org)
+        if org is None:
+            return None
+        if is_due(org.next_expiry_at, uow.now):
+            expiry.post_due(uow, org)
+        return settle_locked(uow, org)
 
     return run_write(uow, apply)
 
@@ -227,7 +232,7 @@ def due_below(uow: UnitOfWork, org_ids: Sequence[str]) -> list[str]:
             select(Org.id)
             .where(
                 or_(Org.parent_id.in_(ids), Org.parent_id.in_(children)),
-                Org.period_ends_at <= uow.now,
+                or_(Org.period_ends_at <= uow.now, Org.next_expiry_at <= uow.now),
             )
             .order_by(Org.id)
         )
@@ -255,8 +260,8 @@ class SweepReport:
 
 
 def sweep(uow: UnitOfWork) -> SweepReport:
-    """Settle every org whose period boundary has passed, SWEEP_BATCH at a time by id, each
-    in a transaction of its own. For the worker."""
+    """Settle every org whose period boundary or lot expiry has passed, SWEEP_BATCH at a
+    time by id, each in a transaction of its own. For the worker."""
     orgs = reclaimed = 0
     after = ""
     while True:
@@ -264,7 +269,10 @@ def sweep(uow: UnitOfWork) -> SweepReport:
             due = list(
                 uow.session.scalars(
                     select(Org.id)
-                    .where(Org.id > after, Org.period_ends_at <= uow.now)
+                    .where(
+                        Org.id > after,
+                        or_(Org.period_ends_at <= uow.now, Org.next_expiry_at <= uow.now),
+                    )
                     .order_by(Org.id)
                     .limit(SWEEP_BATCH)
                 )

@@ -7,9 +7,17 @@ request or completing a checkout and the purchase it pays for commit together, o
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
-from creditpool.domain.model import AccountKind, MemberStatus, Role, TransferKind
+from creditpool.domain.model import (
+    DEFAULT_PRIORITY,
+    AccountKind,
+    MemberStatus,
+    Role,
+    TransferKind,
+)
 from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.views import TransferView, transfer_view
 from creditpool.storage.schema import Member, Org, User
@@ -23,16 +31,24 @@ def post_purchase(
     *,
     reference: str | None,
     actor: str,
+    priority: int = DEFAULT_PRIORITY,
+    expires_at: datetime | None = None,
 ) -> TransferView:
-    """Credit the org's pool with `amount` bought (purchases -> pool) in the open transaction,
-    the org's row locked: `purchase.completed` carries the transfer, as a recorded purchase's
-    does, and the pool's low-credit alert is checked again."""
+    """Credit the org's pool with `amount` bought (purchases -> pool), a new lot of these
+    terms (services/lots.py), in the open transaction, the org's row locked:
+    `purchase.completed` carries the transfer, as a recorded purchase's does, and the pool's
+    low-credit alert is checked again."""
     posting = ledger.Posting(uow.session, org.id, actor, uow.now)
     metering.settle(uow, org, actor=actor, posting=posting)
     posting.adjust(AccountKind.PURCHASES, -amount)
     posting.adjust(AccountKind.POOL, amount)
     row = posting.record(
-        TransferKind.PURCHASE, AccountKind.PURCHASES, AccountKind.POOL, amount, reference=reference
+        TransferKind.PURCHASE,
+        AccountKind.PURCHASES,
+        AccountKind.POOL,
+        amount,
+        reference=reference,
+        new_lot={"priority": priority, "expires_at": expires_at},
     )
     posting.flush()
     view = transfer_view(row)

@@ -105,6 +105,14 @@ class MemberView:
 
 
 @dataclass(frozen=True)
+class LotShareView:
+    """What one lot gave to a transfer."""
+
+    lot_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class TransferView:
     """One movement of credits."""
 
@@ -120,6 +128,7 @@ class TransferView:
     metrics: dict[str, int] | None
     actor: str
     created_at: datetime
+    lots: tuple[LotShareView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -417,6 +426,9 @@ def transfer_view(row: Transfer | dict[str, Any]) -> TransferView:
         metrics=data["metrics"],
         actor=data["actor"],
         created_at=data["created_at"],
+        lots=tuple(
+            LotShareView(share["lot_id"], int(share["amount"])) for share in data.get("lots") or ()
+        ),
     )
 
 
@@ -433,6 +445,7 @@ _TRANSFER_FIELDS = (
     "metrics",
     "actor",
     "created_at",
+    "lots",
 )
 
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import InsufficientCredits, MemberRemoved, NotFound, OrgPaused
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
-from creditpool.services import ledger, metering
+from creditpool.services import expiry, ledger, lots, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
-from creditpool.services.lookups import load_member, load_org
+from creditpool.services.lookups import load_member, load_org, settlement_due
 from creditpool.services.views import settings_of
 from creditpool.storage.bulk import among
 from creditpool.storage.schema import Account, Hold, Member, Org
@@ -37,8 +37,9 @@ def load_chargeable(uow: UnitOfWork, org_id: str, member_id: str) -> tuple[Org, 
     if row is None:
         raise NotFound(f"no org {org_id}")
     org, member = row
-    if org.period_ends_at is not None and org.period_ends_at <= uow.now and member is not None:
-        # A period boundary has passed: settled under the org's lock before anything moves.
+    if settlement_due(org, uow.now) and member is not None:
+        # A period boundary or an expiry has passed: settled under the org's lock before
+        # anything moves.
         org = load_org(uow, org_id, lock=True)
         uow.session.refresh(member)
     if org.paused:
@@ -56,6 +57,8 @@ class ExpiredHolds:
 
     hold_ids: list[str]
     freed: dict[str, int]
+    # The lots each member's wallet gets back, from the holds' shares.
+    shares: dict[str, list[lots.Share]] = field(default_factory=dict)
 
 
 def release_expired_holds(
@@ -72,7 +75,7 @@ def lock_expired_holds(
 ) -> ExpiredHolds:
     """Lock the pending holds past their expiry (of these members, or all), in id order."""
     query = (
-        select(Hold.id, Hold.member_id, Hold.amount)
+        select(Hold.id, Hold.member_id, Hold.amount, Hold.lots)
         .where(
             Hold.org_id == org_id,
             Hold.status == HoldStatus.PENDING,
@@ -82,14 +85,16 @@ def lock_expired_holds(
         .with_for_update(key_share=True)
     )
     freed: dict[str, int] = defaultdict(int)
+    shares: dict[str, list[lots.Share]] = defaultdict(list)
     hold_ids: list[str] = []
     parts = [None] if member_ids is None else list(chunks(list(member_ids)))
     for part in parts:
         scoped = query if part is None else query.where(among(uow.session, Hold.member_id, part))
-        for hold_id, member_id, amount in uow.session.execute(scoped).tuples():
+        for hold_id, member_id, amount, held_lots in uow.session.execute(scoped).tuples():
             hold_ids.append(hold_id)
             freed[member_id] += amount
-    return ExpiredHolds(hold_ids, dict(freed))
+            shares[member_id] += lots.shares_of(held_lots)
+    return ExpiredHolds(hold_ids, dict(freed), dict(shares))
 
 
 def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) -> None:
@@ -103,7 +108,10 @@ def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) ->
     # Releasing records no transfer, so the posting's actor is never written.
     posting = ledger.Posting(uow.session, org_id, "", uow.now)
     for member_id in sorted(expired.freed):
-        posting.release(wallet_account(member_id), expired.freed[member_id])
+        wallet = wallet_account(member_id)
+        posting.release(wallet, expired.freed[member_id])
+        lots.release(uow.session, org_id, wallet, expired.shares.get(member_id, []))
+        expiry.expire_released(uow, org_id, wallet, expired.shares.get(member_id, []))
 
 
 def make_spendable(

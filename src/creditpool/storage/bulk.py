@@ -50,7 +50,7 @@ def copy_rows(connection: Connection, table_name: str, rows: Sequence[dict[str, 
 
 
 def _for_copy(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, dict) else value
+    return json.dumps(value) if isinstance(value, dict | list) else value
 
 
 def among(bind: Session | Connection, column: Any, ids: Sequence[str]) -> ColumnElement[bool]:

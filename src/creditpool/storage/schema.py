@@ -124,9 +124,17 @@ class Org(Base):
     auto_reclaim: Mapped[bool] = mapped_column(default=False)
     period_started_at: Mapped[datetime | None]
     period_ends_at: Mapped[datetime | None]
+    # Lots (migration 0010). `sole_lot_id` names the org's one lot while it has exactly one and
+    # that lot never expires, which is most orgs: a charge then knows the lot without reading
+    # any (services/lots.py). `next_expiry_at` is the soonest expiry of a lot not yet posted
+    # as expired: a request that finds it passed posts the expiry first.
+    sole_lot_id: Mapped[str | None] = mapped_column(ID)
+    next_expiry_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_orgs_parent_id", "parent_id"),
+        # The worker's sweep of expiries passed reads only the orgs due.
+        Index("ix_orgs_next_expiry_at", "next_expiry_at"),
         Index("ix_orgs_root_id", "root_id"),
         # The worker's sweep of boundaries passed reads only the orgs due, not every org.
         Index("ix_orgs_period_ends_at", "period_ends_at"),
@@ -216,7 +224,8 @@ class Account(Base):
         ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),
         UniqueConstraint("org_id", "member_id"),
         CheckConstraint(
-            "kind IN ('pool', 'wallet', 'purchases', 'usage', 'metered', 'children', 'parent')",
+            "kind IN ('pool', 'wallet', 'purchases', 'usage', 'metered', 'children', 'parent',"
+            " 'expired')",
             name="kind",
         ),
         CheckConstraint("kind NOT IN ('pool', 'wallet') OR balance >= 0", name="not_overdrawn"),
@@ -226,6 +235,66 @@ class Account(Base):
             " OR (kind <> 'wallet' AND member_id IS NULL)",
             name="wallet_has_member",
         ),
+    )
+
+
+class Lot(Base):
+    """Credits that entered an org's pool together: a purchase, or a parent's lot carried down.
+
+    Credits keep their lot wherever they go in the org; `LotBalance` says how much of it each
+    pool and wallet holds. The counters say where the rest went: `metered` (seat burn), `moved`
+    (to the org's children, less what came back, or back to its parent), `expired`; what is
+    left of `amount` after those and the holdings was used.
+    """
+
+    __tablename__ = "lots"
+
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("orgs.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    # The parent org's lot this one carries down (source "parent"), one lot per parent lot.
+    parent_lot_id: Mapped[str | None] = mapped_column(ID)
+    amount: Mapped[int] = mapped_column(Micros)
+    priority: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    metered: Mapped[int] = mapped_column(Micros, default=0)
+    moved: Mapped[int] = mapped_column(Micros, default=0)
+    expired: Mapped[int] = mapped_column(Micros, default=0)
+    # When its expiry was posted, and when `credits.expiring` was announced (null: not yet).
+    expired_at: Mapped[datetime | None]
+    warned_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "parent_lot_id"),
+        Index("ix_lots_org_id_expires_at", "org_id", "expires_at"),
+        CheckConstraint("source IN ('purchase', 'parent')", name="source"),
+        CheckConstraint("(source = 'parent') = (parent_lot_id IS NOT NULL)", name="parent_lot"),
+        CheckConstraint("priority BETWEEN 0 AND 100", name="priority"),
+        CheckConstraint(
+            "amount >= 0 AND metered >= 0 AND expired >= 0 AND metered + moved + expired <= amount",
+            name="counters",
+        ),
+    )
+
+
+class LotBalance(Base):
+    """What one lot holds in one pool or wallet; an account's balance is the sum over its
+    lots, and its `held` the sum of theirs."""
+
+    __tablename__ = "lot_balances"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    account_id: Mapped[str] = mapped_column(ACCOUNT_ID, primary_key=True)
+    lot_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    amount: Mapped[int] = mapped_column(Micros, default=0)
+    held: Mapped[int] = mapped_column(Micros, default=0)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["org_id", "account_id"], ["accounts.org_id", "accounts.id"]),
+        ForeignKeyConstraint(["org_id", "lot_id"], ["lots.org_id", "lots.id"]),
+        Index("ix_lot_balances_org_id_lot_id", "org_id", "lot_id"),
+        CheckConstraint("amount >= 0 AND held >= 0 AND held <= amount", name="covered"),
     )
 
 
@@ -247,6 +316,9 @@ class Transfer(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     actor: Mapped[str]
     created_at: Mapped[datetime]
+    # Which lots it moved, in the order they were spent: [{"lot_id", "amount"}], summing to
+    # `amount` (services/lots.py).
+    lots: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         ForeignKeyConstraint(["org_id", "debit_account_id"], ["accounts.org_id", "accounts.id"]),
@@ -301,6 +373,8 @@ class Hold(Base):
     reference: Mapped[str | None]
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # The lots its credits are held from, in spending order: [{"lot_id", "amount"}].
+    lots: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         ForeignKeyConstraint(["org_id", "member_id"], ["members.org_id", "members.id"]),

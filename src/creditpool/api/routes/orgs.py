@@ -107,6 +107,8 @@ def record_purchase(
             reference=body.reference,
             actor=grant.actor,
             idempotency_key=idempotency_key,
+            priority=body.priority,
+            expires_at=body.expires_at,
         )
     )
 
