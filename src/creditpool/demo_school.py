@@ -109,9 +109,12 @@ def _for_sqlite(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, dict | list) else value
 
 
-def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> School:
+def fill_school(
+    uow: UnitOfWork, *, members: int, name: str = "Demo school", extra: int = 0
+) -> School:
     """Make a school of `members` members besides its owner (classes, seats of every kind, a
-    few managers and removed members, a term of allotments and usage), on any database."""
+    few managers and removed members, a term of allotments and usage), on any database. The
+    term's one purchase buys `extra` micro-credits more than the term needs."""
     if members < 0:
         raise ValueError("a school has zero members or more")
     tag = secrets.token_hex(3)
@@ -128,7 +131,7 @@ def fill_school(uow: UnitOfWork, *, members: int, name: str = "Demo school") -> 
     students = sum(_is_student(i) for i in range(members))
     needed = sum(_allotted(i, members) for i in range(members))
     used = sum(_renders(i) * RENDER_COST for i in range(members) if _is_student(i))
-    spare = max(credits("100"), needed // 4)
+    spare = max(credits("100"), needed // 4) + extra
     run_write(uow, partial(_fill, uow, org.id, members, domain, bought=needed + spare))
     run_write(uow, partial(pool_series.roll_up, uow, org.id))
     _analyze(uow)

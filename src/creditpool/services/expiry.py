@@ -47,6 +47,8 @@ def post_due(uow: UnitOfWork, org: Org) -> int:
             update(Lot).where(Lot.org_id == org.id, Lot.id.in_(ids)).values(expired_at=uow.now)
         )
     org.next_expiry_at = next_expiry(uow, org.id)
+    if due:
+        lots.refresh_sole(uow.session, org.id)
     return lapsed
 
 
@@ -90,7 +92,10 @@ def expire_released(
         )
     )
     shares = [(lot_id, part) for lot_id, part in released if lot_id in lapsed_lots]
-    return post_expiry(uow, org_id, {wallet_id: shares} if shares else {})
+    lapsed = post_expiry(uow, org_id, {wallet_id: shares} if shares else {})
+    if lapsed:
+        lots.refresh_sole(uow.session, org_id)
+    return lapsed
 
 
 def post_expiry(uow: UnitOfWork, org_id: str, by_account: dict[str, list[lots.Share]]) -> int:

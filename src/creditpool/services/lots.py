@@ -344,7 +344,7 @@ def open_lot(
     if expires_at is not None:
         values["next_expiry_at"] = _sooner(orgs.c.next_expiry_at, expires_at)
     session.execute(update(orgs).where(orgs.c.id == org_id).values(values))
-    _forget_org(session, org_id)
+    _forget_org(session, org_id, *values)
     return lot_id
 
 
@@ -358,11 +358,11 @@ def _sooner(column: Any, instant: datetime) -> Any:
     )
 
 
-def _forget_org(session: Session, org_id: str) -> None:
-    """Make a loaded Org object read its lot columns again (they were set by Core)."""
+def _forget_org(session: Session, org_id: str, *names: str) -> None:
+    """Make a loaded Org object read these columns again (they were set by Core)."""
     org = session.identity_map.get((Org, (org_id,), None))
     if org is not None:
-        session.expire(org, ["sole_lot_id", "next_expiry_at"])
+        session.expire(org, list(names))
 
 
 def carry_down(
@@ -498,3 +498,28 @@ def split(shares: Sequence[Share], amount: int) -> tuple[list[Share], list[Share
         if part - used:
             rest.append((lot_id, part - used))
     return first, rest
+
+
+def refresh_sole(session: Session, org_id: str) -> None:
+    """Name the org's sole lot again once expiries leave it one never-expiring lot and no
+    other lot holds anything anywhere (a hold may keep an expired lot's credits a while)."""
+    live = session.execute(
+        select(_LOTS.c.id, _LOTS.c.expires_at)
+        .where(_LOTS.c.org_id == org_id, _LOTS.c.expired_at.is_(None))
+        .limit(2)
+    ).all()
+    sole = live[0].id if len(live) == 1 and live[0].expires_at is None else None
+    if sole is not None:
+        elsewhere = session.execute(
+            select(_HOLDINGS.c.lot_id)
+            .where(
+                _HOLDINGS.c.org_id == org_id,
+                _HOLDINGS.c.lot_id != sole,
+                _HOLDINGS.c.amount > 0,
+            )
+            .limit(1)
+        ).first()
+        sole = None if elsewhere is not None else sole
+    orgs = table_of(Org)
+    session.execute(update(orgs).where(orgs.c.id == org_id).values(sole_lot_id=sole))
+    _forget_org(session, org_id, "sole_lot_id")
