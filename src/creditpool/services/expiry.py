@@ -22,9 +22,9 @@ from itertools import groupby
 from sqlalchemy import func, select, update
 
 from creditpool.domain.model import AccountKind, TransferKind
-from creditpool.services import ledger, lots, metering
+from creditpool.services import ledger, lot_events, lots, metering
 from creditpool.services.ledger import WALLET_PREFIX
-from creditpool.storage.schema import Lot, LotBalance, Org
+from creditpool.storage.schema import Account, Lot, LotBalance, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
 ACTOR = "system:expiry"
@@ -60,14 +60,25 @@ def next_expiry(uow: UnitOfWork, org_id: str) -> datetime | None:
 
 
 def _expire(uow: UnitOfWork, org_id: str, lot_ids: Sequence[str]) -> int:
-    """Post what these lots hold unheld in the pool and the wallets as expired."""
+    """Post what these lots hold unheld in the pool and the wallets as expired. The accounts
+    are locked first (in id order, as every writer locks them), then their holdings read: a
+    charge that began before the expiry instant may still be spending them."""
+    holding = (
+        LotBalance.org_id == org_id,
+        LotBalance.lot_id.in_(lot_ids),
+        LotBalance.amount > LotBalance.held,
+    )
+    accounts = sorted(set(uow.session.scalars(select(LotBalance.account_id).where(*holding))))
+    for start in range(0, len(accounts), lots.CHUNK):
+        uow.session.execute(
+            select(Account.id)
+            .where(Account.org_id == org_id, Account.id.in_(accounts[start : start + lots.CHUNK]))
+            .order_by(Account.id)
+            .with_for_update(key_share=True)
+        ).all()
     held = uow.session.execute(
         select(LotBalance.account_id, LotBalance.lot_id, LotBalance.amount - LotBalance.held)
-        .where(
-            LotBalance.org_id == org_id,
-            LotBalance.lot_id.in_(lot_ids),
-            LotBalance.amount > LotBalance.held,
-        )
+        .where(*holding)
         .order_by(LotBalance.account_id, LotBalance.lot_id)
     ).all()
     by_account: dict[str, list[lots.Share]] = defaultdict(list)
@@ -98,6 +109,30 @@ def expire_released(
     return lapsed
 
 
+def expire_leftovers(uow: UnitOfWork, org_id: str, account_ids: Sequence[str]) -> int:
+    """Post as expired what these wallets hold, now unheld, of lots already expired (their
+    holds just closed with the members' removal). One query when the org has none."""
+    lapsed = select(Lot.id).where(Lot.org_id == org_id, Lot.expires_at <= uow.now)
+    if uow.session.execute(lapsed.limit(1)).first() is None:
+        return 0
+    by_account: dict[str, list[lots.Share]] = defaultdict(list)
+    for start in range(0, len(account_ids), lots.CHUNK):
+        part = list(account_ids[start : start + lots.CHUNK])
+        rows = uow.session.execute(
+            select(LotBalance.account_id, LotBalance.lot_id, LotBalance.amount)
+            .where(
+                LotBalance.org_id == org_id,
+                LotBalance.account_id.in_(part),
+                LotBalance.lot_id.in_(lapsed),
+                LotBalance.amount > 0,
+            )
+            .order_by(LotBalance.account_id, LotBalance.lot_id)
+        ).tuples()
+        for account_id, lot_id, amount in rows:
+            by_account[account_id].append((lot_id, amount))
+    return post_expiry(uow, org_id, by_account)
+
+
 def post_expiry(uow: UnitOfWork, org_id: str, by_account: dict[str, list[lots.Share]]) -> int:
     """Move these shares out of their accounts to `expired`, one transfer per account."""
     if not by_account:
@@ -126,4 +161,5 @@ def post_expiry(uow: UnitOfWork, org_id: str, by_account: dict[str, list[lots.Sh
         ledger.Posting.debit_wallets(uow.session.connection(), org_id, wallets)
     posting.adjust(AccountKind.EXPIRED, total)
     posting.flush()
+    lot_events.announce_expired(uow, org_id, by_account)
     return total

@@ -57,7 +57,7 @@ from creditpool.services import lots as lots_of
 from creditpool.services.totals import MAX_TOTAL, limit_exceeded, within_limit
 from creditpool.storage.bulk import among, insert_rows
 from creditpool.storage.ids import new_id
-from creditpool.storage.schema import Account, Member, Transfer, table_of
+from creditpool.storage.schema import Account, LotBalance, Member, Transfer, table_of
 
 # Enough ids per statement for any engine's limit on bound parameters.
 CHUNK = 900
@@ -383,11 +383,21 @@ class Posting:
         )
 
     def release_all(self, account_ids: Sequence[str]) -> None:
-        """Let go of everything held on these wallets (their holds are closed)."""
+        """Let go of everything held on these wallets and their lots (their holds are
+        closed)."""
         for part in chunks(account_ids):
             self.session.execute(
                 bulk_update(Account)
                 .where(Account.org_id == self.org_id, among(self.session, Account.id, part))
+                .values(held=0)
+            )
+            self.session.execute(
+                bulk_update(LotBalance)
+                .where(
+                    LotBalance.org_id == self.org_id,
+                    among(self.session, LotBalance.account_id, part),
+                    LotBalance.held > 0,
+                )
                 .values(held=0)
             )
 

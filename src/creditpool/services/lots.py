@@ -140,7 +140,7 @@ _ADD_MANY_POSTGRESQL = text(
     "ON CONFLICT (org_id, account_id, lot_id) DO UPDATE SET "
     "amount = lot_balances.amount + excluded.amount, held = lot_balances.held + excluded.held"
 )
-# Changes holdings that exist (any change that takes something away: the row to take from is
+# Changes holdings that exist (any change that takes something away or holds more: the row is
 # there, and an INSERT's row would fail its checks before it met the conflict).
 _CHANGE = text(
     "UPDATE lot_balances SET amount = amount + :amount, held = held + :held "
@@ -164,8 +164,9 @@ def add_to_holdings(
     A holding below zero fails the transaction: the caller's bug, never a client's."""
     changes = [(key, delta) for key, delta in sorted(deltas.items()) if delta[0] or delta[1]]
     connection = bind.connection() if isinstance(bind, Session) else bind
-    gains = [change for change in changes if change[1][0] >= 0 and change[1][1] >= 0]
-    losses = [change for change in changes if change[1][0] < 0 or change[1][1] < 0]
+    # An upsert's row must pass the checks as if inserted, even when it meets a conflict.
+    gains = [change for change in changes if 0 <= change[1][1] <= change[1][0]]
+    losses = [change for change in changes if not 0 <= change[1][1] <= change[1][0]]
     for statement, many, part in (
         (_CHANGE, _CHANGE_MANY_POSTGRESQL, losses),
         (_ADD, _ADD_MANY_POSTGRESQL, gains),

@@ -22,7 +22,7 @@ from creditpool.domain.errors import (
     OwnerRequired,
 )
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role, Seat, TransferKind
-from creditpool.services import alerts, event_bodies, events, ledger, metering, periods
+from creditpool.services import alerts, event_bodies, events, expiry, ledger, metering, periods
 from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.lookups import load_group, load_member, load_org
@@ -255,6 +255,8 @@ def remove_members(
             )
     wallets = [wallet_account(member_id) for member_id in ids]
     posting.release_all(wallets)
+    # What the closed holds kept of lots that have expired lapses now, not back to the pool.
+    expiry.expire_leftovers(uow, org.id, wallets)
     returns = posting.empty_each(wallets) if org.returnable else []
     # The burn is posted before the pool's balance or the rate moves, and only then.
     if returns or metering.moves_rate(org, [(Seat(member.seat), -1) for member in members]):
