@@ -18,10 +18,11 @@ Batch operations touch the pool once and all the wallets in one statement.
 
 Lock order, to keep PostgreSQL free of deadlocks: the org row (taken by anything that touches
 the pool, the rate or membership), then holds, then the pool and the wallets (whose lots'
-holdings, services/lots.py, change only under their account's lock), then member rows, then
-the `expired` account (an expiry's), and last the usage account, which every charge of the org
-credits: it is touched as the last statement before the commit, so its lock is held as briefly
-as possible. Where two orgs of a family are
+holdings, services/lots.py, change only under their account's lock), then member rows, and
+last the usage account, which every charge of the org credits: it is touched as the last
+statement before the commit, so its lock is held as briefly as possible. The `expired` account
+is credited after the accounts an expiry takes from, and only ever with the wallet of the
+member whose rows are locked, if any, so it closes no cycle. Where two orgs of a family are
 locked (a move between a parent's pool and a child's, a pause flowing down), the parent's row
 comes before the child's, and each org's rows then in the order above.
 
