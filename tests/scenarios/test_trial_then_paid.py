@@ -60,6 +60,7 @@ from creditpool.worker import run_once
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
 from tests.support.lot_books import buy_lot, lot_breaches, lots_of
+from tests.support.worked_tables import docstring_table
 
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 TRIAL_ENDS = NEW_YEAR + timedelta(days=30)
@@ -69,16 +70,8 @@ LOT_COLUMNS = ("amount", "in_pool", "in_wallets", "used", "metered", "expired")
 
 
 def table(heading: str) -> list[list[str]]:
-    """The rows of the docstring's table whose heading line starts with `heading`."""
-    lines = (__doc__ or "").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith(heading))
-    columns = len(lines[start].split())
-    rows = []
-    for line in lines[start + 1 :]:
-        if not line.strip():
-            break
-        rows.append(line.split(maxsplit=columns - 1))  # the last column may hold spaces
-    return rows
+    """The rows of this docstring's table whose heading starts with `heading`."""
+    return docstring_table(__doc__, heading)
 
 
 def history_rows(transfers: list[TransferView], names: dict[str, str]) -> list[list[str]]:
