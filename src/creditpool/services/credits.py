@@ -65,10 +65,10 @@ def record_purchase(
     check_reference(reference)
     if not 0 <= priority <= MAX_PRIORITY:
         raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
-    if expires_at is not None and expires_at <= uow.now:
-        raise InvalidInput("expires_at must be in the future")
 
     def apply() -> TransferView:
+        if expires_at is not None and expires_at <= uow.now:
+            raise InvalidInput("expires_at must be in the future")
         org = load_org(uow, org_id, lock=True)
         return post_purchase(
             uow,
