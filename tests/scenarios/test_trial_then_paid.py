@@ -59,7 +59,7 @@ from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import run_once
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
-from tests.support.lot_books import buy_lot, lot_breaches, lots_of
+from tests.support.lot_books import lot_breaches, lots_of
 from tests.support.worked_tables import docstring_table
 
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,7 +100,7 @@ def test_the_trial_is_spent_first_and_a_render_is_paid_by_two_lots(
 ) -> None:
     assert clock.current == NEW_YEAR
     org = make_org(uow, name="Harbour school", settings=SEAT_A_DAY)
-    trial = buy_lot(
+    trial = credit_service.record_purchase(
         uow,
         org.id,
         credits("60"),
@@ -109,11 +109,12 @@ def test_the_trial_is_spent_first_and_a_render_is_paid_by_two_lots(
         priority=10,
         expires_at=TRIAL_ENDS,
     )
-    paid = buy_lot(
+    paid = credit_service.record_purchase(
         uow,
         org.id,
         credits("1000"),
         reference="a year",
+        actor=OPERATOR,
         priority=50,
         expires_at=NEW_YEAR + timedelta(days=365),
     )

@@ -63,7 +63,7 @@ from creditpool.services.targets import Target
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
-from tests.support.lot_books import buy_lot, lot_breaches, lots_of
+from tests.support.lot_books import lot_breaches, lots_of
 from tests.support.worked_tables import docstring_table
 
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,8 +111,14 @@ def test_a_year_expires_in_the_pool_and_the_wallets_while_holds_are_open(
 ) -> None:
     assert clock.current == NEW_YEAR
     org = make_org(uow, name="Lighthouse studio", settings=SEAT_A_DAY)
-    year = buy_lot(
-        uow, org.id, credits("1200"), reference="a year", priority=50, expires_at=YEAR_ENDS
+    year = credit_service.record_purchase(
+        uow,
+        org.id,
+        credits("1200"),
+        reference="a year",
+        actor=OPERATOR,
+        priority=50,
+        expires_at=YEAR_ENDS,
     )
     year_lot = year.lots[0].lot_id
     (ada,) = add_members(uow, org.id, 1)
@@ -126,7 +132,9 @@ def test_a_year_expires_in_the_pool_and_the_wallets_while_holds_are_open(
 
     # 2. Day 200: a grant that never expires, spent first, all of it to Cleo.
     clock.current = day(200)
-    grant = buy_lot(uow, org.id, credits("400"), reference="grant", priority=10, expires_at=None)
+    grant = credit_service.record_purchase(
+        uow, org.id, credits("400"), reference="grant", actor="operator:vendor", priority=10
+    )
     grant_lot = grant.lots[0].lot_id
     to_cleo = credit_service.allocate_credits(
         uow, org.id, Target.members([cleo.id]), credits("20"), actor=OPERATOR

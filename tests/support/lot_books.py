@@ -9,16 +9,13 @@ each lot's counters are what the transfers naming it moved.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 
 from sqlalchemy import func, select
 
 from creditpool.domain.model import AccountKind, TransferKind
-from creditpool.services import credits as credit_service
 from creditpool.services import lot_views
 from creditpool.services.lookups import load_org
 from creditpool.services.lot_views import LotView
-from creditpool.services.views import TransferView
 from creditpool.storage.schema import Account, Lot, LotBalance, Transfer
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -31,38 +28,6 @@ _COUNTED = {
     TransferKind.FROM_CHILD: ("moved", -1),
     TransferKind.TO_PARENT: ("moved", 1),
 }
-
-
-def buy_lot(
-    uow: UnitOfWork,
-    org_id: str,
-    amount: int,
-    *,
-    priority: int,
-    expires_at: datetime | None,
-    reference: str | None = None,
-    actor: str = "operator:test",
-) -> TransferView:
-    """Record a purchase that opens a lot of this priority and expiry, as a request does.
-
-    record_purchase reads `uow.now` to check `expires_at` before its block opens, which only a
-    request's unit of work (opened by `begin()`) allows; until that is fixed, the purchase runs
-    in a request's unit of work over the same sessions and clock.
-    """
-    request = UnitOfWork(uow._session_factory, uow.clock, for_request=True)
-    try:
-        request.begin()
-        return credit_service.record_purchase(
-            request,
-            org_id,
-            amount,
-            reference=reference,
-            actor=actor,
-            priority=priority,
-            expires_at=expires_at,
-        )
-    finally:
-        request.close()
 
 
 def lots_of(uow: UnitOfWork, org_id: str) -> list[LotView]:
