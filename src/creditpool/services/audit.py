@@ -12,6 +12,7 @@
    the same batch id and amount: `to_child` in the parent and `from_parent` in the child, and
    `to_parent` in the child and `from_child` in the parent, each way.
 9. A parent's `children` balance is minus the sum of its children's `parent` balances.
+10. The lots agree with the balances, the transfers and the holds (services/lot_audit.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, TransferKind
+from creditpool.services.lot_audit import audit_lots
 from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.schema import Account, Hold, Member, Org, Transfer, UsageTotal
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -130,6 +132,7 @@ def audit(uow: UnitOfWork, org_id: str | None = None) -> AuditReport:
         _audit_seats(uow, org_id, report)
         _audit_family_twins(uow, org_id, report)
         _audit_family_balances(uow, org_id, report)
+        audit_lots(session, org_id, accounts, report)
     return report
 
 
