@@ -21,6 +21,8 @@ BALANCE_KEYS = {
     "metered",
     "burn_rate_per_day",
     "depletes_at",
+    "expired",
+    "expiring",
 }
 ROLLUP_KEYS = {"orgs", "members", "available", "allocated", "used", "metered", "usage"}
 

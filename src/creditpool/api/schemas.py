@@ -6,6 +6,7 @@ requests; inside they are integers of micro-credits. Request bodies refuse unkno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -30,6 +31,7 @@ from creditpool.domain.model import (
     MAX_PRIORITY,
     HoldStatus,
     InvitationStatus,
+    LotSource,
     MemberStatus,
     Period,
     Role,
@@ -40,6 +42,7 @@ from creditpool.domain.text import check_clean_text
 from creditpool.services.auth import ApiKeyView, PersonalTokenView
 from creditpool.services.family_rollup import RollupView
 from creditpool.services.invitations import InvitationView
+from creditpool.services.lot_views import ExpiringView, LotView
 from creditpool.services.resets import ResetResult
 from creditpool.services.usage import MAX_METRIC_VALUE, MAX_METRICS, METRIC_NAME
 from creditpool.services.users import UserView
@@ -465,6 +468,13 @@ class Balance(BaseModel):
     metered: Amount
     burn_rate_per_day: Amount
     depletes_at: datetime | None
+    expired: Amount = Field(
+        description="What lots left in the pool and wallets when they lapsed, since the org began."
+    )
+    expiring: list[Expiring] = Field(
+        description="The next five instants at which lots lapse after `at`, soonest first, "
+        "each with what the pool and the wallets hold of them; empty when no lot expires."
+    )
 
     @classmethod
     def of(cls, view: BalanceView) -> Balance:
@@ -478,7 +488,21 @@ class Balance(BaseModel):
             metered=format_credits(view.metered),
             burn_rate_per_day=format_credits(view.burn_rate_per_day),
             depletes_at=view.depletes_at,
+            expired=format_credits(view.expired),
+            expiring=Expiring.all_of(view.expiring),
         )
+
+
+class Expiring(BaseModel):
+    """Credits that lapse together at one instant."""
+
+    at: datetime
+    amount: Amount
+
+    @classmethod
+    def all_of(cls, views: Sequence[ExpiringView]) -> list[Expiring]:
+        """Return the bodies for expiry instants."""
+        return [cls(at=view.at, amount=format_credits(view.amount)) for view in views]
 
 
 class Org(BaseModel):
@@ -622,6 +646,50 @@ class ApiKey(BaseModel):
         )
 
 
+class Lot(BaseModel):
+    """Credits that entered the pool together, and where they are now. `amount` = `in_pool`
+    + `in_wallets` + `used` + `metered` + `moved` + `expired`."""
+
+    id: str
+    source: LotSource = Field(description="A purchase, or a parent's allotment.")
+    parent_lot_id: str | None = Field(
+        description="The parent's lot this one carries down (source parent); null otherwise."
+    )
+    amount: Amount = Field(description="What entered the pool.")
+    in_pool: Amount = Field(description="In the pool now, seat burn so far taken.")
+    in_wallets: Amount = Field(description="In members' wallets now, held credits included.")
+    held: Amount = Field(description="Of `in_wallets`, what pending holds keep.")
+    used: Amount = Field(description="Charged as usage.")
+    metered: Amount = Field(description="Burnt by seats.")
+    moved: Amount = Field(
+        description="Gone to the org's children (less what came back) or back to its parent."
+    )
+    expired: Amount = Field(description="Lapsed at `expires_at`.")
+    priority: int = Field(description="Lots of lower priority are spent first.")
+    expires_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: LotView) -> Lot:
+        """Return the body for a lot."""
+        return cls(
+            id=view.id,
+            source=LotSource(view.source),
+            parent_lot_id=view.parent_lot_id,
+            amount=format_credits(view.amount),
+            in_pool=format_credits(view.in_pool),
+            in_wallets=format_credits(view.in_wallets),
+            held=format_credits(view.held),
+            used=format_credits(view.used),
+            metered=format_credits(view.metered),
+            moved=format_credits(view.moved),
+            expired=format_credits(view.expired),
+            priority=view.priority,
+            expires_at=view.expires_at,
+            created_at=view.created_at,
+        )
+
+
 class LotShare(BaseModel):
     """What one lot gave to a transfer."""
 
@@ -700,6 +768,10 @@ class Member(BaseModel):
     groups: list[str]
     access: bool
     joined_at: datetime
+    credits_expiring: list[Expiring] = Field(
+        description="What the wallet holds of lots that expire, by instant, soonest first "
+        "(at most five instants); empty when none of its credits expire."
+    )
 
     @classmethod
     def of(cls, view: MemberView) -> Member:
@@ -723,6 +795,7 @@ class Member(BaseModel):
             groups=view.groups,
             access=view.access,
             joined_at=view.joined_at,
+            credits_expiring=Expiring.all_of(view.credits_expiring),
         )
 
 

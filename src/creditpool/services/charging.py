@@ -50,7 +50,7 @@ from creditpool.domain.model import (
     TransferKind,
 )
 from creditpool.metrics import note_transfers
-from creditpool.services import event_bodies, events, lots
+from creditpool.services import event_bodies, events, lot_views, lots
 from creditpool.services.ledger import WALLET_PREFIX, Posting
 from creditpool.services.lookups import load_org, settlement_due
 from creditpool.services.metering import MeteredOrg, available
@@ -235,6 +235,10 @@ def try_charge(
         groups=groups,
         access=(access, reason),
         period=(found.auto_period, found.period_ends_at),
+        # No query unless some lot of the org expires.
+        lapsing=lot_views.member_expiring(
+            uow, lot_views.OrgExpiry(org_id, found.next_expiry_at), member_id, uow.now
+        ),
     )
     result = UsageResult(transfer_view(transfer), member, 0)
     if found.webhook_events:  # no query at all unless some endpoint of the org wants events

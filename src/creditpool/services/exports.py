@@ -3,12 +3,13 @@
 Each page is its own short read, so an export of a million transfers holds one page in memory
 and never one long transaction; rows written while an export runs may or may not be in it.
 Cells are made inert for spreadsheets: one that would start a formula gets a leading `'`.
+A transfer's `lots` cell lists the lots it moved as `lot_id:amount;lot_id:amount`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from creditpool.domain.model import MemberStatus
 from creditpool.services import groups, members, reports, roster
 from creditpool.services.lookups import load_org
 from creditpool.services.users import normalise_email
+from creditpool.services.views import LotShareView
 from creditpool.storage.schema import Member, User
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -36,6 +38,7 @@ TRANSFER_COLUMNS = [
     "metrics",
     "actor",
     "batch_id",
+    "lots",
 ]
 
 
@@ -126,6 +129,7 @@ def export_transfers(uow: UnitOfWork, org_id: str, *, member: str | None = None)
                         json.dumps(t.metrics, sort_keys=True) if t.metrics else "",
                         t.actor,
                         t.batch_id,
+                        lots_cell(t.lots),
                     ]
                 )
             if len(page) < PAGE:
@@ -133,6 +137,12 @@ def export_transfers(uow: UnitOfWork, org_id: str, *, member: str | None = None)
             before = page[-1].id
 
     return Export(list(TRANSFER_COLUMNS), rows())
+
+
+def lots_cell(shares: Iterable[LotShareView]) -> str:
+    """The lots a transfer moved as one cell, `lot_id:amount` pairs in the order they were
+    spent, separated by `;` (ids hold neither character); empty when it moved none."""
+    return ";".join(f"{share.lot_id}:{format_credits(share.amount)}" for share in shares)
 
 
 def member_id_of(uow: UnitOfWork, org_id: str, member: str) -> str:

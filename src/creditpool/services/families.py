@@ -32,7 +32,7 @@ from creditpool.domain.errors import InsufficientCredits, InvalidInput, NotFound
 from creditpool.domain.model import MAX_DEPTH, AccountKind, TransferKind
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
-from creditpool.services import alerts, family_rollup, ledger, lots, metering, periods
+from creditpool.services import alerts, family_rollup, ledger, lot_views, lots, metering, periods
 from creditpool.services.credits import check_amount
 from creditpool.services.family_rollup import RollupView
 from creditpool.services.lookups import load_org
@@ -136,7 +136,8 @@ def list_children(
             query = query.limit(limit)
         children = list(uow.session.scalars(query))
         read = family_rollup.children_figures(uow, org_id, children)
-        return [_child_view(uow, child, read[child.id]) for child in children]
+        lapsing = lot_views.orgs_expiring(uow, children, uow.now)
+        return [_child_view(uow, child, read[child.id], lapsing[child.id]) for child in children]
 
 
 def allot_to_child(
@@ -273,9 +274,15 @@ def family_received(uow: UnitOfWork, org_id: str) -> tuple[int, int]:
         return sums.get(TransferKind.FROM_PARENT, 0), sums.get(TransferKind.TO_PARENT, 0)
 
 
-def _child_view(uow: UnitOfWork, child: Org, read: family_rollup.ChildFigures) -> OrgView:
-    """The view of a listed child from what `children_figures` read: what `org_view` gives."""
-    balance = balance_from(child, read.accounts, uow.now)
+def _child_view(
+    uow: UnitOfWork,
+    child: Org,
+    read: family_rollup.ChildFigures,
+    lapsing: Sequence[lot_views.ExpiringView],
+) -> OrgView:
+    """The view of a listed child from what `children_figures` and `orgs_expiring` read: what
+    `org_view` gives."""
+    balance = balance_from(child, read.accounts, uow.now, lapsing)
     own = family_rollup.OwnFigures(
         balance.available, balance.allocated, balance.used, balance.metered, read.usage
     )

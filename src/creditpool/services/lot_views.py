@@ -12,14 +12,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.model import AccountKind
 from creditpool.services import metering
 from creditpool.services.ledger import wallet_account
-from creditpool.services.lots import Holding
+from creditpool.services.lookups import load_org
+from creditpool.services.lots import CHUNK, WALLET_PREFIX, Holding, load_holdings
+from creditpool.storage.bulk import among
 from creditpool.storage.schema import Lot, LotBalance, Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -55,27 +58,55 @@ class ExpiringView:
     amount: int
 
 
-def list_lots(uow: UnitOfWork, org: Org, at: datetime) -> list[LotView]:
-    """Return the org's lots in the order they are spent, with their figures at `at`."""
-    lots = list(uow.session.scalars(select(Lot).where(Lot.org_id == org.id)))
+def lots_of(
+    uow: UnitOfWork, org_id: str, *, after: str | None = None, limit: int | None = None
+) -> list[LotView]:
+    """Return a page of the org's lots now, in spending order (see `list_lots`)."""
+    with uow:
+        org = load_org(uow, org_id)
+        return list_lots(uow, org, uow.now, after=after, limit=limit)
+
+
+def list_lots(
+    uow: UnitOfWork,
+    org: Org,
+    at: datetime,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[LotView]:
+    """Return the org's lots in the order they are spent, with their figures at `at`: all of
+    them, or `limit` of them after the lot `after` (none after a lot the org does not have).
+    Three queries, however many lots the org has: the page, its holdings, and (only while the
+    org burns) the pool's holdings the unposted burn comes from."""
+    query = select(Lot).where(Lot.org_id == org.id).order_by(*_SPENDING_ORDER)
+    if after is not None:
+        cursor = uow.session.get(Lot, (org.id, after))
+        if cursor is None:
+            return []
+        query = query.where(_after(cursor))
+    if limit is not None:
+        query = query.limit(limit)
+    lots = list(uow.session.scalars(query))
+    if not lots:
+        return []
     pool: dict[str, int] = defaultdict(int)
     wallets: dict[str, int] = defaultdict(int)
     held: dict[str, int] = defaultdict(int)
+    in_pool = LotBalance.account_id == AccountKind.POOL
     rows = uow.session.execute(
-        select(
-            LotBalance.lot_id,
-            LotBalance.account_id == AccountKind.POOL,
-            func.sum(LotBalance.amount),
-            func.sum(LotBalance.held),
+        select(LotBalance.lot_id, in_pool, func.sum(LotBalance.amount), func.sum(LotBalance.held))
+        .where(
+            LotBalance.org_id == org.id,
+            among(uow.session, LotBalance.lot_id, [lot.id for lot in lots]),
         )
-        .where(LotBalance.org_id == org.id)
-        .group_by(LotBalance.lot_id, LotBalance.account_id == AccountKind.POOL)
+        .group_by(LotBalance.lot_id, in_pool)
     ).tuples()
-    for lot_id, in_pool, amount, reserved in rows:
-        (pool if in_pool else wallets)[lot_id] += int(amount)
+    for lot_id, pooled, amount, reserved in rows:
+        (pool if pooled else wallets)[lot_id] += int(amount)
         held[lot_id] += int(reserved)
-    burnt = _unposted_burn(org, lots, pool, at)
-    views = [
+    burnt = _unposted_burn(uow, org, at)
+    return [
         LotView(
             id=lot.id,
             source=lot.source,
@@ -99,26 +130,49 @@ def list_lots(uow: UnitOfWork, org: Org, at: datetime) -> list[LotView]:
         )
         for lot in lots
     ]
-    return sorted(views, key=_order)
 
 
-def _order(view: LotView) -> tuple[int, datetime, datetime, str]:
-    return Holding(view.id, 0, 0, view.priority, view.expires_at, view.created_at).order()
+# The spending order (lots.Holding.order) in SQL: never-expiring lots after the others.
+_SPENDING_ORDER = (
+    Lot.priority,
+    Lot.expires_at.is_(None),
+    Lot.expires_at,
+    Lot.created_at,
+    Lot.id,
+)
 
 
-def _unposted_burn(
-    org: Org, lots: Sequence[Lot], pool: dict[str, int], at: datetime
-) -> dict[str, int]:
-    """The burn accrued since it was last posted, by lot, as posting it would take it."""
-    posted = sum(pool.values())
-    rate = metering.burn_rate(org)
-    accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=posted)
+def _after(cursor: Lot) -> ColumnElement[bool]:
+    """Lots spent after `cursor`, by the spending order."""
+    if cursor.expires_at is None:
+        later_expiry: ColumnElement[bool] = false()
+        same_expiry: ColumnElement[bool] = Lot.expires_at.is_(None)
+    else:
+        later_expiry = or_(Lot.expires_at.is_(None), Lot.expires_at > cursor.expires_at)
+        same_expiry = Lot.expires_at == cursor.expires_at
+    older_first = or_(
+        Lot.created_at > cursor.created_at,
+        and_(Lot.created_at == cursor.created_at, Lot.id > cursor.id),
+    )
+    return or_(
+        Lot.priority > cursor.priority,
+        and_(
+            Lot.priority == cursor.priority,
+            or_(later_expiry, and_(same_expiry, older_first)),
+        ),
+    )
+
+
+def _unposted_burn(uow: UnitOfWork, org: Org, at: datetime) -> dict[str, int]:
+    """The burn accrued since it was last posted, by lot, as posting it would take it from
+    the pool's lots. No query while the org burns nothing."""
     burnt: dict[str, int] = defaultdict(int)
-    holdings = [
-        Holding(lot.id, pool[lot.id], 0, lot.priority, lot.expires_at, lot.created_at)
-        for lot in lots
-        if pool[lot.id] > 0
-    ]
+    rate = metering.burn_rate(org)
+    if rate == 0:
+        return burnt
+    holdings = load_holdings(uow.session, org.id, [AccountKind.POOL]).get(AccountKind.POOL, [])
+    posted = sum(holding.amount for holding in holdings)
+    accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=posted)
     for holding in sorted(holdings, key=Holding.order):
         if accrued == 0:
             break
@@ -128,37 +182,85 @@ def _unposted_burn(
     return burnt
 
 
-def expiring(uow: UnitOfWork, org: Org, at: datetime) -> list[ExpiringView]:
+class ExpiringOrg(Protocol):
+    """What says whether an org has lots to expire: an org row, or a row that read these."""
+
+    @property
+    def id(self) -> str:
+        """The org's id."""
+
+    @property
+    def next_expiry_at(self) -> datetime | None:
+        """When its next lot expires; None when none does."""
+
+
+@dataclass(frozen=True)
+class OrgExpiry:
+    """An org's id and next expiry, where a query read them without the org's row."""
+
+    id: str
+    next_expiry_at: datetime | None
+
+
+def expiring(uow: UnitOfWork, org: ExpiringOrg, at: datetime) -> tuple[ExpiringView, ...]:
     """Return the next expiry instants after `at` (at most EXPIRING_LISTED), each with what
     the pool and the wallets hold of the lots that lapse then. No query for an org none of
     whose lots expires."""
     if org.next_expiry_at is None:
-        return []
-    return _expiring_in(uow, org.id, None, at)
+        return ()
+    return orgs_expiring(uow, [org], at)[org.id]
 
 
-def member_expiring(uow: UnitOfWork, org: Org, member_id: str, at: datetime) -> list[ExpiringView]:
-    """Return what the member's wallet holds of lots that expire, by instant, soonest first."""
+def orgs_expiring(
+    uow: UnitOfWork, orgs: Sequence[ExpiringOrg], at: datetime
+) -> dict[str, tuple[ExpiringView, ...]]:
+    """`expiring` of several orgs, in one query per chunk of those with lots to expire."""
+    found: dict[str, tuple[ExpiringView, ...]] = {org.id: () for org in orgs}
+    ids = sorted(org.id for org in orgs if org.next_expiry_at is not None)
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        found.update(_listed(uow, Lot.org_id, among(uow.session, Lot.org_id, part), at))
+    return found
+
+
+def member_expiring(
+    uow: UnitOfWork, org: ExpiringOrg, member_id: str, at: datetime
+) -> tuple[ExpiringView, ...]:
+    """Return what the member's wallet holds of lots that expire, by instant, soonest first
+    (at most EXPIRING_LISTED instants). No query for an org none of whose lots expires."""
+    return members_expiring(uow, org, [member_id], at)[member_id]
+
+
+def members_expiring(
+    uow: UnitOfWork, org: ExpiringOrg, member_ids: Sequence[str], at: datetime
+) -> dict[str, tuple[ExpiringView, ...]]:
+    """`member_expiring` of several members of one org, in one query per chunk."""
+    found: dict[str, tuple[ExpiringView, ...]] = {member_id: () for member_id in member_ids}
     if org.next_expiry_at is None:
-        return []
-    return _expiring_in(uow, org.id, wallet_account(member_id), at)
+        return found
+    wallets = sorted({wallet_account(member_id) for member_id in member_ids})
+    for start in range(0, len(wallets), CHUNK):
+        part = wallets[start : start + CHUNK]
+        chosen = (LotBalance.org_id == org.id) & among(uow.session, LotBalance.account_id, part)
+        for wallet, views in _listed(uow, LotBalance.account_id, chosen, at).items():
+            found[wallet.removeprefix(WALLET_PREFIX)] = views
+    return found
 
 
-def _expiring_in(
-    uow: UnitOfWork, org_id: str, account_id: str | None, at: datetime
-) -> list[ExpiringView]:
+def _listed(
+    uow: UnitOfWork, key: Any, chosen: Any, at: datetime
+) -> dict[str, tuple[ExpiringView, ...]]:
+    """What lots that expire after `at` hold, summed by `key` (an org or an account) and
+    instant; the first EXPIRING_LISTED instants of each key."""
     query = (
-        select(Lot.expires_at, func.sum(LotBalance.amount))
+        select(key, Lot.expires_at, func.sum(LotBalance.amount))
         .join(LotBalance, (LotBalance.org_id == Lot.org_id) & (LotBalance.lot_id == Lot.id))
-        .where(Lot.org_id == org_id, Lot.expires_at > at, LotBalance.amount > 0)
-        .group_by(Lot.expires_at)
-        .order_by(Lot.expires_at)
-        .limit(EXPIRING_LISTED)
+        .where(chosen, Lot.expires_at > at, LotBalance.amount > 0)
+        .group_by(key, Lot.expires_at)
+        .order_by(key, Lot.expires_at)
     )
-    if account_id is not None:
-        query = query.where(LotBalance.account_id == account_id)
-    return [
-        ExpiringView(instant, int(amount))
-        for instant, amount in uow.session.execute(query).tuples()
-        if instant is not None
-    ]
+    listed: dict[str, list[ExpiringView]] = defaultdict(list)
+    for owner, instant, amount in uow.session.execute(query).tuples():
+        if len(listed[owner]) < EXPIRING_LISTED:
+            listed[owner].append(ExpiringView(instant, int(amount)))
+    return {owner: tuple(views) for owner, views in listed.items()}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -52,7 +52,7 @@ from creditpool.domain.errors import CreditpoolError, MemberRemoved, NotFound, O
 from creditpool.domain.model import AccountKind, MemberStatus, Seat, TransferKind
 from creditpool.domain.policies import AutoAllocation
 from creditpool.metrics import note_transfers
-from creditpool.services import event_bodies, events, lots
+from creditpool.services import event_bodies, events, lot_views, lots
 from creditpool.services.ledger import WALLET_PREFIX, Posting, chunks
 from creditpool.services.lookups import load_org, settlement_due
 from creditpool.services.metering import MeteredOrg, available
@@ -288,7 +288,17 @@ def charge_many(
     if rows:
         Posting.debit_wallets(connection, org_id, debits)
         lots.trace(uow.session, org_id, rows, uow.now)  # which lots pay, in spending order
+        # What of each wallet expires when, as the batch leaves it (no query unless some lot
+        # of the org expires).
+        lapsing = lot_views.members_expiring(
+            uow,
+            lot_views.OrgExpiry(org_id, org.next_expiry_at),
+            [view.id for _, _, view in made if view is not None],
+            uow.now,
+        )
         for index, row, view in made:
+            if view is not None:
+                view = replace(view, credits_expiring=lapsing[view.id])
             outcomes[index] = Charged(transfer_view(row), view)
         insert_rows(connection, _transfers, rows)
         note_transfers(uow.session, (row["kind"] for row in rows))

@@ -12,8 +12,9 @@ from sqlalchemy import bindparam, select
 from creditpool.domain import metering as arithmetic
 from creditpool.domain.errors import CreditpoolError, InvalidInput, NotFound
 from creditpool.domain.model import AccountKind, MemberStatus, Seat
-from creditpool.services import metering, pool_series
+from creditpool.services import lot_views, metering, pool_series
 from creditpool.services.lookups import load_org
+from creditpool.services.lot_views import ExpiringOrg
 from creditpool.services.metering import MeteredOrg
 from creditpool.services.pool_series import PoolPoint
 from creditpool.services.transactions import run_write
@@ -33,6 +34,8 @@ _orgs, _accounts = table_of(Org), table_of(Account)
 _BALANCE = (
     select(
         *(_orgs.c[name] for name in MeteredOrg.__annotations__),
+        _orgs.c.id,
+        _orgs.c.next_expiry_at,  # for the lots that expire (lot_views.expiring)
         _accounts.c.id.label("account"),
         _accounts.c.balance,
     )
@@ -66,7 +69,9 @@ def balances_at(
             past = "a balance can be read now or in the future, not in the past"
             answers.append(InvalidInput(past))
         else:
-            answers.append(balance_from(cast(MeteredOrg, rows[0]), accounts, at or uow.now))
+            instant = at or uow.now
+            lapsing = lot_views.expiring(uow, cast(ExpiringOrg, rows[0]), instant)
+            answers.append(balance_from(cast(MeteredOrg, rows[0]), accounts, instant, lapsing))
     return answers
 
 

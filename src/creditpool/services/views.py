@@ -27,6 +27,7 @@ from creditpool.domain.policies import Alerts, AutoAllocation, OrgSettings
 from creditpool.services import metering
 from creditpool.services.family_rollup import OwnFigures, RollupView, rollup_of
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
+from creditpool.services.lot_views import ExpiringView, expiring, members_expiring
 from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.bulk import among
 from creditpool.storage.schema import (
@@ -55,6 +56,10 @@ class BalanceView:
     burn_rate_per_year: int
     burn_rate_per_day: int
     depletes_at: datetime | None
+    expired: int  # what lots left in the pool and wallets when they lapsed, so far
+    # The next expiry instants after `at` with what lapses then (none for an org whose lots
+    # never expire, which costs no query).
+    expiring: tuple[ExpiringView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class MemberView:
     access_reason: str
     joined_at: datetime
     removed_at: datetime | None
+    credits_expiring: tuple[ExpiringView, ...] = ()  # of the wallet, by instant, soonest first
 
 
 @dataclass(frozen=True)
@@ -208,11 +214,18 @@ ORG_ACCOUNTS = [str(kind) for kind in AccountKind if kind != AccountKind.WALLET]
 
 def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
     """Return the org's balance as it will stand at `at`, at the current rate."""
-    return balance_from(org, balances(uow.session, org.id, ORG_ACCOUNTS), at)
+    accounts = balances(uow.session, org.id, ORG_ACCOUNTS)
+    return balance_from(org, accounts, at, expiring(uow, org, at))
 
 
-def balance_from(org: metering.MeteredOrg, accounts: dict[str, int], at: datetime) -> BalanceView:
-    """Return the balance at `at` of an org whose pool and system accounts hold `accounts`."""
+def balance_from(
+    org: metering.MeteredOrg,
+    accounts: dict[str, int],
+    at: datetime,
+    lapsing: Sequence[ExpiringView] = (),
+) -> BalanceView:
+    """Return the balance at `at` of an org whose pool and system accounts hold `accounts`,
+    and whose lots lapse as `lapsing` says (lot_views.expiring)."""
     pool = accounts[AccountKind.POOL]
     rate = metering.burn_rate(org)
     accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
@@ -228,6 +241,8 @@ def balance_from(org: metering.MeteredOrg, accounts: dict[str, int], at: datetim
         burn_rate_per_year=rate,
         burn_rate_per_day=arithmetic.daily_rate(rate),
         depletes_at=arithmetic.depletion_instant(rate=rate, since=org.metered_since, balance=pool),
+        expired=accounts[AccountKind.EXPIRED],
+        expiring=tuple(lapsing),
     )
 
 
@@ -315,6 +330,7 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
                 usage[member_id][name] = total
     meters_licensed = org.rate_licensed > 0
     pool_available = metering.pool_available(uow, org, uow.now) if meters_licensed else 0
+    lapsing = members_expiring(uow, org, ids, uow.now)
     views = []
     for member in members:
         email, name, balance, held = people[member.id]
@@ -351,6 +367,7 @@ def member_views(uow: UnitOfWork, org: Org, members: Sequence[Member]) -> list[M
                 access_reason=reason,
                 joined_at=member.joined_at,
                 removed_at=member.removed_at,
+                credits_expiring=lapsing[member.id],
             )
         )
     return views
@@ -368,11 +385,12 @@ def charged_view(
     groups: list[str],
     access: tuple[bool, str],
     period: tuple[str | None, datetime | None],
+    lapsing: Sequence[ExpiringView] = (),
 ) -> MemberView:
     """The view of a member a charge has just changed, from rows read on the way: `person`
     (id, user_id, email, name, joined_at), `figures` (role, seat, status, allocated_total,
-    auto_allocated_total, auto_period_allocated, removed_at) and the org's `period`
-    (auto_period, period_ends_at)."""
+    auto_allocated_total, auto_period_allocated, removed_at), the org's `period`
+    (auto_period, period_ends_at) and what of its wallet expires when (`lapsing`)."""
     return MemberView(
         id=person.id,
         org_id=org_id,
@@ -398,6 +416,7 @@ def charged_view(
         access_reason=access[1],
         joined_at=person.joined_at,
         removed_at=figures.removed_at,
+        credits_expiring=tuple(lapsing),
     )
 
 

@@ -1,4 +1,5 @@
-"""Organisations: creation, settings, purchases, pause, balance, ledger, API keys, reset."""
+"""Organisations: creation, settings, purchases, lots, pause, balance, ledger, API keys,
+reset."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from creditpool.api.schemas import (
     ApiKey,
     ApiKeySecret,
     Balance,
+    Lot,
     NewApiKey,
     NewOrg,
     Org,
@@ -37,7 +39,7 @@ from creditpool.api.schemas import (
 from creditpool.domain.errors import InvalidInput, NotFound
 from creditpool.domain.model import TransferKind
 from creditpool.domain.roles import Permission
-from creditpool.services import access, auth, orgs, reports, resets, users
+from creditpool.services import access, auth, lot_views, orgs, reports, resets, users
 from creditpool.services import credits as credit_service
 from creditpool.services.auth import Grant
 from creditpool.services.gathered_reads import BalanceRead
@@ -48,6 +50,7 @@ router = api_router("orgs")
 Govern = Annotated[Grant, Depends(Allow(Permission.GOVERN))]
 Read = Annotated[Grant, Depends(Allow(Permission.READ))]
 Operate = Annotated[Grant, Depends(Allow(Permission.OPERATE))]
+Manage = Annotated[Grant, Depends(Allow(Permission.MANAGE))]
 
 
 @router.post("/orgs", status_code=status.HTTP_201_CREATED, summary="Open an org")
@@ -167,6 +170,16 @@ def list_transfers(
         uow, org, member_id=member, kind=kind, before=cursor, limit=limit + 1
     )
     return page([Transfer.of(view) for view in views], limit)
+
+
+@router.get("/orgs/{org}/lots", summary="The lots")
+def list_lots(
+    org: str, uow: UowDep, _: Manage, limit: Limit = 50, cursor: Cursor = None
+) -> Page[Lot]:
+    """The org's lots in the order they are spent (lowest priority, then soonest expiry with
+    never-expiring lots last, then oldest), each with where its credits are now."""
+    views = lot_views.lots_of(uow, org, after=cursor, limit=limit + 1)
+    return page([Lot.of(view) for view in views], limit)
 
 
 @router.post(
