@@ -73,6 +73,20 @@ def credits_value(value: str, *, hint: str | None = None) -> int:
         raise typer.BadParameter(error.detail, param_hint=hint) from None
 
 
+def instant_value(value: str, *, option: str) -> datetime:
+    """Parse an ISO 8601 instant with its offset given on the command line; one without an
+    offset, or malformed, is a usage error (exit code 2) naming `option`."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("not an ISO 8601 instant", param_hint=option) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(
+            "give the offset too, e.g. +00:00 or Z", param_hint=option
+        ) from None
+    return parsed
+
+
 def moment(at: datetime | None, *, never: str = "never") -> str:
     """An instant as a listing shows it: UTC to the second, or `never`."""
     return never if at is None else f"{at:%Y-%m-%dT%H:%M:%SZ}"

@@ -6,9 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from creditpool.cli_common import ACTOR, credits_value, fail, unit_of_work, usage_error
+from creditpool.cli_common import (
+    ACTOR,
+    credits_value,
+    fail,
+    instant_value,
+    unit_of_work,
+    usage_error,
+)
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import CreditpoolError, NotFound
+from creditpool.domain.model import DEFAULT_PRIORITY, MAX_PRIORITY
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import credits, families, orgs, users
 from creditpool.services.views import OrgView
@@ -155,13 +163,37 @@ def org_purchase(
             help="Record it at most once under this key (within 24 hours): safe to run again.",
         ),
     ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="INSTANT",
+            help="When what is left of these credits lapses, with its offset, e.g. "
+            "2027-08-31T23:59:59+02:00 (default: never).",
+        ),
+    ] = None,
+    priority: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_PRIORITY,
+            help="Lots of lower priority are spent first (a free trial: 10).",
+        ),
+    ] = DEFAULT_PRIORITY,
 ) -> None:
-    """Record credits the org bought: they go into its pool."""
+    """Record credits the org bought: they go into its pool as a new lot."""
     bought = credits_value(amount, hint="CREDITS")
+    lapses = instant_value(expires_at, option="--expires-at") if expires_at else None
     uow = unit_of_work()
     try:
         transfer = credits.record_purchase(
-            uow, org, bought, reference=reference, actor=ACTOR, idempotency_key=idempotency_key
+            uow,
+            org,
+            bought,
+            reference=reference,
+            actor=ACTOR,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            expires_at=lapses,
         )
         balance = orgs.get_org(uow, org).balance
     except CreditpoolError as error:

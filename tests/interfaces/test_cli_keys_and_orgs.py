@@ -4,13 +4,15 @@ engines: what the commands print is what the service then holds."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.errors import Unauthenticated
 from creditpool.domain.model import Role, Seat
-from creditpool.services import auth, members, orgs, reports, users
+from creditpool.services import auth, lot_views, members, orgs, reports, users
+from creditpool.storage.schema import Org
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.interfaces.conftest import run, unique_email
 
@@ -142,9 +144,18 @@ def test_an_org_is_opened_with_its_settings_bought_for_and_listed(cli_uow: UnitO
     assert reports.get_balance(cli_uow, org_id).available == credits("160.5")  # 10 once
     purchases = reports.list_transfers(cli_uow, org_id, kind="purchase")
     assert sorted(t.reference or "" for t in purchases) == ["", "PO-9"]
+    trial = run("org", "purchase", org_id, "5", "--priority", "10",
+                "--expires-at", "2099-06-30T23:59:59+02:00")  # fmt: skip
+    assert trial.code == 0, trial
+    with cli_uow:
+        org_row = cli_uow.session.get(Org, org_id)
+        assert org_row is not None
+        lots = lot_views.list_lots(cli_uow, org_row, cli_uow.now)
+    assert (lots[0].priority, lots[0].amount) == (10, credits("5"))  # spent first
+    assert lots[0].expires_at == datetime(2099, 6, 30, 21, 59, 59, tzinfo=UTC)
 
     listed = run("org", "list").out
-    line = f"{org_id}  'Studio': 160.5 available, 0 allocated, 0 used, 0 metered"
+    line = f"{org_id}  'Studio': 165.5 available, 0 allocated, 0 used, 0 metered"
     assert line in listed.splitlines()
     # The old name still works. (Only this org's line is compared: the other orgs of the
     # shared test database burn credits between the two listings.)
@@ -170,6 +181,11 @@ def test_org_commands_refuse_bad_input_with_their_exit_codes(cli_uow: UnitOfWork
         (["org", "purchase", org_id, "1.0000001"], 2, "at most 6 decimal places"),
         (["org", "purchase", org_id, "0"], 1, "error (invalid_amount)"),
         (["org", "purchase", "org_nothing", "5"], 1, "error (not_found): no org org_nothing"),
+        (["org", "purchase", org_id, "5", "--expires-at", "2099-06-30"], 2, "give the offset"),
+        (["org", "purchase", org_id, "5", "--expires-at", "soon"], 2, "not an ISO 8601"),
+        (["org", "purchase", org_id, "5", "--expires-at", "2001-01-01T00:00:00Z"], 1,
+         "expires_at must be in the future"),
+        (["org", "purchase", org_id, "5", "--priority", "101"], 2, "--priority"),
         (["org", "create", "X"], 2, "--owner"),
     ]  # fmt: skip
     for arguments, code, said in cases:
