@@ -32,6 +32,7 @@ from creditpool.web import forms
 from creditpool.web.buying_view import buying_panel
 from creditpool.web.chart import pool_chart
 from creditpool.web.family_view import ChildForm, family_panel
+from creditpool.web.lots_view import lots_panel
 from creditpool.web.roster_view import PER_PAGE, RosterView, read_view
 from creditpool.web.session import (
     Csrf,
@@ -157,6 +158,8 @@ def dashboard(
         "seats": list(Seat),
         "meters_seats": meters_seats(view),
         "family": family,
+        # Where its credits came from, lot by lot, and a notice of those expiring this week.
+        "lots": lots_panel(uow, org, grant, view.balance),
     }
     return render(request, "dashboard.html", context, user=user, status_code=status_code)
 
