@@ -1,4 +1,4 @@
-"""creditpool.client: a typed Python client of the creditpool HTTP API (version 1 and 1.1).
+"""creditpool.client: a typed Python client of the creditpool HTTP API (version 1 to 1.2).
 
     from decimal import Decimal
     from creditpool.client import Client, InsufficientCredits
@@ -26,9 +26,9 @@ Names: the clients `Client` and `AsyncClient`; their lists `Pages` and `AsyncPag
 `Membership`, `Org`, `Settings` (with `AutoAllocation`, `SeatRates`, `Alerts`), `Balance`,
 `Transfer`, `NewApiKey`, `ApiKey`, `InviteLink`, `Invitation`, `Member`, `Group`, `Reset`,
 `BatchResult`, `UsageResult`, `Hold`, `UsageEventResult`, `Access`, `Webhook`, `NewWebhook`,
-`Delivery`, `PurchaseRequest`, `Checkout`, `Readiness`, `Rollup`, `FamilyTransfer`. What some
-calls take: `UsageEvent`, `SettingsChange` (with `AutoAllocationChange`, `SeatRatesChange`,
-`AlertsChange`). And the exceptions below.
+`Delivery`, `PurchaseRequest`, `Checkout`, `Readiness`, `Rollup`, `FamilyTransfer`, `Lot`,
+`LotShare`, `Expiring`. What some calls take: `UsageEvent`, `SettingsChange` (with
+`AutoAllocationChange`, `SeatRatesChange`, `AlertsChange`). And the exceptions below.
 
 Errors: each problem `code` of the API is a class; a code this client does not know becomes
 the class of its HTTP status (a 409 is at least a `Conflict`), else the base.
@@ -112,10 +112,13 @@ from creditpool.client._models import (
     AutoAllocationChange,
     Balance,
     BatchResult,
+    Expiring,
     Group,
     Hold,
     Invitation,
     InviteLink,
+    Lot,
+    LotShare,
     Me,
     Member,
     Membership,
@@ -158,6 +161,7 @@ __all__ = [
     "Conflict",
     "CreditpoolError",
     "Delivery",
+    "Expiring",
     "FamilyTransfer",
     "Forbidden",
     "Group",
@@ -171,6 +175,8 @@ __all__ = [
     "InviteInvalid",
     "InviteLink",
     "LimitExceeded",
+    "Lot",
+    "LotShare",
     "Me",
     "Member",
     "MemberRemoved",

@@ -150,6 +150,7 @@ class AsyncClient:
     resume = _one(_people.resume)
     balance = _one(_people.balance)
     transfers = _many(_people.transfers)
+    list_lots = _many(_people.list_lots)
     create_api_key = _one(_people.create_api_key)
     api_keys = _many(_people.api_keys)
     revoke_api_key = _one(_people.revoke_api_key)

@@ -126,6 +126,44 @@ class Balance(Model):
     metered: Decimal
     burn_rate_per_day: Decimal
     depletes_at: AwareDatetime | None
+    # Lots (version 1.2 servers): what lapsed so far, and the next five instants at which
+    # lots lapse with what the pool and the wallets hold of them.
+    expired: Decimal | None = None
+    expiring: list[Expiring] = Field(default_factory=list)
+
+
+class Expiring(Model):
+    """Credits that lapse together at one instant (version 1.2)."""
+
+    at: AwareDatetime
+    amount: Decimal
+
+
+class Lot(Model):
+    """Credits that entered an org's pool together, and where they are now (version 1.2):
+    `amount` = `in_pool` + `in_wallets` + `used` + `metered` + `moved` + `expired`."""
+
+    id: str
+    source: Literal["purchase", "parent"]
+    parent_lot_id: str | None = None  # the parent's lot a "parent" lot carries down
+    amount: Decimal
+    in_pool: Decimal
+    in_wallets: Decimal  # held credits included
+    held: Decimal = Decimal(0)  # of in_wallets, what pending holds keep
+    used: Decimal
+    metered: Decimal = Decimal(0)  # burnt by seats
+    moved: Decimal = Decimal(0)  # to the org's children, or back to its parent
+    expired: Decimal
+    priority: int  # lower is spent first
+    expires_at: AwareDatetime | None
+    created_at: AwareDatetime
+
+
+class LotShare(Model):
+    """What one lot gave to a transfer."""
+
+    lot_id: str
+    amount: Decimal
 
 
 class Rollup(Model):
@@ -173,6 +211,8 @@ class Transfer(Model):
     metrics: dict[str, int] | None
     actor: str
     created_at: AwareDatetime
+    # Which lots it moved, in the order they were spent (version 1.2 servers).
+    lots: list[LotShare] = Field(default_factory=list)
 
 
 class NewApiKey(Model):
@@ -233,6 +273,8 @@ class Member(Model):
     groups: list[str]
     access: bool
     joined_at: AwareDatetime
+    # What its wallet holds of lots that expire, by instant (version 1.2 servers).
+    credits_expiring: list[Expiring] = Field(default_factory=list)
 
 
 class Group(Model):

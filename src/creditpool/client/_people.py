@@ -22,6 +22,7 @@ from creditpool.client._calls import (
 from creditpool.client._models import (
     ApiKey,
     Balance,
+    Lot,
     Me,
     NewApiKey,
     NewToken,
@@ -145,10 +146,21 @@ def record_purchase(
     org: str,
     amount: Decimal | int,
     reference: str | None = None,
+    expires_at: datetime | None = None,
+    priority: int | None = None,
     idempotency_key: str | None = None,
 ) -> Call[Transfer]:
-    """Credit the org's pool with credits it bought (operator)."""
-    body = without_none({"amount": decimal_string(amount), "reference": reference})
+    """Credit the org's pool with credits it bought (operator): a new lot, which lapses at
+    `expires_at` (a future time; None: never) and is spent before lots of higher `priority`
+    (0 to 100; None: the server's default, 50)."""
+    body = without_none(
+        {
+            "amount": decimal_string(amount),
+            "reference": reference,
+            "expires_at": None if expires_at is None else timestamp(expires_at),
+            "priority": priority,
+        }
+    )
     return Call(
         "POST",
         f"/orgs/{segment(org)}/purchases",
@@ -183,6 +195,11 @@ def transfers(
     `kind`."""
     query = list_query(limit, member=member, kind=kind)
     return ListCall(f"/orgs/{segment(org)}/transfers", parsed(Transfer), query)
+
+
+def list_lots(*, org: str, limit: int | None = None) -> ListCall[Lot]:
+    """The org's lots in the order they are spent (owner, managers, operator; version 1.2)."""
+    return ListCall(f"/orgs/{segment(org)}/lots", parsed(Lot), list_query(limit))
 
 
 def create_api_key(
