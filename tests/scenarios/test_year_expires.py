@@ -84,6 +84,7 @@ def figures(uow: UnitOfWork, org_id: str, year_lot: str) -> list[str]:
     balance = reports.get_balance(uow, org_id)
     with uow:
         expired = balances(uow.session, org_id, [AccountKind.EXPIRED])[AccountKind.EXPIRED]
+    assert balance.expired == expired  # the balance shows what the `expired` account holds
     (year,) = [lot for lot in lots_of(uow, org_id) if lot.id == year_lot]
     shown = (
         balance.available,
@@ -162,6 +163,10 @@ def test_a_year_expires_in_the_pool_and_the_wallets_while_holds_are_open(
     )
     assert figures(uow, org.id, year_lot) == row("4")
     assert reports.check_access(uow, org.id, ada.id).access
+    # Asked now, the balance at the instant of expiry already leaves the year's 500 out: the
+    # grant's 380 less the 330 burnt by then.
+    at_the_end = reports.get_balance(uow, org.id, at=YEAR_ENDS)
+    assert at_the_end.available == credits("50")
 
     # 5. The instant of expiry: nothing of the year can be spent.
     clock.current = YEAR_ENDS
