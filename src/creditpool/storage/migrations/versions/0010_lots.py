@@ -22,22 +22,27 @@ _KINDS_AFTER = (
 
 # Every org that ever moved a credit gets one opening lot that never expires, holding all it
 # holds; its id is its org's with the lot prefix, so a child's opening lot can name its
-# parent's. A child's opening lot comes from its parent's when it ever received from it.
+# parent's. A child's opening lot comes from its parent's when it ever received from it. Its
+# figures are those the transfers' traces give it, as later transfers keep them: its amount is
+# all that entered the org (bought, and received from the parent); moved, what its children
+# still have and what it gave back to its parent.
 _OPENING_LOTS = """
 INSERT INTO lots (org_id, id, source, parent_lot_id, amount, priority, expires_at, created_at,
                   metered, moved, expired, expired_at, warned_at)
 SELECT o.id, 'lot_' || substr(o.id, 5),
        CASE WHEN received.org_id IS NULL THEN 'purchase' ELSE 'parent' END,
        CASE WHEN received.org_id IS NULL THEN NULL ELSE 'lot_' || substr(o.parent_id, 5) END,
-       - bought.balance - COALESCE(from_parent.balance, 0), 50, NULL, o.created_at,
-       burnt.balance, COALESCE(to_children.balance, 0), 0, NULL, NULL
+       COALESCE(received.amount, 0) - bought.balance, 50, NULL, o.created_at,
+       burnt.balance, COALESCE(to_children.balance, 0) + COALESCE(returned.amount, 0), 0,
+       NULL, NULL
 FROM orgs o
 JOIN accounts bought ON bought.org_id = o.id AND bought.id = 'purchases'
 JOIN accounts burnt ON burnt.org_id = o.id AND burnt.id = 'metered'
-LEFT JOIN accounts from_parent ON from_parent.org_id = o.id AND from_parent.id = 'parent'
 LEFT JOIN accounts to_children ON to_children.org_id = o.id AND to_children.id = 'children'
-LEFT JOIN (SELECT DISTINCT org_id FROM transfers WHERE kind = 'from_parent') received
-       ON received.org_id = o.id
+LEFT JOIN (SELECT org_id, sum(amount) AS amount FROM transfers WHERE kind = 'from_parent'
+           GROUP BY org_id) received ON received.org_id = o.id
+LEFT JOIN (SELECT org_id, sum(amount) AS amount FROM transfers WHERE kind = 'to_parent'
+           GROUP BY org_id) returned ON returned.org_id = o.id
 WHERE EXISTS (SELECT 1 FROM transfers t WHERE t.org_id = o.id)
 """
 
