@@ -3,8 +3,9 @@
 Every few seconds it sends the mail that is due (retrying failures later), sends the webhook
 deliveries that are due (services/webhook_delivery.py: several workers, in this process or
 others, never send one delivery at once), announces low-credit alerts as the seat burn crosses
-them, settles the period boundaries of budgets per period that have passed (services/periods.py:
-requests settle them too, whichever comes first), marks expired holds as expired, and forgets
+them, settles the period boundaries of budgets per period and the lot expiries that have passed
+(services/periods.py: requests settle them too, whichever comes first), announces the lots that
+expire within a week (services/lot_events.py), marks expired holds as expired, and forgets
 idempotency and usage-event keys past their retention. `serve` runs it in a thread of its own
 process, once however many server processes it starts (a request in the same process wakes it
 when it queues mail); `creditpool worker --once` runs one pass (for cron, or tests).
@@ -22,6 +23,7 @@ from creditpool.services import (
     alerts,
     holds,
     idempotency,
+    lot_events,
     mail,
     periods,
     rate_limits,
@@ -48,6 +50,7 @@ class PassReport:
     webhook_attempts_failed: int = 0
     alerts_changed: int = 0
     periods_settled: int = 0  # orgs whose period boundary this pass settled
+    lots_warned: int = 0  # lots announced as expiring within a week
 
 
 def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) -> PassReport:
@@ -63,6 +66,8 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
     alerts_changed = alerts.sweep(uow)
     # Budgets per period: boundaries passed that no request has settled yet.
     settled = periods.sweep(uow)
+    # Lots whose week before expiry has begun: `credits.expiring`, once each.
+    warned = lot_events.warn_expiring(uow)
     expired = holds.expire_holds(uow)
     forgotten = idempotency.forget_expired_keys(uow)
     # Rate-limit windows are over once older than the longest window: forget them.
@@ -80,6 +85,7 @@ def run_once(uow: UnitOfWork, config: Config, send: MailSender | None = None) ->
         webhooks.failed_attempts,
         alerts_changed,
         settled.orgs,
+        warned,
     )
 
 

@@ -28,6 +28,8 @@ EventName = Literal[
     "org.paused",
     "org.resumed",
     "purchase.completed",
+    "credits.expiring",
+    "credits.expired",
 ]
 assert set(EventName.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 

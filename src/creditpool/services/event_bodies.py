@@ -6,11 +6,13 @@ from the same views; a test holds the two equal field for field.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.policies import OrgSettings
 from creditpool.services.events import rfc3339
+from creditpool.services.lot_views import LotView
 from creditpool.services.views import (
     BalanceView,
     BatchResult,
@@ -145,3 +147,37 @@ def batch_json(result: BatchResult) -> JSON:
 def usage_json(result: UsageResult) -> JSON:
     """A charge: the usage transfer and the member after it."""
     return {"transfer": transfer_json(result.transfer), "member": member_json(result.member)}
+
+
+def lot_json(view: LotView) -> JSON:
+    """A Lot."""
+    return {
+        "id": view.id,
+        "source": view.source,
+        "parent_lot_id": view.parent_lot_id,
+        "amount": format_credits(view.amount),
+        "in_pool": format_credits(view.in_pool),
+        "in_wallets": format_credits(view.in_wallets),
+        "held": format_credits(view.held),
+        "used": format_credits(view.used),
+        "metered": format_credits(view.metered),
+        "moved": format_credits(view.moved),
+        "expired": format_credits(view.expired),
+        "priority": view.priority,
+        "expires_at": _at(view.expires_at),
+        "created_at": rfc3339(view.created_at),
+    }
+
+
+def expired_json(
+    lapsed: Sequence[tuple[str, int]], from_pool: int, from_wallets: int, balance: BalanceView
+) -> JSON:
+    """What an expiry took: the lots' shares (as a Transfer's `lots`), from the pool and from
+    the wallets, and the org's Balance after."""
+    return {
+        "lots": [{"lot_id": lot_id, "amount": format_credits(amount)} for lot_id, amount in lapsed],
+        "amount": format_credits(from_pool + from_wallets),
+        "from_pool": format_credits(from_pool),
+        "from_wallets": format_credits(from_wallets),
+        "balance": balance_json(balance),
+    }

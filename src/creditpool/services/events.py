@@ -35,6 +35,8 @@ USAGE_RECORDED = "usage.recorded"
 ORG_PAUSED = "org.paused"
 ORG_RESUMED = "org.resumed"
 PURCHASE_COMPLETED = "purchase.completed"
+CREDITS_EXPIRING = "credits.expiring"
+CREDITS_EXPIRED = "credits.expired"
 
 EVENT_TYPES: tuple[str, ...] = (
     CREDITS_LOW,
@@ -47,6 +49,8 @@ EVENT_TYPES: tuple[str, ...] = (
     ORG_PAUSED,
     ORG_RESUMED,
     PURCHASE_COMPLETED,
+    CREDITS_EXPIRING,
+    CREDITS_EXPIRED,
 )
 
 EventData = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
