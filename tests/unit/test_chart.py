@@ -15,7 +15,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 def balance(
     at: datetime, available: int, per_year: int, depletes_at: datetime | None
 ) -> BalanceView:
-    return BalanceView(at, available, 0, 0, 0, 0, per_year, per_year // 365, depletes_at)
+    return BalanceView(at, available, 0, 0, 0, 0, per_year, per_year // 365, depletes_at, 0)
 
 
 def points(polyline: str) -> list[tuple[float, float]]:

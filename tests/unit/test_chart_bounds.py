@@ -22,7 +22,7 @@ def test_a_hundred_thousand_moves_draw_in_at_most_four_points_per_pixel_column()
         for i in range(100_000)
     ]
     now = moves[-1].at + timedelta(days=1)
-    balance = BalanceView(now, credits("50"), 0, 0, 0, 0, 0, 0, None)
+    balance = BalanceView(now, credits("50"), 0, 0, 0, 0, 0, 0, None, 0)
 
     chart = pool_chart(PoolHistory(moves, burning_since=None), balance)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.lots import PoolLot, project
-from creditpool.domain.metering import accrual, depletion_instant
+from creditpool.domain.metering import LAST_INSTANT, accrual, depletion_instant
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 A_CREDIT_A_DAY = credits("365")  # a year's rate that burns one credit a day
@@ -66,3 +66,37 @@ def test_never_expiring_lots_project_as_one_balance(
     assert projection.available == total - accrual(rate=rate, start=START, end=at, balance=total)
     expected = depletion_instant(rate=rate, since=START, balance=total) if total or rate else None
     assert projection.depletes_at == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lots=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10**8),
+            st.one_of(st.none(), st.integers(min_value=1, max_value=10**6)),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    rate=st.integers(min_value=0, max_value=10**11),
+    first=st.integers(min_value=0, max_value=2 * 10**6),
+    later=st.integers(min_value=0, max_value=2 * 10**6),
+)
+def test_every_credit_is_available_burnt_or_lapsed_and_less_remains_later(
+    lots: list[tuple[int, int | None]], rate: int, first: int, later: int
+) -> None:
+    pool = [
+        PoolLot(amount, None if seconds is None else START + timedelta(seconds=seconds))
+        for amount, seconds in lots
+    ]
+    at = START + timedelta(seconds=first)
+    projection = project(rate=rate, since=START, lots=pool, at=at)
+    total = sum(amount for amount, _ in lots)
+    assert projection.available + projection.burnt + projection.lapsed == total
+    assert min(projection.available, projection.burnt, projection.lapsed) >= 0
+    after = project(rate=rate, since=START, lots=pool, at=at + timedelta(seconds=later))
+    assert after.available <= projection.available
+    assert after.depletes_at == projection.depletes_at  # the outlook does not depend on `at`
+    if projection.depletes_at is not None and projection.depletes_at < LAST_INSTANT:
+        empty = project(rate=rate, since=START, lots=pool, at=max(at, projection.depletes_at))
+        assert empty.available == 0

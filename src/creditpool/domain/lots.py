@@ -25,38 +25,53 @@ class PoolLot:
 
 @dataclass(frozen=True)
 class Projection:
-    """The pool at an instant: what it can give, and when it runs out (None: never)."""
+    """The pool at an instant: what it can give, what the burn and the expiries took from it
+    since it was posted, and when it runs out (None: never)."""
 
     available: int
+    burnt: int
+    lapsed: int
     depletes_at: datetime | None
 
 
 def project(*, rate: int, since: datetime, lots: Sequence[PoolLot], at: datetime) -> Projection:
-    """Return what a pool holding `lots` (in spending order, posted at `since`) can give at
-    `at` with the burn at `rate`, and the instant its available reaches zero: by the burn, or
-    by an expiry that leaves nothing.
+    """Return the pool at `at` of one holding `lots` (in spending order, posted at `since`)
+    with the burn at `rate`, and the instant its available reaches zero: by the burn, or by
+    an expiry that leaves nothing.
     """
     left = [lot.amount for lot in lots]
     instants = sorted({lot.expires_at for lot in lots if lot.expires_at is not None})
-    start = since
-    available: int | None = None
+    start, burnt, lapsed = since, 0, 0
+    seen: tuple[int, int, int] | None = None  # available, burnt, lapsed at `at`
+    depletes_at: datetime | None = None
     for end in [*instants, None]:
         total = sum(left)
-        dry = depletion_instant(rate=rate, since=start, balance=total) if total else start
-        if available is None and (end is None or at < end):
-            available = total - accrual(rate=rate, start=start, end=at, balance=total)
+        if seen is None and (end is None or at < end):
+            upto = accrual(rate=rate, start=start, end=at, balance=total)
+            seen = (total - upto, burnt + upto, lapsed)
+        if total == 0:
+            depletes_at = start if rate else None
+            break
+        dry = depletion_instant(rate=rate, since=start, balance=total)
         if end is None or (dry is not None and dry <= end):
-            if available is None:  # `at` comes after the pool ran dry in this segment
-                available = 0
-            return Projection(available, dry if total or rate else None)
-        _burn(left, accrual(rate=rate, start=start, end=end, balance=total))
+            depletes_at = dry
+            break
+        spent = accrual(rate=rate, start=start, end=end, balance=total)
+        _burn(left, spent)
+        burnt += spent
         for number, lot in enumerate(lots):
             if lot.expires_at == end:
+                lapsed += left[number]
                 left[number] = 0
         start = end
         if not any(left):
-            return Projection(available if available is not None else 0, end)
-    raise AssertionError("unreachable")  # pragma: no cover
+            depletes_at = end
+            break
+    if seen is None:  # `at` comes after the pool ran out
+        total = sum(left)
+        upto = accrual(rate=rate, start=start, end=at, balance=total)
+        seen = (total - upto, burnt + upto, lapsed)
+    return Projection(*seen, depletes_at)
 
 
 def _burn(left: list[int], amount: int) -> None:

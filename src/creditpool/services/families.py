@@ -29,6 +29,7 @@ from sqlalchemy import and_, or_, select
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidInput, NotFound, NotReturnable
+from creditpool.domain.lots import PoolLot
 from creditpool.domain.model import MAX_DEPTH, AccountKind, TransferKind
 from creditpool.domain.policies import OrgSettings, SettingsChange
 from creditpool.domain.text import clean_name
@@ -137,7 +138,11 @@ def list_children(
         children = list(uow.session.scalars(query))
         read = family_rollup.children_figures(uow, org_id, children)
         lapsing = lot_views.orgs_expiring(uow, children, uow.now)
-        return [_child_view(uow, child, read[child.id], lapsing[child.id]) for child in children]
+        pools = lot_views.pools_by_lot(uow, children)
+        return [
+            _child_view(uow, child, read[child.id], lapsing[child.id], pools[child.id])
+            for child in children
+        ]
 
 
 def allot_to_child(
@@ -279,10 +284,11 @@ def _child_view(
     child: Org,
     read: family_rollup.ChildFigures,
     lapsing: Sequence[lot_views.ExpiringView],
+    pool: Sequence[PoolLot],
 ) -> OrgView:
-    """The view of a listed child from what `children_figures` and `orgs_expiring` read: what
-    `org_view` gives."""
-    balance = balance_from(child, read.accounts, uow.now, lapsing)
+    """The view of a listed child from what `children_figures`, `orgs_expiring` and
+    `pools_by_lot` read: what `org_view` gives."""
+    balance = balance_from(child, read.accounts, uow.now, lapsing, pool)
     own = family_rollup.OwnFigures(
         balance.available, balance.allocated, balance.used, balance.metered, read.usage
     )

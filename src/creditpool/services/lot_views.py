@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 
 from creditpool.domain import metering as arithmetic
+from creditpool.domain.lots import PoolLot
 from creditpool.domain.model import AccountKind
 from creditpool.services import metering
 from creditpool.services.ledger import wallet_account
@@ -264,3 +265,38 @@ def _listed(
         if len(listed[owner]) < EXPIRING_LISTED:
             listed[owner].append(ExpiringView(instant, int(amount)))
     return {owner: tuple(views) for owner, views in listed.items()}
+
+
+def pools_by_lot(uow: UnitOfWork, orgs: Sequence[ExpiringOrg]) -> dict[str, tuple[PoolLot, ...]]:
+    """What each org's pool holds of each lot, in the spending order, for the orgs that have
+    lots to expire (a projection of their pools needs it: domain/lots.py); empty for the
+    others, which cost no query."""
+    found: dict[str, tuple[PoolLot, ...]] = {org.id: () for org in orgs}
+    ids = sorted(org.id for org in orgs if org.next_expiry_at is not None)
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        rows = uow.session.execute(
+            select(
+                LotBalance.org_id,
+                LotBalance.amount,
+                Lot.id,
+                Lot.priority,
+                Lot.expires_at,
+                Lot.created_at,
+            )
+            .join(Lot, (Lot.org_id == LotBalance.org_id) & (Lot.id == LotBalance.lot_id))
+            .where(
+                among(uow.session, LotBalance.org_id, part),
+                LotBalance.account_id == AccountKind.POOL,
+                LotBalance.amount > 0,
+            )
+        ).tuples()
+        held: dict[str, list[Holding]] = defaultdict(list)
+        for org_id, amount, lot_id, priority, expires_at, created_at in rows:
+            held[org_id].append(Holding(lot_id, amount, 0, priority, expires_at, created_at))
+        for org_id, holdings in held.items():
+            found[org_id] = tuple(
+                PoolLot(holding.amount, holding.expires_at)
+                for holding in sorted(holdings, key=Holding.order)
+            )
+    return found

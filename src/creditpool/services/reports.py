@@ -63,6 +63,8 @@ def balances_at(
     if not rows:
         return [NotFound(f"no org {org_id}")] * len(instants)
     accounts = {row.account: row.balance for row in rows}
+    org = cast(ExpiringOrg, rows[0])
+    pool = lot_views.pools_by_lot(uow, [org])[org.id]
     answers: list[BalanceView | CreditpoolError] = []
     for at in instants:
         if at is not None and at < uow.now:
@@ -70,8 +72,10 @@ def balances_at(
             answers.append(InvalidInput(past))
         else:
             instant = at or uow.now
-            lapsing = lot_views.expiring(uow, cast(ExpiringOrg, rows[0]), instant)
-            answers.append(balance_from(cast(MeteredOrg, rows[0]), accounts, instant, lapsing))
+            lapsing = lot_views.expiring(uow, org, instant)
+            answers.append(
+                balance_from(cast(MeteredOrg, rows[0]), accounts, instant, lapsing, pool)
+            )
     return answers
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, func, literal, null, select, union_all
 
 from creditpool.domain import metering as arithmetic
+from creditpool.domain.lots import PoolLot, project
 from creditpool.domain.model import (
     AccountKind,
     HoldStatus,
@@ -27,7 +28,12 @@ from creditpool.domain.policies import Alerts, AutoAllocation, OrgSettings
 from creditpool.services import metering
 from creditpool.services.family_rollup import OwnFigures, RollupView, rollup_of
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
-from creditpool.services.lot_views import ExpiringView, expiring, members_expiring
+from creditpool.services.lot_views import (
+    ExpiringView,
+    expiring,
+    members_expiring,
+    pools_by_lot,
+)
 from creditpool.services.totals import combine, exact_sum
 from creditpool.storage.bulk import among
 from creditpool.storage.schema import (
@@ -215,7 +221,8 @@ ORG_ACCOUNTS = [str(kind) for kind in AccountKind if kind != AccountKind.WALLET]
 def balance_view(uow: UnitOfWork, org: Org, at: datetime) -> BalanceView:
     """Return the org's balance as it will stand at `at`, at the current rate."""
     accounts = balances(uow.session, org.id, ORG_ACCOUNTS)
-    return balance_from(org, accounts, at, expiring(uow, org, at))
+    pool = pools_by_lot(uow, [org])[org.id]
+    return balance_from(org, accounts, at, expiring(uow, org, at), pool)
 
 
 def balance_from(
@@ -223,25 +230,35 @@ def balance_from(
     accounts: dict[str, int],
     at: datetime,
     lapsing: Sequence[ExpiringView] = (),
+    pool_lots: Sequence[PoolLot] = (),
 ) -> BalanceView:
     """Return the balance at `at` of an org whose pool and system accounts hold `accounts`,
-    and whose lots lapse as `lapsing` says (lot_views.expiring)."""
+    and whose lots lapse as `lapsing` says (lot_views.expiring). With `pool_lots` (what the
+    pool holds by lot, lot_views.pools_by_lot: given for an org with lots to expire), the
+    pool's expiries before `at` count, and its running out comes with the expiry that leaves
+    it empty if that is sooner than the burn alone would: domain/lots.py."""
     pool = accounts[AccountKind.POOL]
     rate = metering.burn_rate(org)
-    accrued = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
+    if pool_lots:
+        ahead = project(rate=rate, since=org.metered_since, lots=pool_lots, at=at)
+        burnt, lapsed, depletes_at = ahead.burnt, ahead.lapsed, ahead.depletes_at
+    else:
+        burnt = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
+        lapsed = 0
+        depletes_at = arithmetic.depletion_instant(rate=rate, since=org.metered_since, balance=pool)
     # Balances sum to zero, so the wallets hold what the other accounts do not.
     in_wallets = -sum(accounts.values())
     return BalanceView(
         at=at,
-        available=pool - accrued,
+        available=pool - burnt - lapsed,
         allocated=in_wallets,
         purchased=-accounts[AccountKind.PURCHASES],
         used=accounts[AccountKind.USAGE],
-        metered=accounts[AccountKind.METERED] + accrued,
+        metered=accounts[AccountKind.METERED] + burnt,
         burn_rate_per_year=rate,
         burn_rate_per_day=arithmetic.daily_rate(rate),
-        depletes_at=arithmetic.depletion_instant(rate=rate, since=org.metered_since, balance=pool),
-        expired=accounts[AccountKind.EXPIRED],
+        depletes_at=depletes_at,
+        expired=accounts[AccountKind.EXPIRED] + lapsed,
         expiring=tuple(lapsing),
     )
 
