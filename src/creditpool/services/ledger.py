@@ -418,11 +418,13 @@ class Posting:
         lots: Sequence[lots_of.Share] | None = None,
         new_lot: dict[str, Any] | None = None,
         release: Sequence[lots_of.Share] | None = None,
+        as_of: datetime | None = None,
     ) -> dict[str, Any]:
         """Queue the transfer row for an account change already made; returns the row. Its
         lots are chosen when it is flushed (services/lots.py), unless `lots` names them;
         `new_lot` (a purchase) makes a lot of these terms; `release` lets go of a hold's
-        shares of the debited wallet first."""
+        shares of the debited wallet first; `as_of` is the instant its lots are chosen at (a
+        burn posted up to a lot's expiry could still spend that lot)."""
         row: dict[str, Any] = {
             "org_id": self.org_id,
             "id": new_id("trf"),
@@ -444,6 +446,8 @@ class Posting:
             row["_new_lot"] = new_lot
         if release:
             row["_release"] = list(release)
+        if as_of is not None:
+            row["_as_of"] = as_of
         self.rows.append(row)
         return row
 

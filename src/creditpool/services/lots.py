@@ -225,8 +225,9 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
     lots' counters. Rows come in the order they were recorded, their balances already moved.
 
     A row may say its lots itself (`_lots`, e.g. credits coming down from a parent's lots),
-    ask for a new lot (`_new_lot`: a purchase) or release holds' shares (`_release`: a
-    capture); these private keys are removed.
+    ask for a new lot (`_new_lot`: a purchase), release holds' shares (`_release`: a
+    capture) or choose its lots as of an earlier instant (`_as_of`: a burn posted up to an
+    expiry); these private keys are removed.
     """
     sole = sole_lot(session, org_id)
     takers = {
@@ -242,6 +243,7 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
     counters: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         debit, credit, amount = row["debit_account_id"], row["credit_account_id"], row["amount"]
+        as_of = row.pop("_as_of", now)
         for lot_id, released in row.pop("_release", ()):
             deltas[(debit, lot_id)][1] -= released
             for holding in holdings.get(debit, ()):
@@ -259,7 +261,7 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
         elif sole is not None:
             shares = [(sole, amount)]
         else:
-            shares = take(holdings.get(debit, ()), amount, now)
+            shares = take(holdings.get(debit, ()), amount, as_of)
         for lot_id, part in shares:
             if holds_credits(debit):
                 deltas[(debit, lot_id)][0] -= part

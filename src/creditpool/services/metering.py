@@ -12,7 +12,7 @@ the arithmetic.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
@@ -23,6 +23,8 @@ from creditpool.domain.model import AccountKind, Seat, TransferKind
 from creditpool.services import ledger
 from creditpool.storage.schema import Account, Org
 from creditpool.storage.unit_of_work import UnitOfWork
+
+_A_MICROSECOND = timedelta(microseconds=1)
 
 
 class MeteredOrg(Protocol):
@@ -109,6 +111,8 @@ def settle(
             AccountKind.METERED,
             accrued,
             metrics={"began_seconds_ago": ago, "burnt_seconds": ran},
+            # Burnt before `end`: a lot that expires at `end` was there to burn until then.
+            as_of=end - _A_MICROSECOND,
         )
         own.flush()
     org.metered_since = end

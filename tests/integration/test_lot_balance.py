@@ -1,0 +1,60 @@
+"""An org's balance when its lots expire: the pool's projection counts the expiries.
+
+The org burns 365 credits a year for its owner's licensed seat: exactly 1 credit a day.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from creditpool.domain.amounts import credits
+from creditpool.domain.policies import SettingsChange
+from creditpool.services import reports
+from creditpool.services.credits import record_purchase
+from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.clock import FakeClock
+from tests.support.factories import OPERATOR, make_org
+
+A_DAY = SettingsChange(rate_licensed=credits("365"))
+
+
+def test_an_expiry_that_empties_the_pool_is_when_it_runs_out(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org = make_org(uow, settings=A_DAY)
+    start = clock.now()
+    lapses = start + timedelta(days=5)
+    record_purchase(uow, org.id, credits("10"), actor=OPERATOR, expires_at=lapses)
+    now = reports.get_balance(uow, org.id)
+    # The burn alone would last 10 days; the lot lapses on day 5 with 5 credits left.
+    assert (now.available, now.depletes_at) == (credits("10"), lapses)
+    assert [(soon.at, soon.amount) for soon in now.expiring] == [(lapses, credits("10"))]
+    later = reports.get_balance(uow, org.id, at=start + timedelta(days=6))
+    assert (later.available, later.metered, later.expired) == (0, credits("5"), credits("5"))
+    # A lot that never expires, bought beside it, is burnt only once the first is gone: the
+    # burn takes the soonest-expiring lot first, and the pool lasts 5 days plus 20.
+    record_purchase(uow, org.id, credits("20"), actor=OPERATOR)
+    both = reports.get_balance(uow, org.id)
+    assert both.depletes_at == start + timedelta(days=25)
+    on_day_6 = reports.get_balance(uow, org.id, at=start + timedelta(days=6))
+    assert (on_day_6.available, on_day_6.expired) == (credits("19"), credits("5"))
+
+
+def test_the_expiry_posted_agrees_with_the_projection(uow: UnitOfWork, clock: FakeClock) -> None:
+    org = make_org(uow, settings=A_DAY)
+    start = clock.now()
+    record_purchase(
+        uow, org.id, credits("10"), actor=OPERATOR, expires_at=start + timedelta(days=5)
+    )
+    record_purchase(uow, org.id, credits("20"), actor=OPERATOR)
+    projected = reports.get_balance(uow, org.id, at=start + timedelta(days=7))
+    clock.advance(days=7)
+    # The next write posts the burn to day 5, the 5 credits that lapse, and the burn since.
+    record_purchase(uow, org.id, credits("1"), actor=OPERATOR)
+    posted = reports.get_balance(uow, org.id)
+    assert (posted.available, posted.metered, posted.expired) == (
+        projected.available + credits("1"),
+        projected.metered,
+        projected.expired,
+    )
+    assert posted.expired == credits("5")
