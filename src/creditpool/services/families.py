@@ -220,13 +220,12 @@ def take_back_from_child(
             metering.settle(uow, parent, actor=actor, posting=up)
             metering.settle(uow, child, actor=actor, posting=down)
             came_down = lots.returnable(uow.session, child.id, uow.now)
-        if taken and (
-            sum(holding.spendable(uow.now) for holding in came_down) < taken
-            or not down.withdraw(AccountKind.POOL, taken)
-        ):
-            available = metering.pool_balance(uow, child.id)
+            if amount is None:  # the burn just posted may have spent some of what came down
+                taken = sum(holding.spendable(uow.now) for holding in came_down)
+        returnable = sum(holding.spendable(uow.now) for holding in came_down)
+        if taken and (returnable < taken or not down.withdraw(AccountKind.POOL, taken)):
             raise InsufficientCredits(
-                f"{child.name}'s pool has {format_credits(available)} available "
+                f"{child.name}'s pool has {format_credits(returnable)} available "
                 f"from {parent.name}; {format_credits(taken)} asked back"
             )
         if taken:  # an empty pool gives nothing back and records no transfer

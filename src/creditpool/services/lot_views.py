@@ -252,11 +252,12 @@ def _listed(
     uow: UnitOfWork, key: Any, chosen: Any, at: datetime
 ) -> dict[str, tuple[ExpiringView, ...]]:
     """What lots that expire after `at` hold, summed by `key` (an org or an account) and
-    instant; the first EXPIRING_LISTED instants of each key."""
+    instant; the first EXPIRING_LISTED instants of each key. What pending holds keep is left
+    out: it lapses when its hold ends, if the hold does not spend it."""
     query = (
-        select(key, Lot.expires_at, func.sum(LotBalance.amount))
+        select(key, Lot.expires_at, func.sum(LotBalance.amount - LotBalance.held))
         .join(LotBalance, (LotBalance.org_id == Lot.org_id) & (LotBalance.lot_id == Lot.id))
-        .where(chosen, Lot.expires_at > at, LotBalance.amount > 0)
+        .where(chosen, Lot.expires_at > at, LotBalance.amount > LotBalance.held)
         .group_by(key, Lot.expires_at)
         .order_by(key, Lot.expires_at)
     )
