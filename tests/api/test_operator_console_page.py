@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from creditpool.services import users
 from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.web import pages_operator
-from tests.api.support import OPERATOR_KEY, PASSWORD, Api, signed_in_browser
+from tests.api.support import OPERATOR_KEY, PASSWORD, Api, csrf_of, signed_in_browser
 
 
 def _operator_signed_in(app: FastAPI, api: Api, email: str) -> TestClient:
@@ -55,3 +55,50 @@ def test_the_console_shows_a_page_of_orgs_and_the_first_operators_and_keys(
 
     assert len(re.findall(r"<li data-operator=", first.text)) == 1
     assert "More operators than these first" in first.text
+
+
+def test_a_purchase_recorded_in_the_console_can_lapse_after_a_day_of_the_orgs_zone(
+    app: FastAPI, api: Api
+) -> None:
+    console = _operator_signed_in(app, api, "vera@vendor.test")
+    owner = api.call(
+        "POST", "/users", json={"email": "o@x.test", "password": PASSWORD, "name": "Owner"}
+    )
+    assert owner.status_code == 201
+    opened = api.call(
+        "POST",
+        "/orgs",
+        token=OPERATOR_KEY,
+        json={
+            "name": "Paris class",
+            "owner_email": "o@x.test",
+            "settings": {"timezone": "Europe/Paris"},
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    org = opened.json()["id"]
+    page = console.get("/operator").text
+    form = {"csrf_token": csrf_of(page), "amount": "30", "reference": "trial"}
+
+    refused = console.post(
+        f"/operator/orgs/{org}/purchases", data={**form, "expires_after": "28/02/2026"}
+    )
+    assert refused.status_code == 422
+    assert "a date such as" in refused.text
+    wrong_priority = console.post(f"/operator/orgs/{org}/purchases", data={**form, "priority": "x"})
+    assert wrong_priority.status_code == 422
+    assert api.call("GET", f"/orgs/{org}/lots", token=OPERATOR_KEY).json()["items"] == []
+
+    done = console.post(
+        f"/operator/orgs/{org}/purchases",
+        data={**form, "expires_after": "2026-02-28", "priority": "10"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    (lot,) = api.call("GET", f"/orgs/{org}/lots", token=OPERATOR_KEY).json()["items"]
+    # The end of 28 February in Paris (UTC+1 in winter) is 23:00 UTC.
+    assert (lot["amount"], lot["priority"], lot["expires_at"]) == (
+        "30",
+        10,
+        "2026-02-28T23:00:00Z",
+    )

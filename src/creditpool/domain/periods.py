@@ -97,6 +97,11 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
+def end_of_day(day: date, timezone: str) -> datetime:
+    """Return the instant (UTC) a local calendar day of the zone ends: the next midnight."""
+    return _local_midnight(day + timedelta(days=1), zone_of(timezone))
+
+
 def period_bounds(period: Period, timezone: str, at: datetime) -> tuple[datetime, datetime]:
     """Return the start and end (UTC) of the period containing `at`, in the zone's local
     time: start <= at < end."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 
 from starlette.datastructures import FormData
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import InvalidInput
-from creditpool.domain.model import Period
-from creditpool.domain.periods import check_period
+from creditpool.domain.model import DEFAULT_PRIORITY, MAX_PRIORITY, Period
+from creditpool.domain.periods import check_period, end_of_day
 from creditpool.domain.text import check_clean_text
 from creditpool.services.users import MAX_PASSWORD_LENGTH
 
@@ -61,6 +62,29 @@ def period(form: FormData, name: str = "period") -> Period | None:
     value = form.get(name)
     chosen = value.strip() if isinstance(value, str) else ""
     return check_period(chosen or None)
+
+
+def last_day(form: FormData, name: str, timezone: str) -> datetime | None:
+    """Return the end of a date field's day in the zone (credits that lapse "after 31 August"
+    can be spent all that day); None when empty; InvalidInput for anything but a date."""
+    value = text(form, name, required=False)
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"the {name.replace('_', ' ')} is a date such as 2027-08-31") from None
+    return end_of_day(day, timezone)
+
+
+def priority(form: FormData, name: str = "priority") -> int:
+    """Return a lot's priority: empty for the default, else a whole number from 0 to 100."""
+    value = text(form, name, required=False)
+    if not value:
+        return DEFAULT_PRIORITY
+    if not value.isdigit() or int(value) > MAX_PRIORITY:
+        raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
+    return int(value)
 
 
 def flag(form: FormData, name: str) -> bool:

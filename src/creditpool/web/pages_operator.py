@@ -133,12 +133,15 @@ async def purchase(request: Request, org: str, uow: PageUow, user: Operator) -> 
     """Credits bought by the org."""
     form = await request.form()
     try:
+        timezone = orgs.get_org(uow, org).settings.timezone  # a date ends in the org's zone
         bought = credit_service.record_purchase(
             uow,
             org,
             forms.required_amount(form),
             reference=forms.text(form, "reference", required=False) or None,
             actor=f"user:{user.id}",
+            priority=forms.priority(form),
+            expires_at=forms.last_day(form, "expires_after", timezone),
         )
     except (InvalidInput, Conflict) as error:
         return console(request, uow, user, errors={org: error.detail}, status_code=status_of(error))
