@@ -25,7 +25,7 @@ from creditpool.domain.model import AccountKind, HoldStatus, MemberStatus, Role,
 from creditpool.services import alerts, event_bodies, events, expiry, ledger, metering, periods
 from creditpool.services.auth import check_may_grant
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
-from creditpool.services.lookups import load_group, load_member, load_org
+from creditpool.services.lookups import load_group, load_member, load_org, settlement_due
 from creditpool.services.transactions import run_write
 from creditpool.services.views import MemberView, member_view, member_views
 from creditpool.storage.ids import new_id
@@ -333,16 +333,17 @@ class MembershipView:
 
 
 def memberships_of(uow: UnitOfWork, user_id: str) -> list[MembershipView]:
-    """Return the user's active memberships, by org name; an org whose period boundary has
-    passed is settled first (services/periods.py), so what is read of it next is current."""
+    """Return the user's active memberships, by org name; an org whose period boundary or lot
+    expiry has passed is settled first (services/periods.py), so what is read of it next is
+    current."""
     with uow:
         rows = uow.session.execute(
-            select(Org.id, Org.name, Member.id, Member.role, Org.period_ends_at)
+            select(Org.id, Org.name, Member.id, Member.role, Org.period_ends_at, Org.next_expiry_at)
             .join(Member, Member.org_id == Org.id)
             .where(Member.user_id == user_id, Member.status == MemberStatus.ACTIVE)
             .order_by(Org.name, Org.id)
         ).all()
-        due = [row[0] for row in rows if periods.is_due(row.period_ends_at, uow.now)]
+        due = [row[0] for row in rows if settlement_due(row, uow.now)]
     for org_id in due:
         periods.settle_due(uow, org_id)
     return [

@@ -16,7 +16,7 @@ from creditpool.services import (
     metering,
     periods,
 )
-from creditpool.services.lookups import load_org
+from creditpool.services.lookups import load_org, settlement_due
 from creditpool.services.members import join
 from creditpool.services.transactions import run_write
 from creditpool.services.views import OrgView, org_view, settings_of
@@ -209,7 +209,8 @@ def list_orgs(
     limit: int = 50,
 ) -> list[OrgView]:
     """Return orgs by id: all, one, or those where `user_id` is active (and runs them); the
-    period boundaries passed among them are settled first (services/periods.py)."""
+    period boundaries and lot expiries passed among them are settled first
+    (services/periods.py, services/expiry.py)."""
     query = select(Org).order_by(Org.id).limit(limit)
     with uow:
         if org_id is not None:
@@ -223,7 +224,7 @@ def list_orgs(
         if after is not None:
             query = query.where(Org.id > after)
         found = list(uow.session.scalars(query))
-        due = [org.id for org in found if periods.is_due(org.period_ends_at, uow.now)]
+        due = [org.id for org in found if settlement_due(org, uow.now)]
         # Their roll-ups read their descendants: those past a boundary are settled too.
         due += periods.due_below(uow, [org.id for org in found])
         if not due:
