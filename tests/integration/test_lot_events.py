@@ -25,7 +25,6 @@ from creditpool.storage.unit_of_work import UnitOfWork
 from creditpool.worker import PassReport, run_once
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org
-from tests.support.lot_books import buy_lot
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 # No seat burn: what lapses is exactly what was bought less what was spent.
@@ -76,7 +75,9 @@ def test_a_lot_is_announced_once_a_week_before_it_lapses_and_again_when_it_has(
     _subscribe(uow, org.id, receiver, "lots", LOT_EVENTS)
     _subscribe(uow, org.id, receiver, "other", ["credits.low", "usage.recorded"])
     expires_at = clock.now() + timedelta(days=10)
-    bought = buy_lot(uow, org.id, credits("100"), priority=10, expires_at=expires_at)
+    bought = record_purchase(
+        uow, org.id, credits("100"), actor=OPERATOR, priority=10, expires_at=expires_at
+    )
     record_purchase(uow, org.id, credits("5"), actor=OPERATOR)  # never lapses
     [(lot_id, _)] = [(share.lot_id, share.amount) for share in bought.lots]
     allocate_credits(uow, org.id, Target.members([student.id]), credits("30"), actor=OPERATOR)
@@ -142,7 +143,9 @@ def test_a_lot_spent_before_its_week_is_not_announced(
     org = make_org(uow, settings=FREE_SEATS)
     [student] = add_members(uow, org.id, 1)
     _subscribe(uow, org.id, receiver, "lots", LOT_EVENTS)
-    buy_lot(uow, org.id, credits("10"), priority=50, expires_at=clock.now() + timedelta(days=3))
+    record_purchase(
+        uow, org.id, credits("10"), actor=OPERATOR, expires_at=clock.now() + timedelta(days=3)
+    )
     allocate_credits(uow, org.id, Target.members([student.id]), credits("10"), actor=OPERATOR)
     charge_usage(uow, org.id, student.id, credits("10"), actor=OPERATOR)
     assert _pass(uow).lots_warned == 0
@@ -156,8 +159,8 @@ def test_what_a_hold_kept_lapses_when_captured_with_the_balance_after_the_captur
 ) -> None:
     org = make_org(uow, settings=FREE_SEATS)
     [student] = add_members(uow, org.id, 1)
-    bought = buy_lot(
-        uow, org.id, credits("20"), priority=50, expires_at=clock.now() + timedelta(days=1)
+    bought = record_purchase(
+        uow, org.id, credits("20"), actor=OPERATOR, expires_at=clock.now() + timedelta(days=1)
     )
     [lot_id] = [share.lot_id for share in bought.lots]
     record_purchase(uow, org.id, credits("5"), actor=OPERATOR)  # never lapses

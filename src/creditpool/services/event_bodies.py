@@ -12,7 +12,7 @@ from typing import Any
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.policies import OrgSettings
 from creditpool.services.events import rfc3339
-from creditpool.services.lot_views import LotView
+from creditpool.services.lot_views import ExpiringView, LotView
 from creditpool.services.views import (
     BalanceView,
     BatchResult,
@@ -40,7 +40,14 @@ def balance_json(view: BalanceView) -> JSON:
         "metered": format_credits(view.metered),
         "burn_rate_per_day": format_credits(view.burn_rate_per_day),
         "depletes_at": _at(view.depletes_at),
+        "expired": format_credits(view.expired),
+        "expiring": expiring_json(view.expiring),
     }
+
+
+def expiring_json(views: Sequence[ExpiringView]) -> list[JSON]:
+    """Expiry instants, each with what lapses then."""
+    return [{"at": rfc3339(view.at), "amount": format_credits(view.amount)} for view in views]
 
 
 def settings_json(settings: OrgSettings) -> JSON:
@@ -108,6 +115,9 @@ def transfer_json(view: TransferView) -> JSON:
         "metrics": None if view.metrics is None else dict(view.metrics),
         "actor": view.actor,
         "created_at": rfc3339(view.created_at),
+        "lots": [
+            {"lot_id": share.lot_id, "amount": format_credits(share.amount)} for share in view.lots
+        ],
     }
 
 
@@ -125,6 +135,7 @@ def member_json(view: MemberView) -> JSON:
         "credits_held": format_credits(view.credits_held),
         "credits_allocated": format_credits(view.credits_allocated),
         "credits_used": format_credits(view.credits_used),
+        "credits_expiring": expiring_json(view.credits_expiring),
         "auto_allocated": format_credits(view.auto_allocated),
         "auto_allocated_this_period": format_credits(view.auto_allocated_this_period),
         "period_ends_at": _at(view.period_ends_at),
