@@ -59,6 +59,16 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest migration, never written to: a test that needs
+    a file of its own copies it (tests/support/databases.py) rather than migrating anew. The
+    tests of migrating itself (`creditpool serve`, `migrate`, /readyz) start from empty files."""
+    path: Path = tmp_path_factory.mktemp("migrated") / "empty.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """An engine on each supported database in turn."""

@@ -1,8 +1,9 @@
 """The command line against a real database of each engine, in-process through Typer's runner.
 
 A command opens its own engine on CREDITPOOL_DATABASE_URL and commits, so nothing is rolled
-back: on SQLite each test has a file of its own; on PostgreSQL the session's migrated test
-database is shared, and each test makes its own org and people (unique addresses).
+back: on SQLite each test has a file of its own (a copy of a migrated empty one); on PostgreSQL
+the session's migrated test database is shared, and each test makes its own org and people
+(unique addresses).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typer.testing import CliRunner
 
 from creditpool.cli import app
 from creditpool.storage.database import create_database_engine
-from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.databases import copy_database
 
 PUBLIC_URL = "http://creditpool.test"
 
@@ -48,13 +49,15 @@ def unique_email(name: str) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def cli_database(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_sqlite: Path,
 ) -> Iterator[Engine]:
     """A migrated database of each engine that the command line uses; an engine on it for
     the test to set up and check with."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cli.db'}"
-        upgrade(url)
+        url = copy_database(migrated_sqlite, tmp_path / "cli.db")
     else:
         url = request.getfixturevalue("postgresql_url")
     monkeypatch.setenv("CREDITPOOL_DATABASE_URL", url)

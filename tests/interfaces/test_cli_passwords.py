@@ -12,17 +12,16 @@ from creditpool.cli import app
 from creditpool.domain.errors import Unauthenticated
 from creditpool.services import sessions, users
 from creditpool.storage.database import create_database_engine
-from creditpool.storage.migrate import upgrade
 from creditpool.storage.unit_of_work import UnitOfWork
+from tests.support.databases import copy_database
 
 EMAIL = "ada@example.test"
 
 
 @pytest.fixture
-def uow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UnitOfWork:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def uow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path) -> UnitOfWork:
+    url = copy_database(migrated_sqlite, tmp_path / "cli.db")
     monkeypatch.setenv("CREDITPOOL_DATABASE_URL", url)
-    upgrade(url)
     result = CliRunner().invoke(
         app, ["users", "create", EMAIL, "--name", "Ada", "--password", "the first password"]
     )

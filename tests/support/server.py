@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from tests.support.databases import copy_database
+
 READY_WITHIN_SECONDS = 30.0
 STOP_WITHIN_SECONDS = 10.0
 
@@ -93,14 +95,19 @@ def running_server(
     public_url: bool = True,
     database_url: str | None = None,
     port: int | None = None,
+    template: Path | None = None,
 ) -> Iterator[Server]:
     """Run `creditpool serve OPTIONS` on a free port and a fresh SQLite file in `directory`;
     CREDITPOOL_PUBLIC_URL names that port unless `public_url` is False (serve's default).
 
     `database_url` serves another database instead (PostgreSQL, say); `port` listens there
-    instead of on a free port (a server started again where its clients look for it).
+    instead of on a free port (a server started again where its clients look for it);
+    `template`, a migrated SQLite file, is copied to be the fresh file, so that serve finds
+    nothing to migrate (the tests of migrating leave it out).
     """
     database = directory / "served.db"
+    if template is not None and database_url is None:
+        copy_database(template, database)
     port = port or free_port()
     env = {name: value for name, value in os.environ.items() if "CREDITPOOL" not in name}
     env |= {

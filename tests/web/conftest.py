@@ -1,8 +1,9 @@
 """The pages in a real browser: Chromium (Debian's `chromium` package) driven by Playwright,
 against `creditpool serve` running as a process of its own on a free port.
 
-Every test gets a fresh server and database. Screenshots of the main pages go to
-test-artifacts/screenshots/ (ignored by git) for a person to look at.
+Every test gets a fresh server and database (a copy of a migrated empty one, made once per
+process). Screenshots of the main pages go to test-artifacts/screenshots/ (ignored by git) for
+a person to look at.
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @contextmanager
 def operator_site(
-    directory: Path, *, environment: dict[str, str] | None = None
+    directory: Path, template: Path, *, environment: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in.
+    """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in, on a
+    copy of `template` (the `migrated_sqlite` fixture): nothing to migrate as it starts.
 
     The operator is written into the served database through the services, from this process
     (the command line that does the same is tested in tests/interfaces): two more processes
     to start would cost every browser test seconds.
     """
-    with running_server(directory, environment=environment) as server:
+    with running_server(directory, environment=environment, template=template) as server:
         engine = create_database_engine(server.env["CREDITPOOL_DATABASE_URL"])
         try:
             uow = UnitOfWork.for_engine(engine)
@@ -78,9 +80,9 @@ def operator_site(
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Server]:
+def site(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Server]:
     """A fresh `creditpool serve` with one operator, OPERATOR_EMAIL, who can sign in."""
-    with operator_site(tmp_path) as server:
+    with operator_site(tmp_path, migrated_sqlite) as server:
         yield server
 
 

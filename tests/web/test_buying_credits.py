@@ -79,7 +79,7 @@ def stripe() -> Iterator[StripeStandIn]:
 
 @pytest.fixture
 def paying_people(
-    browser: Browser, tmp_path: Path, stripe: StripeStandIn
+    browser: Browser, tmp_path: Path, migrated_sqlite: Path, stripe: StripeStandIn
 ) -> Iterator[tuple[People, Server]]:
     """A server with Stripe Checkout pointed at the stand-in."""
     environment = {
@@ -88,7 +88,7 @@ def paying_people(
         "CREDITPOOL_CREDIT_PRICE": "50",
         "CREDITPOOL_STRIPE_API_BASE": stripe.url,
     }
-    with operator_site(tmp_path, environment=environment) as server:
+    with operator_site(tmp_path, migrated_sqlite, environment=environment) as server:
         crowd = People(browser, server, [])
         yield crowd, server
         for context in crowd.contexts:

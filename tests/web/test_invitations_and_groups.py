@@ -45,9 +45,10 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, smtp: SmtpServer) -> Iterator[Server]:
+def site(tmp_path: Path, migrated_sqlite: Path, smtp: SmtpServer) -> Iterator[Server]:
     """The usual site (see conftest), its worker sending mail to `smtp`."""
-    with operator_site(tmp_path, environment={"CREDITPOOL_SMTP_URL": smtp.url}) as server:
+    environment = {"CREDITPOOL_SMTP_URL": smtp.url}
+    with operator_site(tmp_path, migrated_sqlite, environment=environment) as server:
         yield server
 
 

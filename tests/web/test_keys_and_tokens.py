@@ -20,9 +20,12 @@ DEMO_OPERATOR = "operator@demo.creditpool.test"
 
 
 @pytest.fixture
-def demo_people(browser: Browser, tmp_path: Path) -> Iterator[tuple[People, dict[str, str]]]:
-    """`creditpool serve --demo`, with the passwords it printed, by e-mail."""
-    with running_server(tmp_path, "--demo") as server:
+def demo_people(
+    browser: Browser, tmp_path: Path, migrated_sqlite: Path
+) -> Iterator[tuple[People, dict[str, str]]]:
+    """`creditpool serve --demo` on an empty database, with the passwords it printed, by
+    e-mail."""
+    with running_server(tmp_path, "--demo", template=migrated_sqlite) as server:
         crowd = People(browser, server, [])
         yield crowd, dict(ACCOUNT_LINE.findall(server.stdout()))
         for context in crowd.contexts:

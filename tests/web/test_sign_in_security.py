@@ -27,9 +27,10 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, smtp: SmtpServer) -> Iterator[Server]:
+def site(tmp_path: Path, migrated_sqlite: Path, smtp: SmtpServer) -> Iterator[Server]:
     """The usual site (see conftest), its worker sending mail to `smtp`."""
-    with operator_site(tmp_path, environment={"CREDITPOOL_SMTP_URL": smtp.url}) as server:
+    environment = {"CREDITPOOL_SMTP_URL": smtp.url}
+    with operator_site(tmp_path, migrated_sqlite, environment=environment) as server:
         yield server
 
 
@@ -183,9 +184,11 @@ def test_signing_up_with_a_taken_address_reveals_nothing_more(people: People) ->
     assert "ada@example.test" not in stranger.content().lower()
 
 
-def test_too_many_wrong_passwords_show_when_to_try_again(browser: Browser, tmp_path: Path) -> None:
+def test_too_many_wrong_passwords_show_when_to_try_again(
+    browser: Browser, tmp_path: Path, migrated_sqlite: Path
+) -> None:
     limits = {"CREDITPOOL_RATE_LIMITS": "on", "CREDITPOOL_FAILED_PASSWORD_LIMIT": "2"}
-    with operator_site(tmp_path, environment=limits) as limited:
+    with operator_site(tmp_path, migrated_sqlite, environment=limits) as limited:
         page = browser.new_page(base_url=limited.url)
         try:
             for _ in range(2):

@@ -30,10 +30,10 @@ def _wait_for_deliveries(page: Page, receiver: Receiver, succeeded: int) -> None
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Server]:
+def site(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Server]:
     """The server, letting webhooks go to the receiver on 127.0.0.1."""
     environment = {"CREDITPOOL_WEBHOOK_PRIVATE_NETWORKS": "on"}
-    with operator_site(tmp_path, environment=environment) as server:
+    with operator_site(tmp_path, migrated_sqlite, environment=environment) as server:
         yield server
 
 
