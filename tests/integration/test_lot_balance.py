@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import reports
+from creditpool.services import members, orgs, reports
 from creditpool.services.credits import record_purchase
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
@@ -58,3 +58,27 @@ def test_the_expiry_posted_agrees_with_the_projection(uow: UnitOfWork, clock: Fa
         projected.expired,
     )
     assert posted.expired == credits("5")
+
+
+def test_a_list_of_orgs_and_a_persons_memberships_post_an_expiry_passed(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org = make_org(uow)
+    record_purchase(
+        uow, org.id, credits("10"), actor=OPERATOR, expires_at=clock.now() + timedelta(days=1)
+    )
+    clock.advance(days=2)
+    (listed,) = orgs.list_orgs(uow, org_id=org.id)
+    assert (listed.balance.available, listed.balance.expired) == (0, credits("10"))
+    assert [t.amount for t in reports.list_transfers(uow, org.id, kind="expiry")] == [credits("10")]
+
+    other = make_org(uow)
+    record_purchase(
+        uow, other.id, credits("4"), actor=OPERATOR, expires_at=clock.now() + timedelta(days=1)
+    )
+    clock.advance(days=2)
+    (owner,) = members.list_members(uow, other.id)
+    members.memberships_of(uow, owner.user_id)
+    assert [t.amount for t in reports.list_transfers(uow, other.id, kind="expiry")] == [
+        credits("4")
+    ]

@@ -348,5 +348,5 @@ def memberships_of(uow: UnitOfWork, user_id: str) -> list[MembershipView]:
         periods.settle_due(uow, org_id)
     return [
         MembershipView(org_id, name, member_id, Role(role))
-        for org_id, name, member_id, role, _ in rows
+        for org_id, name, member_id, role, _, _ in rows
     ]
