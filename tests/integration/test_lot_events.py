@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from creditpool.api.schemas import Balance, Lot
 from creditpool.config import Config
 from creditpool.domain.amounts import credits
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import event_bodies, holds, lot_views, webhooks
+from creditpool.services import holds, lot_views, webhooks
 from creditpool.services.credits import allocate_credits, record_purchase
 from creditpool.services.lookups import load_org
 from creditpool.services.targets import Target
@@ -60,11 +61,21 @@ def _sent(receiver: Receiver, path: str) -> list[dict[str, Any]]:
     return [item.event for item in receiver.received if item.path == f"/hooks/{path}"]
 
 
-def _lot_json(uow: UnitOfWork, org_id: str, lot_id: str) -> dict[str, Any]:
+def _listed_lot(uow: UnitOfWork, org_id: str, lot_id: str) -> dict[str, Any]:
+    """The lot as GET /orgs/{org}/lots answers it now."""
     with uow:
         org = load_org(uow, org_id)
         [view] = [view for view in lot_views.list_lots(uow, org, uow.now) if view.id == lot_id]
-        return event_bodies.lot_json(view)
+    listed: dict[str, Any] = Lot.of(view).model_dump(mode="json")
+    return listed
+
+
+def _balance(uow: UnitOfWork, org_id: str) -> dict[str, Any]:
+    """The org's Balance as the API answers it now."""
+    with uow:
+        view = balance_view(uow, load_org(uow, org_id), uow.now)
+    shown: dict[str, Any] = Balance.of(view).model_dump(mode="json")
+    return shown
 
 
 def test_a_lot_is_announced_once_a_week_before_it_lapses_and_again_when_it_has(
@@ -92,7 +103,7 @@ def test_a_lot_is_announced_once_a_week_before_it_lapses_and_again_when_it_has(
     [expiring] = _sent(receiver, "lots")
     assert expiring["type"] == "credits.expiring"
     assert expiring["org_id"] == org.id
-    assert expiring["data"] == _lot_json(uow, org.id, lot_id)
+    assert expiring["data"] == _listed_lot(uow, org.id, lot_id)
     assert expiring["data"] | {"id": "", "created_at": ""} == {
         "id": "",
         "source": "purchase",
@@ -121,14 +132,12 @@ def test_a_lot_is_announced_once_a_week_before_it_lapses_and_again_when_it_has(
     _pass(uow)
     [_, expired] = _sent(receiver, "lots")
     assert expired["type"] == "credits.expired"
-    with uow:
-        after = balance_view(uow, load_org(uow, org.id), uow.now)
     assert expired["data"] == {
         "lots": [{"lot_id": lot_id, "amount": "100"}],
         "amount": "100",
         "from_pool": "70",
         "from_wallets": "30",
-        "balance": event_bodies.balance_json(after),
+        "balance": _balance(uow, org.id),
     }
     assert expired["data"]["balance"]["available"] == "5"
     assert _pass(uow).lots_warned == 0
@@ -192,9 +201,7 @@ def test_what_a_hold_kept_lapses_when_captured_with_the_balance_after_the_captur
         "5",
         "5",
     )
-    with uow:
-        after = balance_view(uow, load_org(uow, org.id), uow.now)
-    assert second["balance"] == event_bodies.balance_json(after)
+    assert second["balance"] == _balance(uow, org.id)
     assert (second["balance"]["used"], second["balance"]["allocated"]) == ("3", "0.5")
 
 
