@@ -69,6 +69,12 @@ STATE_REFUSALS = (
         "`at` before the server's now: no schema can name the present",
     ),
     StateRefusal(
+        frozenset({"POST /api/v1/orgs/{org}/purchases"}),
+        "validation_error",
+        "expires_at must be in the future",
+        "a lot's `expires_at` before the server's now: no schema can name the present",
+    ),
+    StateRefusal(
         frozenset({"POST /api/v1/orgs", "POST /api/v1/orgs/{org}/children"}),
         "validation_error",
         "no user with e-mail",
