@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from creditpool.client import Client
+from tests.support.databases import copy_database
 from tests.support.server import running_server
 from tests.support.smtp import SmtpServer, smtp_server
 
@@ -33,12 +34,15 @@ class Served:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_sqlite: Path,
 ) -> Iterator[Served]:
-    """One `creditpool serve` for the test module, per engine; each test makes its own org."""
+    """One `creditpool serve` for the test module, per engine; each test makes its own org.
+    On SQLite it serves a copy of a migrated empty database: nothing to migrate as it starts."""
     directory: Path = tmp_path_factory.mktemp(f"client-{request.param}")
     url = (
-        f"sqlite:///{directory / 'client.db'}"
+        copy_database(migrated_sqlite, directory / "client.db")
         if request.param == "sqlite"
         else request.getfixturevalue("postgresql_url")
     )
