@@ -676,7 +676,7 @@ class OrgModel:
             "metered": read.metered + burnt,
             "burn_rate_per_year": rate,
             "burn_rate_per_day": round(Fraction(rate, 365)),  # no ties: 2 x rate is never odd
-            "depletes_at": read.depletes_at(),
+            "depletes_at": self.depletes_at(),  # from what is posted, expiries passed too
             "expired": sum(lot.expired for lot in read.lots.values()),
         }
 
@@ -952,6 +952,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return Target.group(group_id), model.in_group(group_id)
         return Target.members(to), self.active_or_none(to)
 
+    @staticmethod
+    def in_turn(to: str | list[str], chosen: list[str]) -> list[str]:
+        """The order a batch's transfers take their lots in: the members as named, or by id."""
+        return chosen if isinstance(to, list) else sorted(chosen)
+
     def active_or_none(self, chosen: list[str]) -> list[str] | None:
         """The members named, or None when one of them is removed (the call is NotFound)."""
         return chosen if all(self.model.members[i].active for i in chosen) else None
@@ -982,7 +987,7 @@ class LedgerMachine(RuleBasedStateMachine):
             for member_id in chosen:
                 model.members[member_id].wallet += micros
                 model.members[member_id].allocated += micros
-        for member_id in sorted(chosen):
+        for member_id in self.in_turn(to, chosen):
             model.give(model.members[member_id].lots, model.take(model.pool_lots, micros))
 
     @rule(to=TARGETS, amount=maybe(ALLOTMENTS))
@@ -1014,8 +1019,10 @@ class LedgerMachine(RuleBasedStateMachine):
             model.pool += sum(taken.values())
             for member_id, value in taken.items():
                 model.members[member_id].wallet -= value
-        for member_id, value in sorted(taken.items()):
-            lots = model.take(model.members[member_id].lots, value, model.kept(member_id))
+        for member_id in self.in_turn(to, chosen):
+            lots = model.take(
+                model.members[member_id].lots, taken[member_id], model.kept(member_id)
+            )
             model.give(model.pool_lots, lots)
 
     @rule(group=st.sampled_from(GROUP_NAMES), chosen=st.lists(members, unique=True))
