@@ -139,7 +139,8 @@ def sweep(uow: UnitOfWork) -> int:
                         or_(
                             _orgs.c.alert_low_balance.is_not(None),
                             _orgs.c.alert_days_left.is_not(None),
-                            _orgs.c.webhook_events.like("%credits.%"),
+                            _orgs.c.webhook_events.like("%credits.low%"),
+                            _orgs.c.webhook_events.like("%credits.depleted%"),
                         ),
                         # Only a burning pool changes with time; writes check the others.
                         _orgs.c.paused.is_(False),
