@@ -372,6 +372,7 @@ def _cases() -> list[Case]:
         Case("POST /orgs/{org}/resume", GOVERN, 200, _paused_then_resume, after=_resume),
         Case("GET /orgs/{org}/balance", READ, 200, at("GET", "/orgs/{org}/balance")),
         Case("GET /orgs/{org}/transfers", READ, 200, at("GET", "/orgs/{org}/transfers")),
+        Case("GET /orgs/{org}/lots", MANAGE, 200, at("GET", "/orgs/{org}/lots")),
         Case(
             "GET /orgs/{org}/transfers?member=<own>",
             READ_OWN,
