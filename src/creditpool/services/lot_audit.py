@@ -80,15 +80,15 @@ class _Sql(NamedTuple):
 
 # The audit's statements; {elements}, {lot_id} and {amount} are the engine's fragments above,
 # {scope} limits them to one org. A share is one transfer's or hold's, so a sum of one row's
-# shares is summed plainly; the sums over many transfers, exactly (services/totals.py).
+# shares is summed plainly; the sums over many transfers, exactly (services/totals.py). A
+# row's shares are checked by grouping the row with them, which both engines do in one pass
+# (a subquery per row costs PostgreSQL three times as much).
 _WRONG_TRANSFERS = (
-    "SELECT org_id, id, amount, lots_sum, smallest FROM ("
-    " SELECT t.org_id, t.id, t.amount,"
-    " (SELECT sum({amount}) FROM {elements}) AS lots_sum,"
-    " (SELECT min({amount}) FROM {elements}) AS smallest"
-    " FROM transfers t WHERE 1 = 1{scope}) AS shares"
-    " WHERE lots_sum IS NULL OR lots_sum <> amount OR smallest <= 0"
-    " ORDER BY org_id, id"
+    "SELECT t.org_id, t.id, t.amount, sum({amount}), min({amount})"
+    " FROM transfers t LEFT JOIN {elements} ON 1 = 1 WHERE 1 = 1{scope}"
+    " GROUP BY t.org_id, t.id, t.amount"
+    " HAVING sum({amount}) IS NULL OR sum({amount}) <> t.amount OR min({amount}) <= 0"
+    " ORDER BY t.org_id, t.id"
 )
 _FLOWS = (
     "SELECT t.org_id, t.kind, t.debit_account_id, t.credit_account_id, {lot_id},"
@@ -101,10 +101,10 @@ _RESERVED = (
     " WHERE h.status = :pending{scope} GROUP BY h.org_id, h.member_id, {lot_id}"
 )
 _WRONG_HOLDS = (
-    "SELECT org_id, id, amount, lots_sum FROM ("
-    " SELECT h.org_id, h.id, h.amount, (SELECT sum({amount}) FROM {elements}) AS lots_sum"
-    " FROM holds h WHERE h.status = :pending{scope}) AS shares"
-    " WHERE lots_sum IS NULL OR lots_sum <> amount ORDER BY org_id, id"
+    "SELECT h.org_id, h.id, h.amount, sum({amount})"
+    " FROM holds h LEFT JOIN {elements} ON 1 = 1 WHERE h.status = :pending{scope}"
+    " GROUP BY h.org_id, h.id, h.amount"
+    " HAVING sum({amount}) IS NULL OR sum({amount}) <> h.amount ORDER BY h.org_id, h.id"
 )
 
 
@@ -231,11 +231,12 @@ def _check_accounts_by_lot(
         kind = accounts.get((org, account), ("unknown", 0, 0))[0]
         if not _holds_credits(kind):
             continue
-        traced, held = by_lot.get((org, account, lot), 0), holdings.get((org, account, lot))
-        if traced != (held or (0, 0))[0]:
+        traced = by_lot.get((org, account, lot), 0)
+        holding = holdings.get((org, account, lot), (0, 0))[0]
+        if traced != holding:
             report.breaches.append(
-                f"org {org}: lot {lot} holds {(held or (0, 0))[0]} in {account} but the "
-                f"transfers' lots bring it {traced}"
+                f"org {org}: lot {lot} holds {holding} in {account} but the transfers' lots "
+                f"bring it {traced}"
             )
     for (org, account), (kind, balance, _) in sorted(accounts.items()):
         if totals.get((org, account), 0) != balance:
