@@ -362,7 +362,7 @@ def _move(
     giver.flush()
     gave = lots.shares_of(given["lots"])
     if downward:
-        received = lots.carry_down(giver.session, child.id, gave, giver.now)
+        received = lots.carry_down(giver.session, parent.id, child.id, gave, giver.now)
     else:
         received = lots.carry_up(giver.session, child.id, gave)
     taker.adjust(taken_from, -amount)

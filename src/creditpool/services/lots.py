@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, case, select, text, update
 from sqlalchemy.orm import Session
 
 from creditpool.domain.model import AccountKind, LotSource, TransferKind
@@ -267,7 +267,7 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
                 deltas[(debit, lot_id)][0] -= part
             if holds_credits(credit):
                 deltas[(credit, lot_id)][0] += part
-                _receive(session, holdings, credit, lot_id, part)
+                _receive(session, org_id, holdings, credit, lot_id, part)
             counter = _COUNTERS.get(row["kind"])
             if counter is not None:
                 counters[(lot_id, counter[0])] += counter[1] * part
@@ -291,7 +291,12 @@ def _spend_named(holdings: Iterable[Holding], shares: Sequence[Share]) -> None:
 
 
 def _receive(
-    session: Session, holdings: dict[str, list[Holding]], account: str, lot_id: str, part: int
+    session: Session,
+    org_id: str,
+    holdings: dict[str, list[Holding]],
+    account: str,
+    lot_id: str,
+    part: int,
 ) -> None:
     """Mirror credits arriving in an account whose holdings were loaded (a later row of the
     same flush may take them out again)."""
@@ -304,7 +309,7 @@ def _receive(
     lot = session.execute(
         select(
             _LOTS.c.priority, _LOTS.c.expires_at, _LOTS.c.created_at, _LOTS.c.parent_lot_id
-        ).where(_LOTS.c.id == lot_id)
+        ).where(_LOTS.c.org_id == org_id, _LOTS.c.id == lot_id)
     ).one()
     holdings[account].append(Holding(lot_id, part, 0, *lot))
 
@@ -352,13 +357,9 @@ def open_lot(
 
 
 def _sooner(column: Any, instant: datetime) -> Any:
-    from sqlalchemy import case
-
-    return case(
-        (column.is_(None), bindparam("instant", instant, type_=column.type)),
-        (column > instant, bindparam("instant2", instant, type_=column.type)),
-        else_=column,
-    )
+    """SQL for the sooner of a nullable instant column and `instant`."""
+    given = bindparam("sooner", instant, type_=column.type)
+    return case((column.is_(None), given), (column > given, given), else_=column)
 
 
 def _forget_org(session: Session, org_id: str, *names: str) -> None:
@@ -369,7 +370,7 @@ def _forget_org(session: Session, org_id: str, *names: str) -> None:
 
 
 def carry_down(
-    session: Session, child_id: str, parent_shares: Sequence[Share], now: datetime
+    session: Session, parent_id: str, child_id: str, parent_shares: Sequence[Share], now: datetime
 ) -> list[Share]:
     """Return a parent's shares as the child's lots, making the child's lot for each parent
     lot it has not received before (same priority and expiry, amount 0: the `from_parent`
@@ -387,7 +388,9 @@ def carry_down(
     missing = [lot_id for lot_id in parent_ids if lot_id not in known]
     if missing:
         terms = session.execute(
-            select(_LOTS.c.id, _LOTS.c.priority, _LOTS.c.expires_at).where(_LOTS.c.id.in_(missing))
+            select(_LOTS.c.id, _LOTS.c.priority, _LOTS.c.expires_at).where(
+                _LOTS.c.org_id == parent_id, _LOTS.c.id.in_(missing)
+            )
         ).all()
         for parent_lot, priority, expires_at in terms:
             known[parent_lot] = open_lot(
