@@ -14,11 +14,21 @@ from creditpool.domain.amounts import credits
 from creditpool.domain.errors import InsufficientCredits
 from creditpool.domain.model import AccountKind, Seat, TransferKind
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import audit, families, holds, members, periods, reports, usage
+from creditpool.services import (
+    audit,
+    families,
+    holds,
+    many_charges,
+    members,
+    periods,
+    reports,
+    usage,
+)
 from creditpool.services import credits as credit_service
 from creditpool.services.ledger import balances
 from creditpool.services.lot_views import ExpiringView
 from creditpool.services.targets import Target
+from creditpool.services.transactions import run_write
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, add_members, make_org, make_user
@@ -297,3 +307,53 @@ def test_what_expires_at_an_instant_leaves_out_what_holds_keep(
     assert members.get_member(uow, org.id, ada.id).credits_expiring == (
         ExpiringView(day(10), credits("30")),
     )
+
+
+def _trial_held_past_its_expiry(uow: UnitOfWork, clock: FakeClock) -> tuple[str, str]:
+    """A returnable class: 10 paid credits that never lapse and a trial of 5 (spent first)
+    lapsing after a day. Ada is allotted 3 (of the trial) and holds 2 of them for a second;
+    two days later the trial has lapsed, but its held 2 are still in her wallet."""
+    org = make_org(uow, name="Small studio")
+    credit_service.record_purchase(uow, org.id, credits("10"), actor=OPERATOR)
+    credit_service.record_purchase(
+        uow, org.id, credits("5"), actor=OPERATOR, priority=10, expires_at=day(1)
+    )
+    (ada,) = add_members(uow, org.id, 1)
+    credit_service.allocate_credits(
+        uow, org.id, Target.members([ada.id]), credits("3"), actor=OPERATOR
+    )
+    holds.place_hold(uow, org.id, ada.id, credits("2"), expires_in=1, actor=OPERATOR)
+    clock.current = day(2)
+    return org.id, ada.id
+
+
+def test_revoking_after_a_hold_of_a_lapsed_lot_ends_takes_nothing_that_lapsed(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org_id, ada = _trial_held_past_its_expiry(uow, clock)
+    revoked = credit_service.revoke_credits(
+        uow, org_id, Target.members([ada]), None, actor=OPERATOR
+    )
+    # The trial's unheld 1 lapsed with it, and the hold's 2 when it let go: nothing is left.
+    assert revoked.total == 0
+    balance = reports.get_balance(uow, org_id)
+    assert (balance.available, balance.allocated, balance.expired) == (
+        credits("10"),
+        0,
+        credits("5"),
+    )
+    assert lot_breaches(uow, org_id) == []
+    assert audit.audit(uow, org_id).breaches == []
+
+
+def test_charging_in_a_batch_after_a_hold_of_a_lapsed_lot_ends_finds_nothing_to_spend(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org_id, ada = _trial_held_past_its_expiry(uow, clock)
+    charge = many_charges.Charge(ada, credits("1"), None, None, "api-key:farm")
+    (outcome,) = run_write(
+        uow, lambda: many_charges.charge_many(uow, org_id, [charge], with_members=False)
+    )
+    assert isinstance(outcome, InsufficientCredits)
+    assert reports.get_balance(uow, org_id).expired == credits("5")
+    assert lot_breaches(uow, org_id) == []

@@ -188,9 +188,10 @@ def revoke_credits(
         # Holds, then the wallets in id order; only then do the wallets' held amounts change.
         expired = lock_expired_holds(uow, org_id, ids)
         spendable = lock_wallets(uow, org_id, ids)
-        release_locked_holds(uow, org_id, expired)
+        lapsed = release_locked_holds(uow, org_id, expired)
         for member_id, freed in expired.freed.items():
-            spendable[member_id] += freed  # what each can spend once its lapsed holds let go
+            # What each can spend once its lapsed holds let go, less what of it lapsed too.
+            spendable[member_id] += freed - lapsed.get(member_id, 0)
         if amount is not None:
             short = [member_id for member_id in ids if spendable[member_id] < amount]
             if short:

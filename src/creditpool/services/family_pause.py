@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from creditpool.services import alerts, metering
+from creditpool.services import alerts, expiry, metering
 from creditpool.storage.schema import Org
 from creditpool.storage.unit_of_work import UnitOfWork
 
@@ -43,7 +43,10 @@ def flow_down(uow: UnitOfWork, org: Org, *, actor: str) -> list[Org]:
         if burns_before == (not (descendant.paused or ancestor_paused)):
             descendant.ancestor_paused = ancestor_paused  # paused itself: no burn either way
             continue
-        # The burn so far was at the old rate: post it before it starts or stops.
+        # The burn so far was at the old rate: post it before it starts or stops, after any
+        # expiry passed (the burn since then must not count the lapsed lot).
+        if descendant.next_expiry_at is not None and descendant.next_expiry_at <= uow.now:
+            expiry.post_due(uow, descendant)
         metering.settle(uow, descendant, actor=actor)
         descendant.ancestor_paused = ancestor_paused
         changed.append(descendant)

@@ -348,7 +348,10 @@ def _lock_members(uow: UnitOfWork, org_id: str, named: list[str]) -> dict[str, _
             _WALLETS, {"org": org_id, "ids": wallet_ids}
         ):
             wallets[member_id] = (balance, held - expired.freed.get(member_id, 0))
-    release_locked_holds(uow, org_id, expired)
+    # What the holds let go of lots that have expired lapses at once: the wallet loses it.
+    for member_id, gone in release_locked_holds(uow, org_id, expired).items():
+        balance, held = wallets[member_id]
+        wallets[member_id] = (balance - gone, held)
     members: dict[str, _Member] = {}
     for part in chunks(named):
         for row in connection.execute(_MEMBERS, {"org": org_id, "ids": list(part)}):

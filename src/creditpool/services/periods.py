@@ -121,9 +121,9 @@ def _reclaim(uow: UnitOfWork, org: Org, actor: str) -> Settled:
         return Settled()
     expired = lock_expired_holds(uow, org.id, candidates)
     spendable = lock_wallets(uow, org.id, candidates)
-    release_locked_holds(uow, org.id, expired)
+    lapsed = release_locked_holds(uow, org.id, expired)
     for member_id, freed in expired.freed.items():
-        spendable[member_id] = spendable.get(member_id, 0) + freed
+        spendable[member_id] = spendable.get(member_id, 0) + freed - lapsed.get(member_id, 0)
     # Read under the wallets' locks: no charge of these members is half-way any more.
     taken: dict[str, int] = {}
     for part in chunks(candidates):

@@ -97,8 +97,10 @@ def lock_expired_holds(
     return ExpiredHolds(hold_ids, dict(freed), dict(shares))
 
 
-def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) -> None:
-    """Mark locked holds expired and give their credits back to the wallets, in member order."""
+def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) -> dict[str, int]:
+    """Mark locked holds expired and give their credits back to the wallets, in member order;
+    return, by member, what of them lapsed at once instead (their lot has expired meanwhile:
+    services/expiry.py), which the wallet no longer holds."""
     for part in chunks(expired.hold_ids):
         uow.session.execute(
             bulk_update(Hold)
@@ -107,11 +109,15 @@ def release_locked_holds(uow: UnitOfWork, org_id: str, expired: ExpiredHolds) ->
         )
     # Releasing records no transfer, so the posting's actor is never written.
     posting = ledger.Posting(uow.session, org_id, "", uow.now)
+    lapsed: dict[str, int] = {}
     for member_id in sorted(expired.freed):
         wallet = wallet_account(member_id)
         posting.release(wallet, expired.freed[member_id])
         lots.release(uow.session, org_id, wallet, expired.shares.get(member_id, []))
-        expiry.expire_released(uow, org_id, wallet, expired.shares.get(member_id, []))
+        gone = expiry.expire_released(uow, org_id, wallet, expired.shares.get(member_id, []))
+        if gone:
+            lapsed[member_id] = gone
+    return lapsed
 
 
 def make_spendable(
