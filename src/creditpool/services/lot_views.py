@@ -271,30 +271,38 @@ def _listed(
 def pools_by_lot(uow: UnitOfWork, orgs: Sequence[ExpiringOrg]) -> dict[str, tuple[PoolLot, ...]]:
     """What each org's pool holds of each lot, in the spending order, for the orgs that have
     lots to expire (a projection of their pools needs it: domain/lots.py); empty for the
-    others, which cost no query."""
+    others, which cost no query. A lot still to expire is listed even where the pool holds
+    none of it: posting splits the burn at its instant, and so must the projection."""
     found: dict[str, tuple[PoolLot, ...]] = {org.id: () for org in orgs}
     ids = sorted(org.id for org in orgs if org.next_expiry_at is not None)
+    in_pool = (
+        (LotBalance.org_id == Lot.org_id)
+        & (LotBalance.lot_id == Lot.id)
+        & (LotBalance.account_id == AccountKind.POOL)
+    )
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
         rows = uow.session.execute(
             select(
-                LotBalance.org_id,
-                LotBalance.amount,
+                Lot.org_id,
+                func.coalesce(LotBalance.amount, 0),
                 Lot.id,
                 Lot.priority,
                 Lot.expires_at,
                 Lot.created_at,
             )
-            .join(Lot, (Lot.org_id == LotBalance.org_id) & (Lot.id == LotBalance.lot_id))
+            .outerjoin(LotBalance, in_pool)
             .where(
-                among(uow.session, LotBalance.org_id, part),
-                LotBalance.account_id == AccountKind.POOL,
-                LotBalance.amount > 0,
+                among(uow.session, Lot.org_id, part),
+                or_(
+                    LotBalance.amount > 0,
+                    and_(Lot.expired_at.is_(None), Lot.expires_at.is_not(None)),
+                ),
             )
         ).tuples()
         held: dict[str, list[Holding]] = defaultdict(list)
         for org_id, amount, lot_id, priority, expires_at, created_at in rows:
-            held[org_id].append(Holding(lot_id, amount, 0, priority, expires_at, created_at))
+            held[org_id].append(Holding(lot_id, int(amount), 0, priority, expires_at, created_at))
         for org_id, holdings in held.items():
             found[org_id] = tuple(
                 PoolLot(holding.amount, holding.expires_at)
