@@ -113,6 +113,7 @@ def keep_books(engine: Engine, clock: FakeClock) -> Books:
     credit_service.allocate_credits(
         uow, parent.id, Target.members([spender.id]), credits("1"), actor=OPERATOR
     )
+    uow.close()  # its connection goes back to the pool before the migrations dispose of it
     return Books(parent.id, child.id, idle.id, holder.id, pending.id)
 
 
@@ -251,6 +252,7 @@ def test_0010_gives_the_books_kept_before_it_one_opening_lot_per_org(
         uow, books.parent, credits("9"), actor=OPERATOR, expires_at=clock.now() + timedelta(days=1)
     )
     assert audit(uow).breaches == []
+    uow.close()
 
 
 def test_0010_cannot_be_undone_once_an_expiry_was_posted(
@@ -263,6 +265,7 @@ def test_0010_cannot_be_undone_once_an_expiry_was_posted(
     )
     clock.advance(days=2)
     credit_service.record_purchase(uow, org.id, credits("1"), actor=OPERATOR)  # posts the expiry
+    uow.close()
     expiries = rows(
         engine_of,
         select(Transfer.amount).where(Transfer.kind == TransferKind.EXPIRY),
@@ -274,4 +277,6 @@ def test_0010_cannot_be_undone_once_an_expiry_was_posted(
 
     assert revision(engine_of) == "0010"
     assert {"lots", "lot_balances"} <= set(inspect(engine_of).get_table_names())
-    assert audit(UnitOfWork.for_engine(engine_of, clock)).clean
+    reader = UnitOfWork.for_engine(engine_of, clock)
+    assert audit(reader).clean
+    reader.close()

@@ -27,15 +27,17 @@ def run_migrations_online() -> None:
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:
         event.listen(engine, "connect", _foreign_keys_off)  # after the engine's own: it wins
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-            if sqlite:
-                _check_foreign_keys(connection)
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection, target_metadata=target_metadata, render_as_batch=sqlite
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    _check_foreign_keys(connection)
+    finally:
+        engine.dispose()  # a refused migration too closes its connections
 
 
 def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
