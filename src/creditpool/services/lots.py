@@ -241,6 +241,7 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
         holdings = {account: found.get(account, []) for account in takers}
     deltas: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     counters: dict[tuple[str, str], int] = defaultdict(int)
+    traces: dict[tuple[Share, ...], list[dict[str, Any]]] = {}
     for row in rows:
         debit, credit, amount = row["debit_account_id"], row["credit_account_id"], row["amount"]
         as_of = row.pop("_as_of", now)
@@ -271,7 +272,11 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
             counter = _COUNTERS.get(row["kind"])
             if counter is not None:
                 counters[(lot_id, counter[0])] += counter[1] * part
-        row["lots"] = shares_json(shares)
+        # Rows that moved the same shares (an allotment to 100,000 members) share one list.
+        key = tuple(shares)
+        if key not in traces:
+            traces[key] = shares_json(shares)
+        row["lots"] = traces[key]
     add_to_holdings(session, org_id, deltas)
     for (lot_id, column), change in sorted(counters.items()):
         column_of = _LOTS.c[column]
