@@ -358,6 +358,8 @@ def test_the_ledgers_csv_names_the_lots_each_transfer_moved(
         {"expires_at": "2026-01-01T00:00:00Z"},  # now is not the future either
         {"expires_at": "2026-03-01T00:00:00"},  # no zone
         {"expires_at": "next week"},
+        {"expires_at": "2126-01-02T00:00:00Z"},  # over 100 years ahead
+        {"expires_at": "9999-12-31T23:59:59-14:00"},  # past the calendar in UTC
         {"priority": 101},
         {"priority": -1},
         {"priority": "5"},

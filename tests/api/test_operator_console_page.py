@@ -102,3 +102,20 @@ def test_a_purchase_recorded_in_the_console_can_lapse_after_a_day_of_the_orgs_zo
         10,
         "2026-02-28T23:00:00Z",
     )
+
+
+def test_the_console_refuses_a_priority_or_a_day_it_cannot_read(app: FastAPI, api: Api) -> None:
+    console = _operator_signed_in(app, api, "vera@vendor.test")
+    owner = api.call(
+        "POST", "/users", json={"email": "o@x.test", "password": PASSWORD, "name": "Owner"}
+    )
+    assert owner.status_code == 201
+    opened = api.call(
+        "POST", "/orgs", token=OPERATOR_KEY, json={"name": "Class", "owner_email": "o@x.test"}
+    )
+    org = opened.json()["id"]
+    form = {"csrf_token": csrf_of(console.get("/operator").text), "amount": "30"}
+    for field, value in (("priority", "²"), ("priority", "1000"), ("expires_after", "9999-12-31")):
+        refused = console.post(f"/operator/orgs/{org}/purchases", data={**form, field: value})
+        assert refused.status_code == 422, (field, value, refused.status_code)
+    assert api.call("GET", f"/orgs/{org}/lots", token=OPERATOR_KEY).json()["items"] == []

@@ -11,7 +11,7 @@ from the batch's transfers (every student, a group), each as it stands at the re
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -67,8 +67,7 @@ def record_purchase(
         raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
 
     def apply() -> TransferView:
-        if expires_at is not None and expires_at <= uow.now:
-            raise InvalidInput("expires_at must be in the future")
+        check_expiry(expires_at, uow.now)
         org = load_org(uow, org_id, lock=True)
         return post_purchase(
             uow,
@@ -90,6 +89,24 @@ def record_purchase(
         arguments=_purchase_arguments(amount, reference, priority, expires_at),
         result_type=TransferView,
     )
+
+
+# How far ahead a lot may expire: beyond this it is as good as never.
+MAX_LIFETIME = timedelta(days=100 * 365)
+
+
+def check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    """Raise InvalidInput unless a lot's expiry is after `now` and within MAX_LIFETIME."""
+    if expires_at is None:
+        return
+    try:
+        expires_at.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("expires_at is too far ahead: at most 100 years") from None
+    if expires_at <= now:
+        raise InvalidInput("expires_at must be in the future")
+    if expires_at > now + MAX_LIFETIME:
+        raise InvalidInput("expires_at is too far ahead: at most 100 years")
 
 
 def _purchase_arguments(

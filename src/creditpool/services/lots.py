@@ -272,7 +272,8 @@ def trace(session: Session, org_id: str, rows: Sequence[dict[str, Any]], now: da
             counter = _COUNTERS.get(row["kind"])
             if counter is not None:
                 counters[(lot_id, counter[0])] += counter[1] * part
-        # Rows that moved the same shares (an allotment to 100,000 members) share one list.
+        # Rows that moved the same shares (an allotment to 100,000 members) share one list:
+        # nothing changes a transfer's `lots` once traced.
         key = tuple(shares)
         if key not in traces:
             traces[key] = shares_json(shares)
@@ -347,13 +348,8 @@ def open_lot(
             expired=0,
         )
     )
-    count = session.execute(
-        select(_LOTS.c.id).where(_LOTS.c.org_id == org_id, _LOTS.c.expired_at.is_(None)).limit(2)
-    ).all()
     orgs = table_of(Org)
-    values: dict[str, Any] = {
-        "sole_lot_id": lot_id if len(count) == 1 and expires_at is None else None
-    }
+    values: dict[str, Any] = {"sole_lot_id": _sole(session, org_id)}
     if expires_at is not None:
         values["next_expiry_at"] = _sooner(orgs.c.next_expiry_at, expires_at)
     session.execute(update(orgs).where(orgs.c.id == org_id).values(values))
@@ -512,25 +508,31 @@ def split(shares: Sequence[Share], amount: int) -> tuple[list[Share], list[Share
 
 
 def refresh_sole(session: Session, org_id: str) -> None:
-    """Name the org's sole lot again once expiries leave it one never-expiring lot and no
-    other lot holds anything anywhere (a hold may keep an expired lot's credits a while)."""
+    """Name the org's sole lot again once expiries leave it one never-expiring lot (the org's
+    row locked: it is written)."""
+    orgs = table_of(Org)
+    sole = _sole(session, org_id)
+    session.execute(update(orgs).where(orgs.c.id == org_id).values(sole_lot_id=sole))
+    _forget_org(session, org_id, "sole_lot_id")
+
+
+def _sole(session: Session, org_id: str) -> str | None:
+    """The org's sole lot: its one lot not yet expired, if that never expires and no other
+    lot holds anything anywhere (a hold may keep an expired lot's credits a while)."""
     live = session.execute(
         select(_LOTS.c.id, _LOTS.c.expires_at)
         .where(_LOTS.c.org_id == org_id, _LOTS.c.expired_at.is_(None))
         .limit(2)
     ).all()
-    sole = live[0].id if len(live) == 1 and live[0].expires_at is None else None
-    if sole is not None:
-        elsewhere = session.execute(
-            select(_HOLDINGS.c.lot_id)
-            .where(
-                _HOLDINGS.c.org_id == org_id,
-                _HOLDINGS.c.lot_id != sole,
-                _HOLDINGS.c.amount > 0,
-            )
-            .limit(1)
-        ).first()
-        sole = None if elsewhere is not None else sole
-    orgs = table_of(Org)
-    session.execute(update(orgs).where(orgs.c.id == org_id).values(sole_lot_id=sole))
-    _forget_org(session, org_id, "sole_lot_id")
+    if len(live) != 1 or live[0].expires_at is not None:
+        return None
+    elsewhere = session.execute(
+        select(_HOLDINGS.c.lot_id)
+        .where(
+            _HOLDINGS.c.org_id == org_id,
+            _HOLDINGS.c.lot_id != live[0].id,
+            _HOLDINGS.c.amount > 0,
+        )
+        .limit(1)
+    ).first()
+    return None if elsewhere is not None else str(live[0].id)

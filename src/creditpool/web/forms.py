@@ -71,10 +71,9 @@ def last_day(form: FormData, name: str, timezone: str) -> datetime | None:
     if not value:
         return None
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
+        return end_of_day(date.fromisoformat(value), timezone)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"the {name.replace('_', ' ')} is a date such as 2027-08-31") from None
-    return end_of_day(day, timezone)
 
 
 def priority(form: FormData, name: str = "priority") -> int:
@@ -82,7 +81,7 @@ def priority(form: FormData, name: str = "priority") -> int:
     value = text(form, name, required=False)
     if not value:
         return DEFAULT_PRIORITY
-    if not value.isdigit() or int(value) > MAX_PRIORITY:
+    if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > MAX_PRIORITY:
         raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
     return int(value)
 
