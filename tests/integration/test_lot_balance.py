@@ -9,8 +9,9 @@ from datetime import timedelta
 
 from creditpool.domain.amounts import credits
 from creditpool.domain.policies import SettingsChange
-from creditpool.services import members, orgs, reports
-from creditpool.services.credits import record_purchase
+from creditpool.services import members, orgs, periods, reports
+from creditpool.services.credits import allocate_credits, record_purchase
+from creditpool.services.targets import Target
 from creditpool.storage.unit_of_work import UnitOfWork
 from tests.support.clock import FakeClock
 from tests.support.factories import OPERATOR, make_org
@@ -26,9 +27,10 @@ def test_an_expiry_that_empties_the_pool_is_when_it_runs_out(
     lapses = start + timedelta(days=5)
     record_purchase(uow, org.id, credits("10"), actor=OPERATOR, expires_at=lapses)
     now = reports.get_balance(uow, org.id)
-    # The burn alone would last 10 days; the lot lapses on day 5 with 5 credits left.
+    # The burn alone would last 10 days; the lot lapses on day 5 with 5 credits left: what
+    # expires then is those 5, not the 10 it holds today.
     assert (now.available, now.depletes_at) == (credits("10"), lapses)
-    assert [(soon.at, soon.amount) for soon in now.expiring] == [(lapses, credits("10"))]
+    assert [(soon.at, soon.amount) for soon in now.expiring] == [(lapses, credits("5"))]
     later = reports.get_balance(uow, org.id, at=start + timedelta(days=6))
     assert (later.available, later.metered, later.expired) == (0, credits("5"), credits("5"))
     # A lot that never expires, bought beside it, is burnt only once the first is gone: the
@@ -36,6 +38,7 @@ def test_an_expiry_that_empties_the_pool_is_when_it_runs_out(
     record_purchase(uow, org.id, credits("20"), actor=OPERATOR)
     both = reports.get_balance(uow, org.id)
     assert both.depletes_at == start + timedelta(days=25)
+    assert [(soon.at, soon.amount) for soon in both.expiring] == [(lapses, credits("5"))]
     on_day_6 = reports.get_balance(uow, org.id, at=start + timedelta(days=6))
     assert (on_day_6.available, on_day_6.expired) == (credits("19"), credits("5"))
 
@@ -82,3 +85,24 @@ def test_a_list_of_orgs_and_a_persons_memberships_post_an_expiry_passed(
     assert [t.amount for t in reports.list_transfers(uow, other.id, kind="expiry")] == [
         credits("4")
     ]
+
+
+def test_what_expires_is_what_the_burn_leaves_in_the_pool_and_all_the_wallets_hold(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org = make_org(uow, settings=A_DAY)
+    (owner,) = members.list_members(uow, org.id)
+    lapses = clock.now() + timedelta(days=5)
+    record_purchase(uow, org.id, credits("3"), actor=OPERATOR, expires_at=lapses)
+    record_purchase(uow, org.id, credits("20"), actor=OPERATOR)
+    # The burn takes the 3 expiring credits in 3 days: none of them is left on day 5.
+    assert reports.get_balance(uow, org.id).expiring == ()
+    # One of them in the owner's wallet does not burn: it is what lapses on day 5.
+    allocate_credits(uow, org.id, Target.members([owner.id]), credits("1"), actor=OPERATOR)
+    balance = reports.get_balance(uow, org.id)
+    assert [(soon.at, soon.amount) for soon in balance.expiring] == [(lapses, credits("1"))]
+    clock.advance(days=5)
+    periods.settle_due(uow, org.id)  # posts the expiry, as the first write would
+    after = reports.get_balance(uow, org.id)
+    # 23 bought, 1 allotted, 5 days burnt (3 of the expiring lot, then 2 of the other).
+    assert (after.expired, after.available, after.allocated) == (credits("1"), credits("17"), 0)

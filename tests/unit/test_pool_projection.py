@@ -29,6 +29,7 @@ def test_an_expiry_that_leaves_nothing_is_when_the_pool_runs_out() -> None:
     projection = project(rate=A_CREDIT_A_DAY, since=START, lots=lots, at=START)
     assert projection.available == credits("10")
     assert projection.depletes_at == START + timedelta(days=5)
+    assert projection.lapses == ((START + timedelta(days=5), credits("5")),)
     after = project(rate=A_CREDIT_A_DAY, since=START, lots=lots, at=START + timedelta(days=6))
     assert after.available == 0
 
@@ -40,6 +41,17 @@ def test_the_burn_takes_the_first_lot_in_order_before_the_expiry() -> None:
     assert at_six.available == credits("11")
     # 3 burnt by day 3, then the expiring lot burns 2 more, and its 8 left lapse on day 5.
     assert at_six.depletes_at == START + timedelta(days=5)
+    assert at_six.lapses == ((START + timedelta(days=5), credits("8")),)
+
+
+def test_an_expiry_after_the_pool_runs_out_lapses_nothing() -> None:
+    # 2 credits lapsing on day 1 and 1 on day 9, burning 1 a day: on day 1 the first has 1
+    # left; the second is burnt by day 2, before its own expiry.
+    first, second = START + timedelta(days=1), START + timedelta(days=9)
+    lots = [PoolLot(credits("2"), first), PoolLot(credits("1"), second)]
+    projection = project(rate=A_CREDIT_A_DAY, since=START, lots=lots, at=START)
+    assert projection.lapses == ((first, credits("1")),)
+    assert projection.depletes_at == START + timedelta(days=2)
 
 
 def test_a_paused_pool_runs_out_only_by_expiry() -> None:

@@ -473,7 +473,9 @@ class Balance(BaseModel):
     )
     expiring: list[Expiring] = Field(
         description="The next five instants at which lots lapse after `at`, soonest first, "
-        "each with what the pool and the wallets hold of them; empty when no lot expires."
+        "each with what lapses then: what the wallets hold of them, less what pending holds "
+        "keep, and what the seat burn until then leaves of them in the pool; empty when no lot "
+        "expires."
     )
 
     @classmethod

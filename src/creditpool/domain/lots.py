@@ -32,6 +32,9 @@ class Projection:
     burnt: int
     lapsed: int
     depletes_at: datetime | None
+    # What lapses in the pool at each expiry instant, the burn until then taken first (an
+    # instant after the pool runs out lapses nothing, and is left out).
+    lapses: tuple[tuple[datetime, int], ...] = ()
 
 
 def project(*, rate: int, since: datetime, lots: Sequence[PoolLot], at: datetime) -> Projection:
@@ -42,6 +45,7 @@ def project(*, rate: int, since: datetime, lots: Sequence[PoolLot], at: datetime
     left = [lot.amount for lot in lots]
     instants = sorted({lot.expires_at for lot in lots if lot.expires_at is not None})
     start, burnt, lapsed = since, 0, 0
+    lapses: list[tuple[datetime, int]] = []
     seen: tuple[int, int, int] | None = None  # available, burnt, lapsed at `at`
     depletes_at: datetime | None = None
     for end in [*instants, None]:
@@ -59,10 +63,12 @@ def project(*, rate: int, since: datetime, lots: Sequence[PoolLot], at: datetime
         spent = accrual(rate=rate, start=start, end=end, balance=total)
         _burn(left, spent)
         burnt += spent
+        lapsing = sum(left[n] for n, lot in enumerate(lots) if lot.expires_at == end)
         for number, lot in enumerate(lots):
             if lot.expires_at == end:
-                lapsed += left[number]
                 left[number] = 0
+        lapses.append((end, lapsing))
+        lapsed += lapsing
         start = end
         if not any(left):
             depletes_at = end
@@ -71,7 +77,7 @@ def project(*, rate: int, since: datetime, lots: Sequence[PoolLot], at: datetime
         total = sum(left)
         upto = accrual(rate=rate, start=start, end=at, balance=total)
         seen = (total - upto, burnt + upto, lapsed)
-    return Projection(*seen, depletes_at)
+    return Projection(*seen, depletes_at, tuple(lapses))
 
 
 def _burn(left: list[int], amount: int) -> None:

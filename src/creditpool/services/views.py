@@ -242,6 +242,7 @@ def balance_from(
     if pool_lots:
         ahead = project(rate=rate, since=org.metered_since, lots=pool_lots, at=at)
         burnt, lapsed, depletes_at = ahead.burnt, ahead.lapsed, ahead.depletes_at
+        lapsing = _less_the_burn(lapsing, pool_lots, ahead.lapses)
     else:
         burnt = arithmetic.accrual(rate=rate, start=org.metered_since, end=at, balance=pool)
         lapsed = 0
@@ -261,6 +262,24 @@ def balance_from(
         expired=accounts[AccountKind.EXPIRED] + lapsed,
         expiring=tuple(lapsing),
     )
+
+
+def _less_the_burn(
+    lapsing: Sequence[ExpiringView],
+    pool_lots: Sequence[PoolLot],
+    lapses: Sequence[tuple[datetime, int]],
+) -> tuple[ExpiringView, ...]:
+    """What expires at each instant, the pool's part as it will be then: what the pool holds
+    of those lots now, less what the burn takes of them first (domain/lots.py). An instant
+    at which nothing is left to lapse is left out."""
+    projected = dict(lapses)
+    views = []
+    for view in lapsing:
+        held_now = sum(lot.amount for lot in pool_lots if lot.expires_at == view.at)
+        amount = view.amount - held_now + projected.get(view.at, 0)
+        if amount > 0:
+            views.append(ExpiringView(view.at, amount))
+    return tuple(views)
 
 
 def org_view(uow: UnitOfWork, org: Org, *, summed_usage: bool = True) -> OrgView:
