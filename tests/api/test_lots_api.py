@@ -273,6 +273,30 @@ def test_what_expires_shows_before_and_after_the_instant_passes(
     assert by_id[world.student_ids[1]]["credits_expiring"] == []
 
 
+def test_a_charge_answers_what_expires_as_a_read_does_holds_left_out(
+    world: World, clock: FakeClock
+) -> None:
+    """A charge in an org of several lots works out the member's expiring credits from the
+    lots it chose from; a pending hold's part is left out, as a read leaves it out."""
+    now = clock.now()
+    soon, later = now + timedelta(days=2), now + timedelta(days=9)
+    _buy(world, "4", expires_at=soon)
+    _buy(world, "6", expires_at=later)
+    _allot(world, 0, "10")
+    member_path = f"/orgs/{world.org_id}/members/{world.student_ids[0]}"
+    hold = world.api.call(
+        "POST", f"{member_path}/holds", token=world.usage_key, json={"amount": "3"}
+    )
+    assert hold.status_code == 201, hold.text
+    charged = _charge(world, 0, "2")  # after the hold's 3 of the soonest lot: 1 of it, 1 later
+    assert charged["member"]["credits_expiring"] == [
+        {"at": _stamp(later), "amount": "5"},
+    ]
+    read = world.api.call("GET", member_path, token=world.owner).json()
+    assert read["credits_expiring"] == charged["member"]["credits_expiring"]
+    assert (read["credits_available"], read["credits_held"]) == ("5", "3")
+
+
 def test_a_childs_listed_balance_shows_what_expires(api: Api, clock: FakeClock) -> None:
     district = World.build(api, purchase="1")
     school = World.build(api, purchase="0.5", parent=district.org_id)
@@ -296,7 +320,8 @@ def test_an_org_whose_lots_never_expire_reads_no_expiry_figures(
     world: World, engine: Engine, clock: FakeClock
 ) -> None:
     """The figures cost nothing where nothing expires: no statement looks for expiring lots
-    in a charge, a balance or a member read; once a lot expires, the same calls do."""
+    in a charge, a balance or a member read; once a lot expires, the reads do (the charge
+    works its figures out from the wallet's lots it read to choose from)."""
 
     def calls() -> None:
         _charge(world, 0, "1")
@@ -312,7 +337,7 @@ def test_an_org_whose_lots_never_expire_reads_no_expiry_figures(
     _buy(world, "1", expires_at=clock.now() + timedelta(days=1), priority=0)
     with _statements(engine) as sent:
         calls()
-    assert len([sql for sql in sent if _looks_for_expiring(sql)]) == 3
+    assert len([sql for sql in sent if _looks_for_expiring(sql)]) == 2
 
 
 def _looks_for_expiring(sql: str) -> bool:

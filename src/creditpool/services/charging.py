@@ -180,7 +180,9 @@ def try_charge(
     wallet = Posting.charge_wallet(connection, org_id, wallet_id, amount)
     if wallet is None:
         return None
-    shares = lots.charge(connection, org_id, wallet_id, amount, found.sole_lot_id, uow.now)
+    shares, holdings = lots.charge(
+        connection, org_id, wallet_id, amount, found.sole_lot_id, uow.now
+    )
     transfer = {
         "org_id": org_id,
         "id": new_id("trf"),
@@ -235,10 +237,13 @@ def try_charge(
         groups=groups,
         access=(access, reason),
         period=(found.auto_period, found.period_ends_at),
-        # No query unless some lot of the org expires.
+        # No query unless some lot of the org expires, nor when the charge read the wallet's
+        # lots to choose from them.
         lapsing=lot_views.member_expiring(
             uow, lot_views.OrgExpiry(org_id, found.next_expiry_at), member_id, uow.now
-        ),
+        )
+        if holdings is None
+        else lot_views.expiring_in(holdings, uow.now),
     )
     result = UsageResult(transfer_view(transfer), member, 0)
     if found.webhook_events:  # no query at all unless some endpoint of the org wants events

@@ -452,8 +452,9 @@ def charge(
     amount: int,
     sole: str | None,
     now: datetime,
-) -> list[Share]:
-    """Take a charge's `amount` from the lots of a wallet already debited by it; the shares.
+) -> tuple[list[Share], list[Holding] | None]:
+    """Take a charge's `amount` from the lots of a wallet already debited by it; the shares,
+    and the wallet's holdings as the charge leaves them when they were read (None when not).
 
     With the org's sole lot named (read with the org), that is one conditional statement on
     one row. It cannot fail unless a second lot reached the wallet since the org was read;
@@ -463,11 +464,11 @@ def charge(
     if sole is not None:
         arguments = {"org": org_id, "account": wallet_id, "lot": sole, "amount": amount}
         if connection.execute(_DEBIT_SOLE, arguments).rowcount == 1:
-            return [(sole, amount)]
+            return [(sole, amount)], None
     holdings = load_holdings(connection, org_id, [wallet_id]).get(wallet_id, [])
     shares = take(holdings, amount, now)
     add_to_holdings(connection, org_id, {(wallet_id, lot): [-part, 0] for lot, part in shares})
-    return shares
+    return shares, holdings
 
 
 def hold(session: Session, org_id: str, wallet_id: str, amount: int, now: datetime) -> list[Share]:
