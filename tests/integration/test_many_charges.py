@@ -5,6 +5,7 @@ answer alike, charge for charge (refusals included), and end with the same books
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from creditpool.domain.amounts import credits
 from creditpool.domain.errors import CreditpoolError
 from creditpool.domain.policies import SettingsChange
 from creditpool.services import audit, groups, holds, members, reports
-from creditpool.services.credits import allocate_credits
+from creditpool.services.credits import allocate_credits, record_purchase
 from creditpool.services.many_charges import Charge, Charged, charge_many
 from creditpool.services.targets import Target
 from creditpool.services.transactions import run_write
@@ -39,7 +40,9 @@ CHARGES: list[tuple[int, str, dict[str, int] | None]] = [
 ]
 
 
-def _school(uow: UnitOfWork, *, auto: bool) -> tuple[str, list[str]]:
+def _school(
+    uow: UnitOfWork, *, auto: bool, expiring: datetime | None = None
+) -> tuple[str, list[str]]:
     settings = SettingsChange(
         rate_licensed=credits("1"),
         auto_enabled=auto or None,
@@ -47,6 +50,12 @@ def _school(uow: UnitOfWork, *, auto: bool) -> tuple[str, list[str]]:
         auto_max_per_member=credits("5") if auto else None,
     )
     org = make_org(uow, purchase="100", settings=settings)
+    if expiring is not None:
+        # Lots spent first, lapsing two days apart: member 0 gets 3 of the first, member 1
+        # the last 1 of it and 2 of the second (its hold keeps that 1 till the hold expires).
+        record_purchase(uow, org.id, credits("4"), actor=OPERATOR, expires_at=expiring, priority=10)
+        later = expiring + timedelta(days=2)
+        record_purchase(uow, org.id, credits("6"), actor=OPERATOR, expires_at=later, priority=20)
     people = [member.id for member in add_members(uow, org.id, 4)]
     allocate_credits(uow, org.id, Target.members(people[:3]), credits("3"), actor=OPERATOR)
     members.remove_member(uow, org.id, people[2], actor=OPERATOR)
@@ -77,13 +86,22 @@ def _seen(outcome: Any) -> Any:
     return (outcome.transfer.amount, outcome.transfer.metrics, outcome.auto_allocated, member)
 
 
-@pytest.mark.parametrize("auto", [False, True], ids=["manual", "automatic allocation"])
+@pytest.mark.parametrize(
+    ("auto", "lots"),
+    [(False, False), (True, False), (False, True)],
+    ids=["manual", "automatic allocation", "lots that expire"],
+)
 def test_charged_together_answers_and_books_as_one_by_one(
-    uow: UnitOfWork, clock: FakeClock, auto: bool
+    uow: UnitOfWork, clock: FakeClock, auto: bool, lots: bool
 ) -> None:
-    together, people_a = _school(uow, auto=auto)
-    alone, people_b = _school(uow, auto=auto)
+    expiring = clock.now() + timedelta(days=3) if lots else None
+    together, people_a = _school(uow, auto=auto, expiring=expiring)
+    alone, people_b = _school(uow, auto=auto, expiring=expiring)
     clock.advance(minutes=5)
+    if lots:
+        # The worker's pass lets member 1's expired hold go: until then a single charge
+        # spends around the lot it kept, where a batch lets it go first.
+        holds.expire_holds(uow)
 
     outcomes = run_write(
         uow, lambda: charge_many(uow, together, _charges(people_a), with_members=True)
@@ -105,6 +123,20 @@ def test_charged_together_answers_and_books_as_one_by_one(
     assert codes.count("charged") == (8 if auto else 5)  # auto tops members 0, 1 and 3 up
     assert {"not_found", "member_removed"} <= set(codes)
     assert ("insufficient_credits" in codes) is not auto
+    if expiring is not None:  # what each charge left lapsing soon, member 0's and 1's
+        first, second = expiring, expiring + timedelta(days=2)
+        soon = [
+            [(view.at, view.amount) for view in outcome.member.credits_expiring]
+            for outcome in outcomes
+            if isinstance(outcome, Charged) and outcome.member is not None
+        ]
+        # Member 0: 3 of the first lot, less 1; member 1: the 1 of the first lot that its
+        # expired hold let go is spent first.
+        assert soon[:3] == [
+            [(first, credits("2"))],
+            [(first, credits("0.5")), (second, credits("2"))],
+            [(first, credits("0.5"))],
+        ]
     for a, b in zip(people_a[:4], people_b[:4], strict=True):
         after_a, after_b = members.get_member(uow, together, a), members.get_member(uow, alone, b)
         assert _seen(Charged(transfer, after_a)) == _seen(Charged(transfer, after_b))

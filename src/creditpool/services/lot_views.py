@@ -22,7 +22,7 @@ from creditpool.domain.model import AccountKind
 from creditpool.services import metering
 from creditpool.services.ledger import wallet_account
 from creditpool.services.lookups import load_org
-from creditpool.services.lots import CHUNK, WALLET_PREFIX, Holding, load_holdings
+from creditpool.services.lots import CHUNK, WALLET_PREFIX, Holding, Share, load_holdings
 from creditpool.storage.bulk import among
 from creditpool.storage.schema import Lot, LotBalance, Org
 from creditpool.storage.unit_of_work import UnitOfWork
@@ -245,9 +245,15 @@ def expiring_in(holdings: Sequence[Holding], at: datetime) -> tuple[ExpiringView
 
 
 def members_expiring(
-    uow: UnitOfWork, org: ExpiringOrg, member_ids: Sequence[str], at: datetime
+    uow: UnitOfWork,
+    org: ExpiringOrg,
+    member_ids: Sequence[str],
+    at: datetime,
+    *,
+    listed: int | None = EXPIRING_LISTED,
 ) -> dict[str, tuple[ExpiringView, ...]]:
-    """`member_expiring` of several members of one org, in one query per chunk."""
+    """`member_expiring` of several members of one org, in one query per chunk; every
+    instant with `listed` None."""
     found: dict[str, tuple[ExpiringView, ...]] = {member_id: () for member_id in member_ids}
     if org.next_expiry_at is None:
         return found
@@ -255,17 +261,51 @@ def members_expiring(
     for start in range(0, len(wallets), CHUNK):
         part = wallets[start : start + CHUNK]
         chosen = (LotBalance.org_id == org.id) & among(uow.session, LotBalance.account_id, part)
-        for wallet, views in _listed(uow, LotBalance.account_id, chosen, at).items():
+        for wallet, views in _listed(uow, LotBalance.account_id, chosen, at, listed).items():
             found[wallet.removeprefix(WALLET_PREFIX)] = views
     return found
 
 
+def expiring_after_each(
+    uow: UnitOfWork, org: ExpiringOrg, charges: Sequence[tuple[str, Sequence[Share]]], at: datetime
+) -> list[tuple[ExpiringView, ...]]:
+    """What each charge of a batch (its member, and the shares it took, in the batch's order)
+    leaves expiring in its member's wallet: what the whole batch leaves, with the member's
+    later charges added back. No query for an org none of whose lots expires."""
+    if org.next_expiry_at is None:
+        return [() for _ in charges]
+    members = [member_id for member_id, _ in charges]
+    left = members_expiring(uow, org, members, at, listed=None)
+    running = {member: {view.at: view.amount for view in left[member]} for member in left}
+    lot_ids = sorted({lot_id for _, shares in charges for lot_id, _ in shares})
+    expiries: dict[str, datetime] = {
+        lot_id: expires_at
+        for lot_id, expires_at in uow.session.execute(
+            select(Lot.id, Lot.expires_at).where(
+                Lot.org_id == org.id, among(uow.session, Lot.id, lot_ids), Lot.expires_at > at
+            )
+        ).tuples()
+        if expires_at is not None
+    }
+    after: list[tuple[ExpiringView, ...]] = []
+    for member_id, shares in reversed(charges):
+        by_instant = running[member_id]
+        soonest = sorted(instant for instant, amount in by_instant.items() if amount > 0)
+        after.append(tuple(ExpiringView(t, by_instant[t]) for t in soonest[:EXPIRING_LISTED]))
+        for lot_id, part in shares:
+            if lot_id in expiries:
+                instant = expiries[lot_id]
+                by_instant[instant] = by_instant.get(instant, 0) + part
+    after.reverse()
+    return after
+
+
 def _listed(
-    uow: UnitOfWork, key: Any, chosen: Any, at: datetime
+    uow: UnitOfWork, key: Any, chosen: Any, at: datetime, listed: int | None = EXPIRING_LISTED
 ) -> dict[str, tuple[ExpiringView, ...]]:
     """What lots that expire after `at` hold, summed by `key` (an org or an account) and
-    instant; the first EXPIRING_LISTED instants of each key. What pending holds keep is left
-    out: it lapses when its hold ends, if the hold does not spend it."""
+    instant; the first `listed` instants of each key (None: all). What pending holds keep is
+    left out: it lapses when its hold ends, if the hold does not spend it."""
     query = (
         select(key, Lot.expires_at, func.sum(LotBalance.amount - LotBalance.held))
         .join(LotBalance, (LotBalance.org_id == Lot.org_id) & (LotBalance.lot_id == Lot.id))
@@ -273,11 +313,11 @@ def _listed(
         .group_by(key, Lot.expires_at)
         .order_by(key, Lot.expires_at)
     )
-    listed: dict[str, list[ExpiringView]] = defaultdict(list)
+    found: dict[str, list[ExpiringView]] = defaultdict(list)
     for owner, instant, amount in uow.session.execute(query).tuples():
-        if len(listed[owner]) < EXPIRING_LISTED:
-            listed[owner].append(ExpiringView(instant, int(amount)))
-    return {owner: tuple(views) for owner, views in listed.items()}
+        if listed is None or len(found[owner]) < listed:
+            found[owner].append(ExpiringView(instant, int(amount)))
+    return {owner: tuple(views) for owner, views in found.items()}
 
 
 def pools_by_lot(uow: UnitOfWork, orgs: Sequence[ExpiringOrg]) -> dict[str, tuple[PoolLot, ...]]:

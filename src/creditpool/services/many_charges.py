@@ -288,17 +288,20 @@ def charge_many(
     if rows:
         Posting.debit_wallets(connection, org_id, debits)
         lots.trace(uow.session, org_id, rows, uow.now)  # which lots pay, in spending order
-        # What of each wallet expires when, as the batch leaves it (no query unless some lot
-        # of the org expires).
-        lapsing = lot_views.members_expiring(
-            uow,
-            lot_views.OrgExpiry(org_id, org.next_expiry_at),
-            [view.id for _, _, view in made if view is not None],
-            uow.now,
+        # What of each wallet expires when, as each charge leaves it (no query unless some
+        # lot of the org expires).
+        shown = [(row, view) for _, row, view in made if view is not None]
+        lapsing = iter(
+            lot_views.expiring_after_each(
+                uow,
+                lot_views.OrgExpiry(org_id, org.next_expiry_at),
+                [(view.id, lots.shares_of(row["lots"])) for row, view in shown],
+                uow.now,
+            )
         )
         for index, row, view in made:
             if view is not None:
-                view = replace(view, credits_expiring=lapsing[view.id])
+                view = replace(view, credits_expiring=next(lapsing))
             outcomes[index] = Charged(transfer_view(row), view)
         insert_rows(connection, _transfers, rows)
         note_transfers(uow.session, (row["kind"] for row in rows))
