@@ -225,6 +225,7 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
     rows: list[Row] = []
     t = pgbench_tps(url, 8, seconds=SECONDS)
     rows.append(Row("T: pgbench TPC-B-like, 8 clients", t, "tx/s"))
+    memory.during("hello world")
     with hello_server(WORKERS, folder / "hello.log") as hello:
         memory.watch(hello)
         h_async = run_wrk(hello.url, folder, "hello-async", get_lua("/async"), seconds=SECONDS)
@@ -240,6 +241,7 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
     org = vendor.school.org_id
     run = secrets.token_hex(4)
     key, owner = bearer(vendor.key), bearer(vendor.owner_token)
+    memory.during("single requests")
     with creditpool_server(url, WORKERS, folder / "serve-pg.log") as served:
         memory.watch(served)
         single = run_wrk(
@@ -372,9 +374,10 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
                 slower <= 0.1 and huge_balance.clean,
             )
         )
-        rows += allotments(url, served.url, folder, vendor, run)
+        rows += allotments(url, served.url, folder, vendor, run, memory)
         for members in (10_000, BIG):
             school = open_vendor(url, members, f"class of {members}", allot="0").school
+            memory.during(f"class page, {members:,} members")
             page = measure_class_page(served.url, school)
             rows += page_rows(page, members)
     clean = audit(url)
@@ -382,12 +385,15 @@ def measure_postgres(url: str, folder: Path, memory: ResidentMemory) -> list[Row
     return rows
 
 
-def allotments(database: str, base: str, folder: Path, vendor: Vendor, run: str) -> list[Row]:
+def allotments(
+    database: str, base: str, folder: Path, vendor: Vendor, run: str, memory: ResidentMemory
+) -> list[Row]:
     """One allotment to 10,000 and to BIG members, while single allocations go on."""
     rows: list[Row] = []
     seconds: dict[int, float] = {}
     for members in (10_000, BIG):
         school = open_vendor(database, members, f"allot {members}", allot="0", spare="10")
+        memory.during(f"allotment to {members:,} members")
         with ThreadPoolExecutor(max_workers=1) as background:
             # The single allocations run from before the allotment starts to after it ends
             # (10 s more than the run): their tail is the allotment's effect on everyone else.
@@ -467,6 +473,7 @@ def measure_sqlite(folder: Path, memory: ResidentMemory) -> list[Row]:
     url = f"sqlite:///{folder / 'bench.db'}"
     upgrade(url)
     vendor = open_vendor(url, SMALL, "vendor", allot="1000")
+    memory.during("SQLite usage charges")
     with creditpool_server(url, 1, folder / "serve-sqlite.log") as served:
         memory.watch(served)
         load = run_wrk(
@@ -521,7 +528,7 @@ def main() -> None:
     memory.stop()
     rows.append(
         Row(
-            "largest resident memory of one process",
+            f"largest resident memory of one process ({memory.peak_phase})",
             memory.peak_mib,
             "MiB",
             must="<= 250 MB",

@@ -130,7 +130,14 @@ class ResidentMemory(threading.Thread):
         super().__init__(daemon=True)
         self.groups: set[int] = set()
         self.peak_mib = 0.0
+        # What was running when the peak was sampled (set by `during`).
+        self.phase = ""
+        self.peak_phase = ""
         self._stopping = threading.Event()
+
+    def during(self, phase: str) -> None:
+        """Name what runs from now on, to say which scenario the peak came in."""
+        self.phase = phase
 
     def watch(self, served: Served) -> None:
         """Sample this server's processes too."""
@@ -140,7 +147,9 @@ class ResidentMemory(threading.Thread):
         while not self._stopping.wait(0.5):
             for group in list(self.groups):
                 for pid in _group_members(group):
-                    self.peak_mib = max(self.peak_mib, _rss_kib(pid) / 1024)
+                    resident = _rss_kib(pid) / 1024
+                    if resident > self.peak_mib:
+                        self.peak_mib, self.peak_phase = resident, self.phase
 
     def stop(self) -> None:
         """Stop sampling."""
