@@ -674,9 +674,9 @@ class OrgModel:
         )
 
     def expiring(self) -> list[tuple[datetime, int]]:
-        """What a balance lists as expiring: at each of the next five instants at which the
-        pool or a wallet holds lots that expire (unheld), what the burn leaves of them in the
-        pool then and all the wallets hold of them; an instant with nothing left is left out."""
+        """What a balance lists as expiring: at each instant to come at which the pool or a
+        wallet holds lots that expire (unheld), what the burn leaves of them in the pool then
+        and all the wallets hold of them; the first five instants with something left."""
         read = self.as_read()
         ahead = sorted(
             {lot.expires_at for lot in read.lots.values() if lot.expires_at and not lot.posted}
@@ -690,7 +690,7 @@ class OrgModel:
                 for lot in read.lots.values()
                 if lot.expires_at == instant
             )
-        ][:5]
+        ]
         rate, since, left = read.rate(), read.since, dict(read.pool_lots)
         found = []
         for instant in ahead:  # the burn is split at every expiry to come, as posting is
@@ -703,7 +703,7 @@ class OrgModel:
                     amount += left.pop(lot.id, 0) + self.unheld_in_wallets(lot.id)
             if instant in listed and amount > 0:
                 found.append((instant, amount))
-        return found
+        return found[:5]
 
     def credits_expiring(self, member_id: str) -> list[tuple[datetime, int]]:
         """What the member's wallet holds, unheld, of lots still to expire, by instant (the

@@ -104,5 +104,26 @@ def test_what_expires_is_what_the_burn_leaves_in_the_pool_and_all_the_wallets_ho
     clock.advance(days=5)
     periods.settle_due(uow, org.id)  # posts the expiry, as the first write would
     after = reports.get_balance(uow, org.id)
-    # 23 bought, 1 allotted, 5 days burnt (3 of the expiring lot, then 2 of the other).
+    # 23 bought, 1 allotted (of the expiring lot), 5 days burnt (the 2 left of the expiring
+    # lot, then 3 of the other).
     assert (after.expired, after.available, after.allocated) == (credits("1"), credits("17"), 0)
+
+
+def test_an_instant_the_burn_empties_first_makes_room_for_a_later_one(
+    uow: UnitOfWork, clock: FakeClock
+) -> None:
+    org = make_org(uow, settings=A_DAY)
+    day = [clock.now() + timedelta(days=number) for number in range(9)]
+    # Spent first, and burnt by day 1: nothing of it is left to lapse on day 3.
+    record_purchase(uow, org.id, credits("1"), actor=OPERATOR, expires_at=day[3], priority=0)
+    for number in range(4, 9):
+        record_purchase(uow, org.id, credits("10"), actor=OPERATOR, expires_at=day[number])
+    listed = [(soon.at, soon.amount) for soon in reports.get_balance(uow, org.id).expiring]
+    # Five instants still: the burn takes 3 of the day-4 lot, then 1 of each later one.
+    assert listed == [
+        (day[4], credits("7")),
+        (day[5], credits("9")),
+        (day[6], credits("9")),
+        (day[7], credits("9")),
+        (day[8], credits("9")),
+    ]

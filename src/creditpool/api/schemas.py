@@ -771,8 +771,9 @@ class Member(BaseModel):
     access: bool
     joined_at: datetime
     credits_expiring: list[Expiring] = Field(
-        description="What the wallet holds of lots that expire, by instant, soonest first "
-        "(at most five instants); empty when none of its credits expire."
+        description="What the wallet holds of lots that expire, less what pending holds keep, "
+        "by instant, soonest first (at most five instants); empty when none of its credits "
+        "expire."
     )
 
     @classmethod

@@ -127,7 +127,8 @@ class Balance(Model):
     burn_rate_per_day: Decimal
     depletes_at: AwareDatetime | None
     # Lots (version 1.2 servers): what lapsed so far, and the next five instants at which
-    # lots lapse with what the pool and the wallets hold of them.
+    # lots lapse with what lapses then (the wallets' unheld credits of those lots, and what
+    # the seat burn until then leaves of them in the pool).
     expired: Decimal | None = None
     expiring: list[Expiring] = Field(default_factory=list)
 

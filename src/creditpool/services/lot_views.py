@@ -204,9 +204,10 @@ class OrgExpiry:
 
 
 def expiring(uow: UnitOfWork, org: ExpiringOrg, at: datetime) -> tuple[ExpiringView, ...]:
-    """Return the next expiry instants after `at` (at most EXPIRING_LISTED), each with what
-    the pool and the wallets hold of the lots that lapse then. No query for an org none of
-    whose lots expires."""
+    """Return every expiry instant after `at` at which the pool or a wallet holds something,
+    each with what they hold of the lots that lapse then (views.balance_from takes off what
+    the burn will spend first, and keeps the first EXPIRING_LISTED). No query for an org
+    none of whose lots expires."""
     if org.next_expiry_at is None:
         return ()
     return orgs_expiring(uow, [org], at)[org.id]
@@ -220,7 +221,8 @@ def orgs_expiring(
     ids = sorted(org.id for org in orgs if org.next_expiry_at is not None)
     for start in range(0, len(ids), CHUNK):
         part = ids[start : start + CHUNK]
-        found.update(_listed(uow, Lot.org_id, among(uow.session, Lot.org_id, part), at))
+        chosen = among(uow.session, Lot.org_id, part)
+        found.update(_listed(uow, Lot.org_id, chosen, at, listed=None))
     return found
 
 
@@ -275,6 +277,9 @@ def expiring_after_each(
     if org.next_expiry_at is None:
         return [() for _ in charges]
     members = [member_id for member_id, _ in charges]
+    if len(set(members)) == len(members):  # one charge each: what the batch leaves
+        once = members_expiring(uow, org, members, at)
+        return [once[member_id] for member_id in members]
     left = members_expiring(uow, org, members, at, listed=None)
     running = {member: {view.at: view.amount for view in left[member]} for member in left}
     lot_ids = sorted({lot_id for _, shares in charges for lot_id, _ in shares})

@@ -29,6 +29,7 @@ from creditpool.services import metering
 from creditpool.services.family_rollup import OwnFigures, RollupView, rollup_of
 from creditpool.services.ledger import CHUNK, WALLET_PREFIX, balances
 from creditpool.services.lot_views import (
+    EXPIRING_LISTED,
     ExpiringView,
     expiring,
     members_expiring,
@@ -260,7 +261,7 @@ def balance_from(
         burn_rate_per_day=arithmetic.daily_rate(rate),
         depletes_at=depletes_at,
         expired=accounts[AccountKind.EXPIRED] + lapsed,
-        expiring=tuple(lapsing),
+        expiring=tuple(lapsing)[:EXPIRING_LISTED],
     )
 
 
@@ -275,8 +276,8 @@ def _less_the_burn(
     projected = dict(lapses)
     views = []
     for view in lapsing:
-        held_now = sum(lot.amount for lot in pool_lots if lot.expires_at == view.at)
-        amount = view.amount - held_now + projected.get(view.at, 0)
+        in_pool_now = sum(lot.amount for lot in pool_lots if lot.expires_at == view.at)
+        amount = view.amount - in_pool_now + projected.get(view.at, 0)
         if amount > 0:
             views.append(ExpiringView(view.at, amount))
     return tuple(views)
