@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from creditpool.domain.amounts import format_credits
 from creditpool.domain.model import MemberStatus, Role
-from creditpool.services import event_bodies, events, mail
+from creditpool.services import event_bodies, events, lookups, mail
 from creditpool.services.transactions import run_write
 from creditpool.services.views import BalanceView, balance_view
 from creditpool.storage.schema import Member, Org, User, table_of
@@ -128,40 +128,27 @@ def _governors(uow: UnitOfWork, org_id: str) -> list[str]:
 def sweep(uow: UnitOfWork) -> int:
     """Check every watched org whose pool burns with time, SWEEP_BATCH at a time by id; return
     how many crossings were announced or cleared."""
-    changed, after = 0, ""
-    while True:
-        with uow:
-            candidates = list(
-                uow.session.scalars(
-                    select(_orgs.c.id)
-                    .where(
-                        _orgs.c.id > after,
-                        or_(
-                            _orgs.c.alert_low_balance.is_not(None),
-                            _orgs.c.alert_days_left.is_not(None),
-                            _orgs.c.webhook_events.like("%credits.low%"),
-                            _orgs.c.webhook_events.like("%credits.depleted%"),
-                        ),
-                        # Only a burning pool changes with time; writes check the others.
-                        _orgs.c.paused.is_(False),
-                        _orgs.c.licensed_seats * _orgs.c.rate_licensed
-                        + _orgs.c.unlicensed_seats * _orgs.c.rate_unlicensed
-                        + _orgs.c.external_seats * _orgs.c.rate_external
-                        > 0,
-                    )
-                    .order_by(_orgs.c.id)
-                    .limit(SWEEP_BATCH)
-                )
-            )
-        # Read first: only an org whose state crossed since opens a write.
-        changed += sum(
-            run_write(uow, partial(_check_one, uow, org_id))
-            for org_id in candidates
-            if _crossed(uow, org_id)
-        )
-        if len(candidates) < SWEEP_BATCH:
-            return changed
-        after = candidates[-1]
+    watched = or_(
+        _orgs.c.alert_low_balance.is_not(None),
+        _orgs.c.alert_days_left.is_not(None),
+        _orgs.c.webhook_events.like("%credits.low%"),
+        _orgs.c.webhook_events.like("%credits.depleted%"),
+    )
+    # Only a burning pool changes with time; writes check the others.
+    burning = _orgs.c.paused.is_(False) & (
+        _orgs.c.licensed_seats * _orgs.c.rate_licensed
+        + _orgs.c.unlicensed_seats * _orgs.c.rate_unlicensed
+        + _orgs.c.external_seats * _orgs.c.rate_external
+        > 0
+    )
+    candidates = lookups.orgs_in_batches(uow, lambda _: watched & burning, SWEEP_BATCH)
+    # Read first: only an org whose state crossed since opens a write.
+    return sum(
+        run_write(uow, partial(_check_one, uow, org_id))
+        for batch in candidates
+        for org_id in batch
+        if _crossed(uow, org_id)
+    )
 
 
 def _crossed(uow: UnitOfWork, org_id: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -98,3 +98,27 @@ def load_active_members(uow: UnitOfWork, org_id: str, member_ids: Sequence[str])
     if missing:
         raise NotFound(f"no active member {missing[0]} in this org")
     return [found[member_id] for member_id in wanted]
+
+
+def orgs_in_batches(
+    uow: UnitOfWork, where: Callable[[datetime], ColumnElement[bool]], size: int
+) -> Iterator[list[str]]:
+    """Yield the ids of the orgs matching `where(now)`, `size` at a time in id order, each
+    batch found in a read of its own (the worker's sweeps then write each org in a
+    transaction of its own)."""
+    after = ""
+    while True:
+        with uow:
+            batch = list(
+                uow.session.scalars(
+                    select(Org.id)
+                    .where(Org.id > after, where(uow.now))
+                    .order_by(Org.id)
+                    .limit(size)
+                )
+            )
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        after = batch[-1]

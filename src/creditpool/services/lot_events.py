@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session
 
 from creditpool.domain.model import AccountKind
-from creditpool.services import event_bodies, events, lot_views
+from creditpool.services import event_bodies, events, lookups, lot_views
 from creditpool.services.lots import Share
 from creditpool.services.transactions import run_write
 from creditpool.services.views import balance_view
@@ -71,26 +71,16 @@ def announce_expired(
 def warn_expiring(uow: UnitOfWork) -> int:
     """Announce every lot whose expiry comes within WARNING, org by org (SWEEP_BATCH orgs per
     read, each org in a transaction of its own); return how many lots. For the worker."""
-    warned, after = 0, ""
-    while True:
-        with uow:
-            due = list(
-                uow.session.scalars(
-                    select(Org.id)
-                    .where(
-                        Org.id > after,
-                        Org.next_expiry_at <= uow.now + WARNING,
-                        Org.webhook_events.like(f"%{events.CREDITS_EXPIRING}%"),
-                        exists().where(Lot.org_id == Org.id, _unannounced(uow.now), _holding()),
-                    )
-                    .order_by(Org.id)
-                    .limit(SWEEP_BATCH)
-                )
-            )
-        warned += sum(run_write(uow, partial(_warn_org, uow, org_id)) for org_id in due)
-        if len(due) < SWEEP_BATCH:
-            return warned
-        after = due[-1]
+    due = lookups.orgs_in_batches(
+        uow,
+        lambda now: (
+            (Org.next_expiry_at <= now + WARNING)
+            & Org.webhook_events.like(f"%{events.CREDITS_EXPIRING}%")
+            & exists().where(Lot.org_id == Org.id, _unannounced(now), _holding())
+        ),
+        SWEEP_BATCH,
+    )
+    return sum(run_write(uow, partial(_warn_org, uow, org_id)) for batch in due for org_id in batch)
 
 
 def _unannounced(now: datetime) -> ColumnElement[bool]:

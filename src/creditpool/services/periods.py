@@ -42,7 +42,7 @@ from sqlalchemy import inspect, or_, select
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import AccountKind, MemberStatus, Period, TransferKind
 from creditpool.domain.periods import DEFAULT_TIMEZONE, period_bounds
-from creditpool.services import alerts, expiry, ledger, metering
+from creditpool.services import alerts, expiry, ledger, lookups, metering
 from creditpool.services.ledger import bulk_update, chunks, wallet_account
 from creditpool.services.transactions import run_write
 from creditpool.services.wallets import lock_expired_holds, lock_wallets, release_locked_holds
@@ -263,25 +263,13 @@ def sweep(uow: UnitOfWork) -> SweepReport:
     """Settle every org whose period boundary or lot expiry has passed, SWEEP_BATCH at a
     time by id, each in a transaction of its own. For the worker."""
     orgs = reclaimed = 0
-    after = ""
-    while True:
-        with uow:
-            due = list(
-                uow.session.scalars(
-                    select(Org.id)
-                    .where(
-                        Org.id > after,
-                        or_(Org.period_ends_at <= uow.now, Org.next_expiry_at <= uow.now),
-                    )
-                    .order_by(Org.id)
-                    .limit(SWEEP_BATCH)
-                )
-            )
-        for org_id in due:
+    due = lookups.orgs_in_batches(
+        uow, lambda now: or_(Org.period_ends_at <= now, Org.next_expiry_at <= now), SWEEP_BATCH
+    )
+    for batch in due:
+        for org_id in batch:
             settled = settle_due(uow, org_id)
             if settled is not None:
                 orgs += 1
                 reclaimed += settled.reclaimed
-        if len(due) < SWEEP_BATCH:
-            return SweepReport(orgs, reclaimed)
-        after = due[-1]
+    return SweepReport(orgs, reclaimed)
