@@ -11,7 +11,7 @@ from the batch's transfers (every student, a group), each as it stands at the re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from creditpool.domain.amounts import MAX_MICROS, format_credits
 from creditpool.domain.errors import InsufficientCredits, InvalidAmount, InvalidInput, NotReturnable
 from creditpool.domain.model import DEFAULT_PRIORITY, MAX_PRIORITY, AccountKind, TransferKind
+from creditpool.domain.periods import end_of_day
 from creditpool.domain.text import check_plain_text
 from creditpool.services import alerts, event_bodies, events, ledger, metering
 from creditpool.services.ledger import chunks, wallet_account
@@ -58,17 +59,23 @@ def record_purchase(
     idempotency_key: str | None = None,
     priority: int = DEFAULT_PRIORITY,
     expires_at: datetime | None = None,
+    last_day: date | None = None,
 ) -> TransferView:
     """Record credits bought by the org: purchases -> pool, as a new lot spent in the order
-    of its `priority` (0 to 100, lower first) and lapsing at `expires_at` (None: never)."""
+    of its `priority` (0 to 100, lower first) and lapsing at `expires_at`, or at the end of
+    `last_day` in the org's zone (credits usable "until 31 August" can be spent all that
+    day); neither: never."""
     check_amount(amount)
     check_reference(reference)
     if not 0 <= priority <= MAX_PRIORITY:
         raise InvalidInput(f"a priority is a whole number from 0 to {MAX_PRIORITY}")
+    if expires_at is not None and last_day is not None:
+        raise InvalidInput("a purchase lapses at expires_at or after last_day, not both")
 
     def apply() -> TransferView:
-        check_expiry(expires_at, uow.now)
         org = load_org(uow, org_id, lock=True)
+        lapses = expires_at if last_day is None else _end_of(last_day, org.timezone)
+        check_expiry(lapses, uow.now)
         return post_purchase(
             uow,
             org,
@@ -76,7 +83,7 @@ def record_purchase(
             reference=reference,
             actor=actor,
             priority=priority,
-            expires_at=expires_at,
+            expires_at=lapses,
         )
 
     return run_write(
@@ -86,7 +93,7 @@ def record_purchase(
         actor=actor,
         key=idempotency_key,
         operation="record_purchase",
-        arguments=_purchase_arguments(amount, reference, priority, expires_at),
+        arguments=_purchase_arguments(amount, reference, priority, expires_at, last_day),
         result_type=TransferView,
     )
 
@@ -109,8 +116,20 @@ def check_expiry(expires_at: datetime | None, now: datetime) -> None:
         raise InvalidInput("expires_at is too far ahead: at most 100 years")
 
 
+def _end_of(day: date, timezone: str) -> datetime:
+    """The instant a day of the zone ends; InvalidInput past the calendar."""
+    try:
+        return end_of_day(day, timezone)
+    except OverflowError:
+        raise InvalidInput("the last day is too far ahead: at most 100 years") from None
+
+
 def _purchase_arguments(
-    amount: int, reference: str | None, priority: int, expires_at: datetime | None
+    amount: int,
+    reference: str | None,
+    priority: int,
+    expires_at: datetime | None,
+    last_day: date | None = None,
 ) -> dict[str, Any]:
     """What a purchase's idempotency key stands for. A lot's terms are named only when not the
     default, so a key stored before lots existed still matches its retry."""
@@ -119,6 +138,8 @@ def _purchase_arguments(
         arguments["priority"] = priority
     if expires_at is not None:
         arguments["expires_at"] = expires_at.isoformat()
+    if last_day is not None:
+        arguments["last_day"] = last_day.isoformat()
     return arguments
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 
 from starlette.datastructures import FormData
 
 from creditpool.domain.amounts import parse_credits
 from creditpool.domain.errors import InvalidInput
 from creditpool.domain.model import DEFAULT_PRIORITY, MAX_PRIORITY, Period
-from creditpool.domain.periods import check_period, end_of_day
+from creditpool.domain.periods import check_period
 from creditpool.domain.text import check_clean_text
 from creditpool.services.users import MAX_PASSWORD_LENGTH
 
@@ -64,15 +64,14 @@ def period(form: FormData, name: str = "period") -> Period | None:
     return check_period(chosen or None)
 
 
-def last_day(form: FormData, name: str, timezone: str) -> datetime | None:
-    """Return the end of a date field's day in the zone (credits that lapse "after 31 August"
-    can be spent all that day); None when empty; InvalidInput for anything but a date."""
+def day(form: FormData, name: str) -> date | None:
+    """Return a date field's day; None when empty; InvalidInput for anything but a date."""
     value = text(form, name, required=False)
     if not value:
         return None
     try:
-        return end_of_day(date.fromisoformat(value), timezone)
-    except (ValueError, OverflowError):
+        return date.fromisoformat(value)
+    except ValueError:
         raise InvalidInput(f"the {name.replace('_', ' ')} is a date such as 2027-08-31") from None
 
 

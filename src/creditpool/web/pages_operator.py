@@ -133,7 +133,6 @@ async def purchase(request: Request, org: str, uow: PageUow, user: Operator) -> 
     """Credits bought by the org."""
     form = await request.form()
     try:
-        timezone = orgs.get_org(uow, org).settings.timezone  # a date ends in the org's zone
         bought = credit_service.record_purchase(
             uow,
             org,
@@ -141,7 +140,7 @@ async def purchase(request: Request, org: str, uow: PageUow, user: Operator) -> 
             reference=forms.text(form, "reference", required=False) or None,
             actor=f"user:{user.id}",
             priority=forms.priority(form),
-            expires_at=forms.last_day(form, "expires_after", timezone),
+            last_day=forms.day(form, "expires_after"),
         )
     except (InvalidInput, Conflict) as error:
         return console(request, uow, user, errors={org: error.detail}, status_code=status_of(error))
